@@ -1,0 +1,39 @@
+# Two commands on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# Read the reference data in place when this checkout sits beside it.
+SHARED_DATA := $(abspath ../shared/data)
+ifneq ($(wildcard $(SHARED_DATA)/ml-latest-small/ratings.csv),)
+export LATENTFACTORS_DATA ?= $(SHARED_DATA)
+endif
+
+.PHONY: demo test lint notebooks bench clean
+
+$(VENV)/.stamp-base: setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.stamp-test: setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[test,notebooks,lint]"
+	touch $@ $(VENV)/.stamp-base
+
+demo: $(VENV)/.stamp-base
+	$(PY) -m latentfactors demo
+
+test: $(VENV)/.stamp-test
+	$(PY) -m pytest
+
+lint: $(VENV)/.stamp-test
+	$(VENV)/bin/ruff check latentfactors tests benchmarks
+	$(VENV)/bin/ruff format --check latentfactors tests benchmarks
+
+bench: $(VENV)/.stamp-base
+	$(PY) benchmarks/accuracy.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

@@ -1,0 +1,35 @@
+"""latentfactors: latent-factor recommenders for explicit ratings, in NumPy and Numba.
+
+>>> from latentfactors import BiasedMF, load_movielens, random_split
+>>> ratings = load_movielens("ml-latest-small")
+>>> train, valid, test = random_split(ratings, random_state=0)
+>>> model = BiasedMF(random_state=0).fit(train, valid=valid)
+>>> model.evaluate(test)["rmse"]  # doctest: +SKIP
+"""
+
+__version__ = "0.1.0"
+
+from latentfactors.data import (  # noqa: E402
+    IdIndex,
+    kfold,
+    load_movielens,
+    load_movielens_items,
+    load_ratings,
+    make_synthetic_ratings,
+    random_split,
+    temporal_split,
+    user_holdout_split,
+)
+
+__all__ = [
+    "__version__",
+    "IdIndex",
+    "kfold",
+    "load_movielens",
+    "load_movielens_items",
+    "load_ratings",
+    "make_synthetic_ratings",
+    "random_split",
+    "temporal_split",
+    "user_holdout_split",
+]

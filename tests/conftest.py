@@ -1,0 +1,37 @@
+"""Shared fixtures. Real-data tests read ../shared/data in place and skip without it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _shared_data() -> Path | None:
+    for candidate in (os.environ.get("LATENTFACTORS_DATA"), REPO.parent / "shared" / "data"):
+        if candidate and (Path(candidate) / "ml-latest-small-2016" / "ratings.csv").exists():
+            return Path(candidate)
+    return None
+
+
+SHARED_DATA = _shared_data()
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The folder with the reference MovieLens copies, or skip the test."""
+    if SHARED_DATA is None:
+        pytest.skip(
+            "reference data not found: set LATENTFACTORS_DATA or place it at ../shared/data"
+        )
+    return SHARED_DATA
+
+
+def dataset_dir(shared: Path, name: str) -> Path:
+    path = shared / name
+    if not path.is_dir():
+        pytest.skip(f"{name} is not in {shared}")
+    return path
