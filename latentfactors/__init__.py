@@ -20,9 +20,21 @@ from latentfactors.data import (  # noqa: E402
     temporal_split,
     user_holdout_split,
 )
+from latentfactors.models import (  # noqa: E402
+    BiasedMF,
+    DivergenceError,
+    ModelFileError,
+    NotFittedError,
+    load_model,
+)
 
 __all__ = [
     "__version__",
+    "BiasedMF",
+    "DivergenceError",
+    "ModelFileError",
+    "NotFittedError",
+    "load_model",
     "IdIndex",
     "kfold",
     "load_movielens",

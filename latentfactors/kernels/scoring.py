@@ -1,0 +1,64 @@
+"""Batched prediction for biased matrix factorisation."""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from latentfactors.kernels._config import JIT, PARALLEL_JIT
+
+
+@numba.njit(**JIT)
+def _predict_one(u, i, P, Q, bu, bi, mu, lo, hi):
+    # Unknown ids (code -1) contribute nothing: no bias, no interaction.
+    s = mu
+    if u >= 0:
+        s += bu[u]
+    if i >= 0:
+        s += bi[i]
+    if u >= 0 and i >= 0:
+        dot = 0.0
+        for f in range(P.shape[1]):
+            dot += P[u, f] * Q[i, f]
+        s += dot
+    return min(max(s, lo), hi)
+
+
+@numba.njit(**JIT)
+def _predict_serial(users, items, P, Q, bu, bi, mu, lo, hi, out):
+    for k in range(len(users)):
+        out[k] = _predict_one(users[k], items[k], P, Q, bu, bi, mu, lo, hi)
+
+
+@numba.njit(**PARALLEL_JIT)
+def _predict_parallel(users, items, P, Q, bu, bi, mu, lo, hi, out):
+    """Predictions for pairs of codes (``-1`` = unknown), clipped to ``[lo, hi]``.
+
+    Each output depends only on its own pair, so threads cannot change results.
+    """
+    for k in numba.prange(len(users)):
+        out[k] = _predict_one(users[k], items[k], P, Q, bu, bi, mu, lo, hi)
+
+
+# Below this many pairs, the thread start-up costs more than it saves.
+PARALLEL_PREDICT_MIN = 200_000
+
+
+def predict_pairs(users, items, P, Q, bu, bi, mu, lo, hi, n_threads):
+    """Dispatch to the serial or the parallel kernel; returns float64 predictions."""
+    out = np.empty(len(users), dtype=np.float64)
+    if n_threads > 1 and len(users) >= PARALLEL_PREDICT_MIN:
+        with_threads(n_threads, _predict_parallel, users, items, P, Q, bu, bi, mu, lo, hi, out)
+    else:
+        _predict_serial(users, items, P, Q, bu, bi, mu, lo, hi, out)
+    return out
+
+
+def with_threads(n_threads, kernel, *args):
+    """Run a parallel kernel on ``n_threads`` threads, then restore the previous count."""
+    previous = numba.get_num_threads()
+    numba.set_num_threads(n_threads)
+    try:
+        return kernel(*args)
+    finally:
+        numba.set_num_threads(previous)

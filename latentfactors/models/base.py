@@ -1,0 +1,565 @@
+"""What every model shares: hyperparameters, input checks, the epoch loop, save/load.
+
+A model subclass supplies four things:
+
+* ``_init_state(rng, n_users, n_items)``: the initial parameter arrays;
+* ``_setup(data, rng)``: whatever its optimizer needs for a fit;
+* ``_epoch(ctx, epoch, rng)``: run ONE jitted epoch, return the sum of squared errors;
+* ``_predict_codes(users, items)``: predictions for dense codes (``-1`` = unknown).
+
+The epoch loop, early stopping, history, progress, divergence checks and
+serialisation live here, in Python, around those calls.
+"""
+
+from __future__ import annotations
+
+import inspect
+import io
+import json
+import math
+import numbers
+import os
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from latentfactors.data.ratings import IdIndex
+from latentfactors.kernels._config import resolve_threads
+from latentfactors.metrics import error_metrics
+
+FORMAT_NAME = "latentfactors-model"
+FORMAT_VERSION = 1
+
+
+class DivergenceError(FloatingPointError):
+    """Training produced NaN or infinite values: the learning rate is too large."""
+
+
+class NotFittedError(ValueError, AttributeError):
+    """The model is used before :meth:`fit`."""
+
+
+class ModelFileError(ValueError):
+    """A file is not a model saved by this library, or it is damaged."""
+
+
+# ---------------------------------------------------------------- hyperparameters
+
+
+def _is_int(x) -> bool:
+    return isinstance(x, numbers.Integral) and not isinstance(x, bool)
+
+
+def _is_real(x) -> bool:
+    return isinstance(x, numbers.Real) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def check_int(name, value, low, high=None):
+    if not _is_int(value) or value < low or (high is not None and value > high):
+        upper = f" and <= {high}" if high is not None else ""
+        raise ValueError(f"{name} must be an integer >= {low}{upper}, got {value!r}")
+
+
+def check_real(name, value, low=None, high=None, *, low_open=False, high_open=False):
+    ok = _is_real(value)
+    if ok and low is not None:
+        ok = value > low if low_open else value >= low
+    if ok and high is not None:
+        ok = value < high if high_open else value <= high
+    if not ok:
+        lo = "" if low is None else (f"> {low}" if low_open else f">= {low}")
+        hi = "" if high is None else (f"< {high}" if high_open else f"<= {high}")
+        rng = " and ".join(p for p in (lo, hi) if p)
+        raise ValueError(f"{name} must be a finite number {rng}, got {value!r}")
+
+
+def check_choice(name, value, choices):
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {sorted(choices)}, got {value!r}")
+
+
+def check_bool(name, value):
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name} must be True or False, got {value!r}")
+
+
+# ---------------------------------------------------------------- input data
+
+
+@dataclass
+class TrainData:
+    """Encoded training ratings: int32 codes, float32 ratings, and their id maps."""
+
+    users: np.ndarray
+    items: np.ndarray
+    ratings: np.ndarray
+    user_index: IdIndex
+    item_index: IdIndex
+
+
+def _columns(data, *, need_rating: bool, what: str):
+    """Raw ``(users, items, ratings)`` arrays from a frame or a tuple, without copying."""
+    if isinstance(data, pd.DataFrame):
+        needed = ["user", "item"] + (["rating"] if need_rating else [])
+        missing = [c for c in needed if c not in data.columns]
+        if missing:
+            raise ValueError(
+                f"{what} is missing column(s) {missing}; found {list(data.columns)}. Rename "
+                "them, or read the data with latentfactors.load_ratings(..., columns=...)"
+            )
+        users = data["user"].to_numpy()
+        items = data["item"].to_numpy()
+        ratings = data["rating"].to_numpy() if need_rating else None
+    elif isinstance(data, (tuple, list)):
+        n_expected = 3 if need_rating else 2
+        if len(data) != n_expected:
+            names = "(users, items, ratings)" if need_rating else "(users, items)"
+            raise ValueError(f"{what} must be a tuple of {n_expected} arrays {names}")
+        users = np.asarray(data[0])
+        items = np.asarray(data[1])
+        ratings = np.asarray(data[2]) if need_rating else None
+    else:
+        raise TypeError(
+            f"{what} must be a pandas.DataFrame with user/item/rating columns or a tuple of "
+            f"arrays, got {type(data).__name__}"
+        )
+    arrays = [users, items] + ([ratings] if need_rating else [])
+    for name, arr in zip(("users", "items", "ratings"), arrays):
+        if arr.ndim != 1:
+            raise ValueError(f"{what}: {name} must be 1-D, got shape {arr.shape}")
+    if len({len(a) for a in arrays}) != 1:
+        raise ValueError(
+            f"{what}: users, items{', ratings' if need_rating else ''} must have the same "
+            f"length, got {[len(a) for a in arrays]}"
+        )
+    for name, arr in zip(("user", "item"), (users, items)):
+        if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+            raise ValueError(f"{what}: {name} ids contain NaN or infinite values")
+        if arr.dtype == object and pd.isna(arr).any():
+            raise ValueError(f"{what}: {name} ids contain missing values")
+    if need_rating:
+        if ratings.dtype.kind not in "iuf":
+            raise ValueError(
+                f"{what}: ratings must be numbers, got dtype {ratings.dtype}; convert with "
+                "latentfactors.load_ratings"
+            )
+        finite = np.isfinite(ratings)
+        if not finite.all():
+            row = int(np.flatnonzero(~finite)[0])
+            raise ValueError(
+                f"{what}: {int((~finite).sum())} rating(s) are NaN or infinite, e.g. row {row}; "
+                "drop or fill them before fitting"
+            )
+    return users, items, ratings
+
+
+def encode_train(data) -> TrainData:
+    users, items, ratings = _columns(data, need_rating=True, what="ratings")
+    if len(users) == 0:
+        raise ValueError("ratings is empty: there is nothing to fit")
+    user_index = IdIndex(users)
+    item_index = IdIndex(items)
+    return TrainData(
+        users=user_index.encode(users),
+        items=item_index.encode(items),
+        ratings=np.ascontiguousarray(ratings, dtype=np.float32),
+        user_index=user_index,
+        item_index=item_index,
+    )
+
+
+# ---------------------------------------------------------------- the estimator
+
+
+class FactorModel:
+    """Base class: scikit-learn-style estimator around one jitted epoch kernel."""
+
+    _default_lr: dict = {}
+
+    # ---- parameters
+
+    @classmethod
+    def _param_names(cls) -> list[str]:
+        sig = inspect.signature(cls.__init__)
+        return [p for p in sig.parameters if p != "self"]
+
+    def get_params(self, deep: bool = True) -> dict:
+        """The hyperparameters, as given to ``__init__``."""
+        return {name: getattr(self, name) for name in self._param_names()}
+
+    def set_params(self, **params):
+        """Set hyperparameters by name; returns ``self``."""
+        valid = self._param_names()
+        for name, value in params.items():
+            if name not in valid:
+                raise ValueError(
+                    f"{name!r} is not a parameter of {type(self).__name__}; valid: {valid}"
+                )
+            setattr(self, name, value)
+        return self
+
+    def __repr__(self) -> str:
+        sig = inspect.signature(type(self).__init__)
+        parts = []
+        for name, p in sig.parameters.items():
+            if name == "self":
+                continue
+            value = getattr(self, name)
+            default = p.default
+            same = value is default
+            if not same:
+                try:
+                    same = bool(value == default)
+                except Exception:  # noqa: BLE001 - arrays and odd objects compare oddly
+                    same = False
+            if not same:
+                parts.append(f"{name}={value!r}")
+        return f"{type(self).__name__}({', '.join(parts)})"
+
+    def _validate_common(self):
+        check_int("n_factors", self.n_factors, 1, 100_000)
+        check_int("n_epochs", self.n_epochs, 1)
+        check_real("reg", self.reg, 0)
+        if self.reg_bias is not None:
+            check_real("reg_bias", self.reg_bias, 0)
+        if self.learning_rate is not None:
+            check_real("learning_rate", self.learning_rate, 0, low_open=True)
+        check_int("batch_size", self.batch_size, 1)
+        check_real("init_std", self.init_std, 0, low_open=True)
+        check_bool("early_stopping", self.early_stopping)
+        check_int("patience", self.patience, 1)
+        check_bool("clip", self.clip)
+        check_bool("center", self.center)
+        if self.n_threads != -1:
+            check_int("n_threads", self.n_threads, 1)
+        check_int("verbose", self.verbose, 0)
+        if self.callback is not None and not callable(self.callback):
+            raise ValueError(f"callback must be callable(epoch, logs) or None, got {self.callback!r}")
+        rs = self.random_state
+        if not (rs is None or _is_int(rs) or isinstance(rs, np.random.Generator)):
+            raise ValueError(
+                f"random_state must be None, an int or a numpy.random.Generator, got {rs!r}"
+            )
+        if _is_int(rs) and rs < 0:
+            raise ValueError(f"random_state must be a non-negative integer, got {rs!r}")
+
+    @property
+    def learning_rate_(self) -> float:
+        """The learning rate in use (``learning_rate`` or the optimizer's default)."""
+        if self.learning_rate is not None:
+            return float(self.learning_rate)
+        return self._default_lr[self.optimizer]
+
+    @property
+    def reg_bias_(self) -> float:
+        return float(self.reg if self.reg_bias is None else self.reg_bias)
+
+    # ---- fitting
+
+    def fit(self, ratings, *, valid=None):
+        """Fit the model from scratch.
+
+        Parameters
+        ----------
+        ratings : pandas.DataFrame or tuple of arrays
+            A frame with ``user``, ``item`` and ``rating`` columns (such as one
+            from :mod:`latentfactors.datasets`), or ``(users, items, ratings)``.
+            Repeated (user, item) pairs count as separate observations.
+        valid : same kinds, optional
+            Held-out ratings. Each epoch then reports their MSE, and with
+            ``early_stopping`` training stops after ``patience`` epochs without
+            improvement and restores the best epoch's parameters.
+
+        Returns
+        -------
+        self
+        """
+        self._validate()
+        data = encode_train(ratings)
+        valid_codes = None
+        if valid is not None:
+            vu, vi, vr = _columns(valid, need_rating=True, what="valid")
+            if len(vu) == 0:
+                raise ValueError("valid is empty: pass None, or at least one rating")
+            valid_codes = (
+                data.user_index.encode(vu),
+                data.item_index.encode(vi),
+                np.asarray(vr, dtype=np.float64),
+            )
+        rng = np.random.default_rng(self.random_state)
+        self._threads = resolve_threads(self.n_threads)
+        self.user_index_ = data.user_index
+        self.item_index_ = data.item_index
+        self.global_mean_ = float(np.mean(data.ratings, dtype=np.float64)) if self.center else 0.0
+        self.rating_range_ = (float(data.ratings.min()), float(data.ratings.max()))
+        self._set_state(self._init_state(rng, len(data.user_index), len(data.item_index)))
+        n_train = len(data.ratings)
+        ctx = self._setup(data, rng)
+        del data  # the layout may own the arrays now; drop our references
+
+        self.history_ = {"epoch": [], "train_mse": [], "valid_mse": [], "seconds": []}
+        best = (math.inf, 0, None)
+        waited = 0
+        self.n_epochs_ = 0
+        for epoch in range(1, self.n_epochs + 1):
+            start = time.perf_counter()
+            sse = self._epoch(ctx, epoch, rng)
+            seconds = time.perf_counter() - start
+            train_mse = sse / n_train
+            self._check_finite(epoch, train_mse)
+            logs = {"train_mse": train_mse, "seconds": seconds}
+            if valid_codes is not None:
+                pred = self._predict_codes(valid_codes[0], valid_codes[1])
+                logs["valid_mse"] = float(np.mean((pred - valid_codes[2]) ** 2))
+            self.n_epochs_ = epoch
+            self.history_["epoch"].append(epoch)
+            self.history_["train_mse"].append(train_mse)
+            self.history_["valid_mse"].append(logs.get("valid_mse", math.nan))
+            self.history_["seconds"].append(seconds)
+            self._report(epoch, logs)
+            if valid_codes is None:
+                continue
+            if logs["valid_mse"] < best[0]:
+                snapshot = self._copy_state() if self.early_stopping else None
+                best = (logs["valid_mse"], epoch, snapshot)
+                waited = 0
+            else:
+                waited += 1
+                if self.early_stopping and waited >= self.patience:
+                    break
+        if valid_codes is not None and self.early_stopping and best[2] is not None:
+            if best[1] != self.n_epochs_:
+                self._set_state(best[2])
+            self.best_epoch_ = best[1]
+        elif valid_codes is not None:
+            self.best_epoch_ = best[1]
+        else:
+            self.best_epoch_ = self.n_epochs_
+        self._teardown(ctx)
+        return self
+
+    def _setup(self, data, rng):
+        raise NotImplementedError
+
+    def _teardown(self, ctx):
+        pass
+
+    def _report(self, epoch, logs):
+        if self.verbose:
+            parts = [f"epoch {epoch}/{self.n_epochs}", f"{logs['seconds']:.2f}s",
+                     f"train_mse {logs['train_mse']:.4f}"]
+            if "valid_mse" in logs:
+                parts.append(f"valid_mse {logs['valid_mse']:.4f}")
+            print(" - ".join(parts), file=sys.stdout, flush=True)
+        if self.callback is not None:
+            self.callback(epoch, dict(logs))
+
+    def _check_finite(self, epoch, train_mse):
+        bad = [name for name, arr in self._get_state().items() if not np.isfinite(arr).all()]
+        if bad or not math.isfinite(train_mse):
+            what = f"parameters {bad}" if bad else "the training loss"
+            raise DivergenceError(
+                f"training diverged at epoch {epoch}: {what} became NaN or infinite. "
+                f"Use a smaller learning_rate (now {self.learning_rate_:g}), e.g. "
+                f"{self.learning_rate_ / 10:g}, or a larger reg."
+            )
+
+    def _copy_state(self) -> dict:
+        return {name: arr.copy() for name, arr in self._get_state().items()}
+
+    # ---- state: subclasses list their learned arrays
+
+    def _get_state(self) -> dict:
+        return {name: getattr(self, name) for name in self._state_names()}
+
+    def _set_state(self, state: dict):
+        for name, arr in state.items():
+            setattr(self, name, arr)
+
+    def _state_names(self) -> list[str]:
+        raise NotImplementedError
+
+    # ---- prediction
+
+    def _check_fitted(self):
+        if not hasattr(self, "global_mean_"):
+            raise NotFittedError(
+                f"this {type(self).__name__} is not fitted yet: call fit(ratings) first"
+            )
+
+    def _clip_range(self):
+        if self.clip:
+            return self.rating_range_
+        return (-math.inf, math.inf)
+
+    def predict(self, users, items=None) -> np.ndarray:
+        """Predicted ratings for (user, item) pairs of raw ids.
+
+        Parameters
+        ----------
+        users : array-like of raw user ids, or a pandas.DataFrame
+            With a frame, its ``user`` and ``item`` columns are used.
+        items : array-like of raw item ids
+            Same length as ``users``; omitted when ``users`` is a frame.
+
+        Returns
+        -------
+        numpy.ndarray of float64, shape (n,)
+            Unknown users or items fall back to what is known: the global mean
+            plus the known bias. With ``clip`` the predictions stay within the
+            training rating range.
+        """
+        self._check_fitted()
+        if isinstance(users, pd.DataFrame):
+            if items is not None:
+                raise ValueError("pass either a frame, or users and items, not both")
+            u, i, _ = _columns(users, need_rating=False, what="predict")
+        else:
+            if items is None:
+                raise ValueError("predict needs items: predict(users, items) or predict(frame)")
+            u, i, _ = _columns(
+                (np.atleast_1d(np.asarray(users)), np.atleast_1d(np.asarray(items))),
+                need_rating=False, what="predict",
+            )
+        return self._predict_codes(self.user_index_.encode(u), self.item_index_.encode(i))
+
+    def evaluate(self, ratings) -> dict:
+        """``{"mse", "rmse", "mae"}`` of the predictions on held-out ratings."""
+        self._check_fitted()
+        u, i, r = _columns(ratings, need_rating=True, what="ratings")
+        if len(u) == 0:
+            raise ValueError("ratings is empty: there is nothing to evaluate")
+        pred = self._predict_codes(self.user_index_.encode(u), self.item_index_.encode(i))
+        return error_metrics(r, pred)
+
+    # ---- persistence
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        # A callback is a hook into the caller's program, often a lambda: not model state.
+        state["callback"] = None
+        state.pop("_threads", None)
+        return state
+
+    def _hyperparams_json(self) -> str:
+        params = self.get_params()
+        params["callback"] = None
+        if isinstance(params.get("random_state"), np.random.Generator):
+            params["random_state"] = None
+        return json.dumps(params)
+
+    def save(self, file):
+        """Save the fitted model to one ``.npz`` file (a path or a binary file object).
+
+        A path is written atomically: to a temporary file beside it, then
+        renamed into place, so a crash never leaves a half-written model.
+        """
+        self._check_fitted()
+        arrays = {
+            "format": np.array(FORMAT_NAME),
+            "format_version": np.array(FORMAT_VERSION),
+            "model_class": np.array(type(self).__name__),
+            "hyperparams": np.array(self._hyperparams_json()),
+            "history": np.array(json.dumps(self.history_)),
+            "fit_info": np.array(json.dumps({
+                "n_epochs_": self.n_epochs_, "best_epoch_": self.best_epoch_,
+            })),
+            "user_ids": self.user_index_.to_array(),
+            "item_ids": self.item_index_.to_array(),
+            "global_mean": np.array(self.global_mean_),
+            "rating_range": np.array(self.rating_range_),
+        }
+        for name, arr in self._get_state().items():
+            arrays["state/" + name] = arr
+        if isinstance(file, (str, os.PathLike)):
+            path = os.fspath(file)
+            folder = os.path.dirname(os.path.abspath(path))
+            fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=folder)
+            try:
+                with os.fdopen(fd, "wb") as fh:
+                    np.savez(fh, **arrays)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                os.replace(tmp, path)
+            except BaseException:
+                if os.path.exists(tmp):
+                    os.remove(tmp)
+                raise
+        else:
+            buffer = io.BytesIO()
+            np.savez(buffer, **arrays)
+            file.write(buffer.getvalue())
+
+    @classmethod
+    def load(cls, file):
+        """Load a model saved with :meth:`save` (never unpickles anything)."""
+        from latentfactors.models import MODEL_CLASSES
+
+        name = getattr(file, "name", file)
+        try:
+            with np.load(file, allow_pickle=False) as npz:
+                contents = {key: npz[key] for key in npz.files}
+        except FileNotFoundError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - zip, pickle and value errors alike
+            raise ModelFileError(
+                f"{name} is not a readable latentfactors model file ({exc})"
+            ) from exc
+        if str(contents.get("format", "")) != FORMAT_NAME:
+            raise ModelFileError(f"{name} is not a latentfactors model file")
+        version = int(contents["format_version"])
+        if version > FORMAT_VERSION:
+            raise ModelFileError(
+                f"{name} has format version {version}; this latentfactors reads up to "
+                f"{FORMAT_VERSION}: upgrade the package"
+            )
+        kind = str(contents["model_class"])
+        target = MODEL_CLASSES.get(kind)
+        if target is None:
+            raise ModelFileError(f"{name} holds an unknown model class {kind!r}")
+        if cls is not FactorModel and not issubclass(target, cls):
+            raise ModelFileError(
+                f"{name} holds a {kind}, not a {cls.__name__}; use {kind}.load or "
+                "latentfactors.load_model"
+            )
+        try:
+            model = target(**json.loads(str(contents["hyperparams"])))
+            model.history_ = json.loads(str(contents["history"]))
+            for key, value in json.loads(str(contents["fit_info"])).items():
+                setattr(model, key, value)
+            model.user_index_ = IdIndex.from_array(contents["user_ids"])
+            model.item_index_ = IdIndex.from_array(contents["item_ids"])
+            model.global_mean_ = float(contents["global_mean"])
+            model.rating_range_ = tuple(float(x) for x in contents["rating_range"])
+            state = {
+                key[len("state/"):]: value for key, value in contents.items()
+                if key.startswith("state/")
+            }
+            model._restore_state(state)
+        except ModelFileError:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            raise ModelFileError(f"{name} is damaged: {exc}") from exc
+        return model
+
+    def _restore_state(self, state: dict):
+        """Check loaded arrays against the model's shapes, then install them."""
+        expected = set(self._state_names())
+        if set(state) != expected:
+            raise ModelFileError(
+                f"expected arrays {sorted(expected)}, found {sorted(state)}"
+            )
+        self._set_state(state)
+        self._check_state_shapes()
+
+    def _check_state_shapes(self):
+        pass
+
+
+def load_model(file) -> FactorModel:
+    """Load any model saved by this library, whatever its class."""
+    return FactorModel.load(file)
