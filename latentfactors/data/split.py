@@ -402,10 +402,11 @@ def kfold(df, k=5, *, random_state=None) -> Iterator[tuple[pd.DataFrame, pd.Data
     random_state : None, int or numpy.random.Generator
         Seed for the fold assignment.
 
-    Yields
-    ------
-    train, test : pandas.DataFrame
-        Rows keep their original relative order.
+    Returns
+    -------
+    iterator of (pandas.DataFrame, pandas.DataFrame)
+        ``(train, test)`` for each fold in turn; rows keep their original
+        relative order.
     """
     n = _check_frame(df)
     if not _is_int(k) or k < 2:

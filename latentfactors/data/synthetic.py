@@ -262,10 +262,10 @@ def _unique_sorted(a: np.ndarray) -> np.ndarray:
 def _sample_pairs_dense(rng, pu, pi, n) -> np.ndarray:
     """Weighted sampling without replacement over all pairs (Efraimidis-Spirakis)."""
     total = len(pu) * len(pi)
-    key = rng.standard_exponential(total)
-    key /= np.outer(pu, pi).ravel()
     if n == total:
         return np.arange(total, dtype=np.int64)
+    key = rng.standard_exponential(total)
+    key /= np.outer(pu, pi).ravel()
     idx = np.argpartition(key, n - 1)[:n].astype(np.int64)
     idx.sort()
     return idx

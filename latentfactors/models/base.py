@@ -540,8 +540,6 @@ class FactorModel:
                 if key.startswith("state/")
             }
             model._restore_state(state)
-        except ModelFileError:
-            raise
         except Exception as exc:  # noqa: BLE001
             raise ModelFileError(f"{name} is damaged: {exc}") from exc
         return model

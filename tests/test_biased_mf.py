@@ -1,0 +1,525 @@
+"""BiasedMF: kernels against their NumPy twins, gradients, and the estimator contract."""
+
+from __future__ import annotations
+
+import io
+import pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import latentfactors.models.biased_mf as bmf
+from latentfactors import BiasedMF, DivergenceError, ModelFileError, NotFittedError, load_model
+from latentfactors.data import make_synthetic_ratings
+from latentfactors.data.ratings import IdIndex
+from latentfactors.kernels import adam as adam_kernels
+from latentfactors.kernels import sgd as sgd_kernels
+from latentfactors.models.base import TrainData
+from tests import naive
+
+FAST = {"n_factors": 8, "n_epochs": 5, "random_state": 0}
+
+
+def tiny_ratings(n_users=40, n_items=30, n=600, seed=0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    keys = rng.choice(n_users * n_items, size=n, replace=False)
+    return pd.DataFrame({
+        "user": keys // n_items,
+        "item": keys % n_items,
+        "rating": rng.integers(1, 6, size=n).astype(np.float32),
+    })
+
+
+@pytest.fixture(scope="module")
+def ratings():
+    return tiny_ratings()
+
+
+@pytest.fixture(scope="module")
+def synthetic():
+    frame, truth = make_synthetic_ratings(500, 300, 90_000, rank=4, noise=0.5, random_state=1)
+    return frame, truth
+
+
+def encoded(frame) -> TrainData:
+    ui, ii = IdIndex(frame["user"]), IdIndex(frame["item"])
+    return TrainData(ui.encode(frame["user"]), ii.encode(frame["item"]),
+                     frame["rating"].to_numpy(np.float32), ui, ii)
+
+
+def random_params(rng, n_users, n_items, k, dtype=np.float32):
+    return (
+        (rng.standard_normal((n_users, k)) * 0.3).astype(dtype),
+        (rng.standard_normal((n_items, k)) * 0.3).astype(dtype),
+        (rng.standard_normal(n_users) * 0.1).astype(dtype),
+        (rng.standard_normal(n_items) * 0.1).astype(dtype),
+    )
+
+
+# ---------------------------------------------------------------- kernels vs twins
+
+
+@pytest.mark.parametrize("width", [1, 3])
+def test_sgd_block_epoch_matches_naive_twin(ratings, width):
+    data = encoded(ratings)
+    rng = np.random.default_rng(3)
+    layout = bmf.BlockLayout(data, width, rng)
+    schedule, seeds = layout.schedule(rng)
+    P, Q, bu, bi = random_params(rng, 40, 30, 6)
+    twin_arrays = [a.copy() for a in (layout.users, layout.items, layout.ratings, P, Q, bu, bi)]
+    f32 = np.float32
+    args = (f32(3.0), f32(0.02), f32(0.05), f32(0.01))
+    loss = sgd_kernels._sgd_block_epoch(layout.users, layout.items, layout.ratings,
+                                        layout.block_ptr, schedule, seeds, P, Q, bu, bi, *args)
+    tu, ti, tr, tP, tQ, tbu, tbi = twin_arrays
+    twin_loss = naive.sgd_block_epoch(tu, ti, tr, layout.block_ptr, schedule, seeds,
+                                      tP, tQ, tbu, tbi, *args)
+    np.testing.assert_array_equal(layout.users, tu)  # same shuffle, bit for bit
+    np.testing.assert_array_equal(layout.items, ti)
+    for got, want in ((P, tP), (Q, tQ), (bu, tbu), (bi, tbi)):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+    assert loss == pytest.approx(twin_loss, rel=1e-4)
+
+
+def test_block_layout_groups_blocks_and_keeps_every_rating(ratings):
+    data = encoded(ratings)
+    before = set(zip(data.users.tolist(), data.items.tolist(), data.ratings.tolist()))
+    layout = bmf.BlockLayout(data, 4, np.random.default_rng(0))
+    assert data.users is None  # the layout took the arrays over: no second copy kept
+    after = set(zip(layout.users.tolist(), layout.items.tolist(), layout.ratings.tolist()))
+    assert before == after
+    assert layout.block_ptr[0] == 0 and layout.block_ptr[-1] == len(ratings)
+    user_stripe = {}
+    for b in range(16):
+        lo, hi = layout.block_ptr[b], layout.block_ptr[b + 1]
+        for u in layout.users[lo:hi]:
+            assert user_stripe.setdefault(int(u), b // 4) == b // 4
+
+
+def test_schedule_rounds_are_disjoint_and_cover_every_block():
+    layout = bmf.BlockLayout.__new__(bmf.BlockLayout)
+    layout.width = 5
+    schedule, seeds = layout.schedule(np.random.default_rng(0))
+    assert sorted(schedule.ravel().tolist()) == list(range(25))
+    for round_ in schedule:
+        assert len(set(round_ // 5)) == 5 and len(set(round_ % 5)) == 5
+    assert np.all(seeds != 0)
+
+
+def test_shuffle_range_is_a_deterministic_permutation():
+    u = np.arange(100, dtype=np.int32)
+    i = u.copy()
+    r = u.astype(np.float32)
+    sgd_kernels._shuffle_range(u, i, r, 10, 90, np.uint64(12345))
+    assert np.array_equal(u[:10], np.arange(10)) and np.array_equal(u[90:], np.arange(90, 100))
+    assert sorted(u[10:90].tolist()) == list(range(10, 90))
+    assert not np.array_equal(u[10:90], np.arange(10, 90))
+    assert np.array_equal(u, i) and np.array_equal(u, r.astype(np.int32))
+    u2 = np.arange(100, dtype=np.int32)
+    naive.shuffle_range(u2, u2.copy(), u2.astype(np.float32), 10, 90, 12345)
+    assert np.array_equal(u, u2)
+
+
+@pytest.mark.parametrize("dense", [False, True])
+def test_adam_epoch_matches_naive_twin(ratings, dense):
+    data = encoded(ratings)
+    rng = np.random.default_rng(5)
+    nu, ni, k = 40, 30, 4
+    P, Q, bu, bi = random_params(rng, nu, ni, k)
+    twin = [a.copy() for a in (P, Q, bu, bi)]
+    order = rng.permutation(len(ratings)).astype(np.int32)
+    f32 = np.float32
+    moments = [np.zeros_like(a) for a in (P, P, Q, Q, bu, bu, bi, bi)]
+    scratch = [np.zeros_like(P), np.zeros_like(Q), np.zeros_like(bu), np.zeros_like(bi),
+               np.full(nu, -1, np.int64), np.full(ni, -1, np.int64),
+               np.zeros(nu, np.int32), np.zeros(ni, np.int32)]
+    loss = adam_kernels._adam_epoch(
+        data.users, data.items, data.ratings, order, 64, P, Q, bu, bi, f32(3.0), *moments,
+        *scratch, f32(0.01), f32(0.9), f32(0.999), f32(1e-7), f32(0.05), f32(0.01), 0, dense,
+        np.arange(nu, dtype=np.int32), np.arange(ni, dtype=np.int32),
+    )
+    twin_moments = [(np.zeros(a.shape), np.zeros(a.shape)) for a in twin]
+    twin_loss = naive.adam_epoch(data.users, data.items, data.ratings.astype(np.float64), order,
+                                 64, *twin, 3.0, twin_moments, 0.01, 0.05, 0.01, 0, dense)
+    for got, want in zip((P, Q, bu, bi), twin):
+        np.testing.assert_allclose(got, want, rtol=2e-4, atol=2e-5)
+    assert loss == pytest.approx(twin_loss, rel=1e-4)
+
+
+@pytest.mark.parametrize("reg, reg_bias", [(0.0, 0.0), (0.07, 0.03)])
+def test_adam_gradient_matches_central_differences(reg, reg_bias):
+    rng = np.random.default_rng(11)
+    nu, ni, k, m = 6, 5, 3, 12
+    users = rng.integers(0, nu, m).astype(np.int32)
+    items = rng.integers(0, ni, m).astype(np.int32)
+    ratings = rng.uniform(1, 5, m)
+    P, Q, bu, bi = random_params(rng, nu, ni, k, dtype=np.float64)
+    order = np.arange(m, dtype=np.int32)
+    grads = [np.zeros_like(P), np.zeros_like(Q), np.zeros_like(bu), np.zeros_like(bi)]
+    stamps = [np.full(nu, -1, np.int64), np.full(ni, -1, np.int64)]
+    touched = [np.zeros(nu, np.int32), np.zeros(ni, np.int32)]
+    adam_kernels._batch_gradient(users, items, ratings, order, 0, m, P, Q, bu, bi, 3.2, reg,
+                                 reg_bias, *grads, *stamps, *touched, 1)
+    untouched_u = np.setdiff1d(np.arange(nu), users)
+    grads[0][untouched_u] = 0.0  # stale rows are never read: only touched rows count
+    grads[2][untouched_u] = 0.0
+    untouched_i = np.setdiff1d(np.arange(ni), items)
+    grads[1][untouched_i] = 0.0
+    grads[3][untouched_i] = 0.0
+    params = [P, Q, bu, bi]
+    h = 1e-6
+    for p, g in zip(params, grads):
+        numeric = np.zeros_like(p)
+        for idx in np.ndindex(p.shape):
+            old = p[idx]
+            p[idx] = old + h
+            plus = naive.batch_objective(users, items, ratings, *params, 3.2, reg, reg_bias)
+            p[idx] = old - h
+            minus = naive.batch_objective(users, items, ratings, *params, 3.2, reg, reg_bias)
+            p[idx] = old
+            numeric[idx] = (plus - minus) / (2 * h)
+        np.testing.assert_allclose(g, numeric, rtol=1e-6, atol=1e-8)
+
+
+# ---------------------------------------------------------------- reproducibility
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam", "adam-dense"])
+def test_same_seed_same_model_and_other_seed_differs(ratings, optimizer):
+    a = BiasedMF(**{**FAST, "optimizer": optimizer}).fit(ratings)
+    b = BiasedMF(**{**FAST, "optimizer": optimizer}).fit(ratings)
+    c = BiasedMF(**{**FAST, "optimizer": optimizer, "random_state": 1}).fit(ratings)
+    for name in ("user_factors_", "item_factors_", "user_bias_", "item_bias_"):
+        assert np.array_equal(getattr(a, name), getattr(b, name))
+    assert not np.array_equal(a.user_factors_, c.user_factors_)
+
+
+def test_optimizers_start_from_the_same_initialisation(ratings):
+    inits = {}
+    for opt in ("sgd", "adam"):
+        model = BiasedMF(**{**FAST, "optimizer": opt, "n_epochs": 1})
+        model.callback = None
+        original = model._setup
+
+        def capture(data, rng, _m=model, _o=original, _opt=opt):
+            inits[_opt] = _m.user_factors_.copy()
+            return _o(data, rng)
+
+        model._setup = capture
+        model.fit(ratings)
+    assert np.array_equal(inits["sgd"], inits["adam"])
+
+
+def test_threads_give_bit_identical_sgd(monkeypatch, synthetic):
+    frame, _ = synthetic
+    monkeypatch.setattr(bmf, "BLOCK_BYTES", 4096)  # force a real grid on small data
+    monkeypatch.setattr(bmf, "MIN_RATINGS_PER_BLOCK", 64)
+    assert bmf.grid_size(500, 300, len(frame), 8) > 2
+    one = BiasedMF(**FAST, n_threads=1).fit(frame)
+    two = BiasedMF(**FAST, n_threads=2).fit(frame)
+    for name in ("user_factors_", "item_factors_", "user_bias_", "item_bias_"):
+        assert np.array_equal(getattr(one, name), getattr(two, name))
+
+
+def test_grid_depends_on_data_not_threads():
+    assert bmf.grid_size(671, 9066, 80_000, 5) == 1
+    assert bmf.grid_size(200_000, 50_000, 20_000_000, 32) >= 32
+    # never more blocks than the ratings can fill
+    assert bmf.grid_size(10**6, 10**6, 10_000, 128) ** 2 * 1024 <= 10_000 + 1024
+
+
+# ---------------------------------------------------------------- learning
+
+
+@pytest.mark.parametrize("optimizer, lr", [("sgd", 0.005), ("adam", 0.003)])
+def test_learns_planted_structure_close_to_noise_floor(synthetic, optimizer, lr):
+    frame, truth = synthetic
+    fresh = truth.sample(20_000, random_state=7)
+    model = BiasedMF(4, optimizer=optimizer, learning_rate=lr, reg=0.02, n_epochs=100,
+                     batch_size=128, random_state=0)
+    model.fit(frame, valid=truth.sample(5_000, random_state=8))
+    mse = model.evaluate(fresh)["mse"]
+    assert mse <= 1.05 * truth.noise_floor, (mse, truth.noise_floor)
+    # and far better than the biases alone
+    biases_only = BiasedMF(1, init_std=1e-6, reg=10.0, random_state=0, n_epochs=30).fit(frame)
+    assert mse < 0.9 * biases_only.evaluate(fresh)["mse"]
+
+
+PARAM_CHANGES = {
+    "n_factors": 4,
+    "optimizer": "adam",
+    "learning_rate": 0.05,
+    "reg": 0.3,
+    "reg_bias": 0.5,
+    "n_epochs": 3,
+    "init_std": 0.3,
+    "center": False,
+    "random_state": 9,
+}
+
+
+@pytest.mark.parametrize("name, value", sorted(PARAM_CHANGES.items()))
+def test_every_hyperparameter_changes_the_result(ratings, name, value):
+    base = dict(FAST)
+    probe = tiny_ratings(seed=1)
+    ref = BiasedMF(**base).fit(ratings).predict(probe)
+    changed = BiasedMF(**{**base, name: value}).fit(ratings).predict(probe)
+    assert not np.allclose(ref, changed)
+
+
+def test_batch_size_early_stopping_and_patience_change_the_result(ratings):
+    valid = tiny_ratings(seed=3)
+    adam = {**FAST, "optimizer": "adam", "n_epochs": 30}
+    ref = BiasedMF(**adam).fit(ratings).predict(valid)
+    assert not np.allclose(ref, BiasedMF(**adam, batch_size=16).fit(ratings).predict(valid))
+    run = {**FAST, "n_epochs": 40, "learning_rate": 0.05, "reg": 0.0}
+    stopped = BiasedMF(**run, patience=1).fit(ratings, valid=valid)
+    patient = BiasedMF(**run, patience=5).fit(ratings, valid=valid)
+    full = BiasedMF(**run, early_stopping=False).fit(ratings, valid=valid)
+    assert stopped.n_epochs_ < patient.n_epochs_ <= full.n_epochs_ == 40
+    assert not np.allclose(stopped.predict(valid), full.predict(valid))
+
+
+def test_early_stopping_restores_the_best_epoch(ratings):
+    valid = tiny_ratings(seed=3)
+    model = BiasedMF(**{**FAST, "n_epochs": 40, "learning_rate": 0.05, "reg": 0.0},
+                     patience=3).fit(ratings, valid=valid)
+    hist = model.history_
+    best = int(np.argmin(hist["valid_mse"]))
+    assert model.best_epoch_ == best + 1
+    assert model.n_epochs_ == len(hist["epoch"]) == model.best_epoch_ + 3
+    assert model.evaluate(valid)["mse"] == pytest.approx(hist["valid_mse"][best], rel=1e-6)
+
+
+# ---------------------------------------------------------------- prediction
+
+
+def test_unknown_ids_fall_back_to_mean_plus_known_bias(ratings):
+    model = BiasedMF(**FAST, clip=False).fit(ratings)
+    known_u, known_i = ratings["user"].iloc[0], ratings["item"].iloc[0]
+    ui = model.user_index_.encode([known_u])[0]
+    ii = model.item_index_.encode([known_i])[0]
+    pred = model.predict([known_u, 10_000, 10_000], [10_001, known_i, 10_001])
+    mu = model.global_mean_
+    np.testing.assert_allclose(
+        pred, [mu + model.user_bias_[ui], mu + model.item_bias_[ii], mu], rtol=1e-6)
+    # an id of another type is simply unknown
+    assert model.predict(["x"], [known_i])[0] == pytest.approx(mu + model.item_bias_[ii])
+
+
+def test_predict_frame_and_arrays_agree_and_clip_holds(ratings):
+    model = BiasedMF(**{**FAST, "learning_rate": 0.05, "reg": 0.0, "n_epochs": 30}).fit(ratings)
+    a = model.predict(ratings)
+    b = model.predict(ratings["user"].to_numpy(), ratings["item"].to_numpy())
+    assert np.array_equal(a, b)
+    assert a.min() >= 1.0 and a.max() <= 5.0
+    unclipped = model.set_params(clip=False).predict(ratings)
+    assert unclipped.min() < 1.0 or unclipped.max() > 5.0
+    assert np.isscalar(model.predict(ratings["user"].iloc[0], ratings["item"].iloc[0])[0])
+
+
+def test_evaluate_reports_the_error_metrics(ratings):
+    model = BiasedMF(**FAST).fit(ratings)
+    got = model.evaluate(ratings)
+    err = ratings["rating"].to_numpy(np.float64) - model.predict(ratings)
+    assert got["mse"] == pytest.approx(np.mean(err**2))
+    assert got["rmse"] == pytest.approx(np.sqrt(np.mean(err**2)))
+    assert got["mae"] == pytest.approx(np.mean(np.abs(err)))
+
+
+def test_tuple_input_and_string_ids():
+    users = np.array(["ann", "bob", "ann", "cy"])
+    items = np.array(["x", "y", "y", "x"])
+    model = BiasedMF(**FAST).fit((users, items, np.array([5.0, 3.0, 4.0, 1.0])))
+    assert model.user_index_.ids.tolist() == ["ann", "bob", "cy"]
+    assert model.predict(["ann"], ["x"]).shape == (1,)
+
+
+# ---------------------------------------------------------------- progress
+
+
+def test_verbose_prints_one_keras_like_line_per_epoch(ratings, capsys):
+    BiasedMF(**{**FAST, "n_epochs": 3}, verbose=1).fit(ratings, valid=tiny_ratings(seed=3))
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 3
+    assert lines[2].startswith("epoch 3/3 - ")
+    assert "s - train_mse " in lines[2] and " - valid_mse " in lines[2]
+
+
+def test_callback_gets_epoch_and_logs(ratings):
+    seen = []
+    BiasedMF(**{**FAST, "n_epochs": 4}, callback=lambda e, logs: seen.append((e, logs))).fit(
+        ratings)
+    assert [e for e, _ in seen] == [1, 2, 3, 4]
+    assert set(seen[0][1]) == {"train_mse", "seconds"}
+    assert seen[-1][1]["train_mse"] < seen[0][1]["train_mse"]
+
+
+# ---------------------------------------------------------------- persistence
+
+
+def test_save_load_path_file_and_pickle_round_trip(ratings, tmp_path):
+    model = BiasedMF(**FAST, optimizer="adam").fit(ratings, valid=tiny_ratings(seed=3))
+    probe = tiny_ratings(seed=4)
+    want = model.predict(probe)
+    path = tmp_path / "model.npz"
+    model.save(path)
+    assert [p.name for p in tmp_path.iterdir()] == ["model.npz"]  # no temp files left
+    loaded = BiasedMF.load(path)
+    assert np.array_equal(loaded.predict(probe), want)
+    assert loaded.get_params() == {**model.get_params(), "callback": None}
+    assert loaded.history_ == model.history_ or np.allclose(
+        loaded.history_["train_mse"], model.history_["train_mse"])
+    assert (loaded.n_epochs_, loaded.best_epoch_) == (model.n_epochs_, model.best_epoch_)
+    buffer = io.BytesIO()
+    model.save(buffer)
+    buffer.seek(0)
+    assert np.array_equal(load_model(buffer).predict(probe), want)
+    clone = pickle.loads(pickle.dumps(model))
+    assert np.array_equal(clone.predict(probe), want)
+
+
+def test_pickle_drops_an_unpicklable_callback(ratings):
+    model = BiasedMF(**FAST, callback=lambda e, logs: None).fit(ratings)
+    clone = pickle.loads(pickle.dumps(model))
+    assert clone.callback is None
+    assert np.array_equal(clone.predict(ratings), model.predict(ratings))
+
+
+def test_string_ids_survive_save_without_pickle(tmp_path):
+    model = BiasedMF(**FAST).fit((np.array(["a", "b"]), np.array(["x", "y"]),
+                                  np.array([4.0, 2.0])))
+    model.save(tmp_path / "m.npz")
+    with np.load(tmp_path / "m.npz", allow_pickle=False) as npz:
+        assert npz["user_ids"].dtype.kind == "U"
+    assert BiasedMF.load(tmp_path / "m.npz").user_index_.ids.tolist() == ["a", "b"]
+
+
+def test_loading_bad_files_gives_clear_errors(ratings, tmp_path):
+    junk = tmp_path / "junk.npz"
+    junk.write_bytes(b"not a zip at all")
+    with pytest.raises(ModelFileError, match="not a readable latentfactors model"):
+        BiasedMF.load(junk)
+    other = tmp_path / "other.npz"
+    np.savez(other, a=np.arange(3))
+    with pytest.raises(ModelFileError, match="not a latentfactors model file"):
+        BiasedMF.load(other)
+    good = tmp_path / "good.npz"
+    BiasedMF(**FAST).fit(ratings).save(good)
+    truncated = tmp_path / "truncated.npz"
+    truncated.write_bytes(good.read_bytes()[:-200])
+    with pytest.raises(ModelFileError):
+        BiasedMF.load(truncated)
+    with np.load(good, allow_pickle=False) as npz:
+        contents = dict(npz)
+    contents["state/user_bias_"] = contents["state/user_bias_"][:-1]
+    damaged = tmp_path / "damaged.npz"
+    np.savez(damaged, **contents)
+    with pytest.raises(ModelFileError, match="damaged"):
+        BiasedMF.load(damaged)
+    with pytest.raises(FileNotFoundError):
+        BiasedMF.load(tmp_path / "missing.npz")
+
+
+def test_failed_save_leaves_the_old_file_intact(ratings, tmp_path, monkeypatch):
+    model = BiasedMF(**FAST).fit(ratings)
+    path = tmp_path / "m.npz"
+    model.save(path)
+    before = path.read_bytes()
+
+    def boom(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(np, "savez", boom)
+    with pytest.raises(OSError, match="disk full"):
+        model.save(path)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["m.npz"]
+
+
+# ---------------------------------------------------------------- estimator rules
+
+
+def test_get_set_params_and_refit_starts_fresh(ratings):
+    model = BiasedMF(8, reg=0.2)
+    assert model.get_params()["reg"] == 0.2 and model.get_params()["n_factors"] == 8
+    clone = BiasedMF(**model.get_params())
+    assert repr(clone) == "BiasedMF(n_factors=8, reg=0.2)"
+    with pytest.raises(ValueError, match="'regg' is not a parameter of BiasedMF"):
+        model.set_params(regg=1)
+    model.set_params(random_state=0, n_epochs=3)
+    first = model.fit(ratings).predict(ratings)
+    second = model.fit(ratings).predict(ratings)
+    assert np.array_equal(first, second)
+
+
+def test_divergence_raises_a_named_error(ratings):
+    with pytest.raises(DivergenceError, match=r"epoch \d+.*smaller learning_rate"):
+        BiasedMF(**FAST, learning_rate=1e6, reg=0.0, init_std=10.0).fit(ratings)
+
+
+def test_predict_before_fit_is_a_clear_error():
+    with pytest.raises(NotFittedError, match="not fitted yet"):
+        BiasedMF().predict([1], [2])
+
+
+BAD_PARAMS = [
+    ({"n_factors": 0}, "n_factors must be an integer >= 1"),
+    ({"n_factors": 2.5}, "n_factors must be an integer"),
+    ({"optimizer": "rmsprop"}, "optimizer must be one of"),
+    ({"learning_rate": 0.0}, "learning_rate must be a finite number > 0"),
+    ({"learning_rate": float("nan")}, "learning_rate must be a finite number"),
+    ({"reg": -1.0}, "reg must be a finite number >= 0"),
+    ({"reg_bias": float("inf")}, "reg_bias must be a finite number"),
+    ({"n_epochs": 0}, "n_epochs must be an integer >= 1"),
+    ({"batch_size": 0}, "batch_size must be an integer >= 1"),
+    ({"init_std": 0.0}, "init_std must be a finite number > 0"),
+    ({"early_stopping": "yes"}, "early_stopping must be True or False"),
+    ({"patience": 0}, "patience must be an integer >= 1"),
+    ({"clip": 1}, "clip must be True or False"),
+    ({"center": None}, "center must be True or False"),
+    ({"random_state": -3}, "random_state must be a non-negative integer"),
+    ({"random_state": "seed"}, "random_state must be None, an int"),
+    ({"n_threads": 0}, "n_threads must be an integer >= 1"),
+    ({"verbose": -1}, "verbose must be an integer >= 0"),
+    ({"callback": 5}, "callback must be callable"),
+]
+
+
+@pytest.mark.parametrize("params, message", BAD_PARAMS)
+def test_bad_hyperparameters_are_named(ratings, params, message):
+    with pytest.raises(ValueError, match=message):
+        BiasedMF(**params).fit(ratings)
+
+
+def test_bad_training_data_is_rejected_before_any_kernel(ratings):
+    model = BiasedMF(**FAST)
+    with pytest.raises(ValueError, match="ratings is empty"):
+        model.fit(ratings.iloc[:0])
+    with pytest.raises(ValueError, match=r"missing column\(s\) \['rating'\]"):
+        model.fit(ratings.drop(columns="rating"))
+    bad = ratings.copy()
+    bad.loc[3, "rating"] = np.nan
+    with pytest.raises(ValueError, match="NaN or infinite, e.g. row 3"):
+        model.fit(bad)
+    bad.loc[3, "rating"] = np.inf
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        model.fit(bad)
+    with pytest.raises(ValueError, match="ratings must be numbers"):
+        model.fit(ratings.assign(rating=ratings["rating"].astype(str)))
+    with pytest.raises(ValueError, match="same length"):
+        model.fit((np.arange(3), np.arange(3), np.ones(2)))
+    with pytest.raises(ValueError, match="must be 1-D"):
+        model.fit((np.zeros((2, 2)), np.arange(2), np.ones(2)))
+    with pytest.raises(ValueError, match="user ids contain NaN"):
+        model.fit((np.array([1.0, np.nan]), np.arange(2), np.ones(2)))
+    with pytest.raises(TypeError, match="must be a pandas.DataFrame"):
+        model.fit("ratings.csv")
+    with pytest.raises(ValueError, match="valid is empty"):
+        model.fit(ratings, valid=ratings.iloc[:0])
+    fitted = BiasedMF(**FAST).fit(ratings)
+    with pytest.raises(ValueError, match="same length"):
+        fitted.predict([1, 2], [3])
+    with pytest.raises(ValueError, match="predict needs items"):
+        fitted.predict([1, 2])
