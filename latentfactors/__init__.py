@@ -23,6 +23,7 @@ from latentfactors.data import (  # noqa: E402
 from latentfactors.models import (  # noqa: E402
     BiasedMF,
     DivergenceError,
+    MLPMF,
     ModelFileError,
     NotFittedError,
     load_model,
@@ -32,6 +33,7 @@ __all__ = [
     "__version__",
     "BiasedMF",
     "DivergenceError",
+    "MLPMF",
     "ModelFileError",
     "NotFittedError",
     "load_model",

@@ -3,19 +3,30 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
+
+
+def _vector(values, name: str) -> np.ndarray:
+    """``values`` as a float64 array; strings, complex numbers and the like are refused."""
+    if isinstance(values, (pd.Series, pd.Index)) and values.dtype.kind in "biuf":
+        # Nullable dtypes (Float64, Int64) hold pd.NA, which numpy cannot convert.
+        values = values.to_numpy(dtype=np.float64, na_value=np.nan)
+    arr = np.asarray(values)
+    if arr.dtype.kind not in "biufO":
+        raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
+    try:
+        return arr.astype(np.float64)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{name} must hold real numbers: {exc}") from exc
 
 
 def _pair(y_true, y_pred) -> tuple[np.ndarray, np.ndarray]:
-    t = np.asarray(y_true, dtype=np.float64)
-    p = np.asarray(y_pred, dtype=np.float64)
+    t = _vector(y_true, "y_true")
+    p = _vector(y_pred, "y_pred")
     if t.ndim != 1 or p.ndim != 1:
-        raise ValueError(
-            f"y_true and y_pred must be 1-D, got shapes {t.shape} and {p.shape}"
-        )
+        raise ValueError(f"y_true and y_pred must be 1-D, got shapes {t.shape} and {p.shape}")
     if t.shape != p.shape:
-        raise ValueError(
-            f"y_true and y_pred must have the same length, got {len(t)} and {len(p)}"
-        )
+        raise ValueError(f"y_true and y_pred must have the same length, got {len(t)} and {len(p)}")
     if len(t) == 0:
         raise ValueError("y_true and y_pred are empty: there is nothing to score")
     for name, arr in (("y_true", t), ("y_pred", p)):

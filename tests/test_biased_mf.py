@@ -134,10 +134,12 @@ def test_adam_epoch_matches_naive_twin(ratings, dense):
     scratch = [np.zeros_like(P), np.zeros_like(Q), np.zeros_like(bu), np.zeros_like(bi),
                np.full(nu, -1, np.int64), np.full(ni, -1, np.int64),
                np.zeros(nu, np.int32), np.zeros(ni, np.int32)]
+    n_batches = -(-len(order) // 64)
+    drift = adam_kernels.drift_table(0.01, 0.9, 0.999, 0, n_batches)
     loss = adam_kernels._adam_epoch(
         data.users, data.items, data.ratings, order, 64, P, Q, bu, bi, f32(3.0), *moments,
         *scratch, f32(0.01), f32(0.9), f32(0.999), f32(1e-7), f32(0.05), f32(0.01), 0, dense,
-        np.arange(nu, dtype=np.int32), np.arange(ni, dtype=np.int32),
+        np.zeros(nu, np.int64), np.zeros(ni, np.int64), drift,
     )
     twin_moments = [(np.zeros(a.shape), np.zeros(a.shape)) for a in twin]
     twin_loss = naive.adam_epoch(data.users, data.items, data.ratings.astype(np.float64), order,

@@ -9,7 +9,9 @@ Raw ids are kept exactly as they are in the source (integers or strings);
 
 from __future__ import annotations
 
+import csv
 import os
+import re
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -40,14 +42,40 @@ _ALIASES = {
 }
 
 
+def _normalize_ids(values: np.ndarray) -> np.ndarray:
+    """Give an object array of ids one concrete dtype: unicode, int64 or float64."""
+    if values.dtype != object:
+        return values
+    kind = pd.api.types.infer_dtype(values, skipna=False)
+    if kind == "string":
+        return values.astype(str)
+    if kind in ("integer", "empty"):
+        return values.astype(np.int64)
+    if kind in ("floating", "mixed-integer-float"):
+        return values.astype(np.float64)
+    raise TypeError(
+        f"ids must be all integers or all strings, got {kind} values such as "
+        f"{values[:3].tolist()}; convert them to one type first, e.g. with .astype(str)"
+    )
+
+
 class IdIndex:
     """Map raw ids (integers or strings) to dense ``int32`` codes ``0..n-1`` and back.
 
     Parameters
     ----------
     ids : array-like
-        The known raw ids. Duplicates are dropped; sortable ids are sorted so
-        that the codes do not depend on the order of the ratings.
+        The known raw ids, all integers or all strings. Duplicates are dropped
+        and the ids are sorted, so that the codes do not depend on the order of
+        the ratings.
+
+    Raises
+    ------
+    TypeError
+        If the ids mix types (e.g. integers and strings): they could not be
+        saved without pickling and read back unchanged.
+    ValueError
+        If an id is missing (NaN or None).
 
     Notes
     -----
@@ -56,19 +84,14 @@ class IdIndex:
     """
 
     def __init__(self, ids):
-        values = pd.unique(np.asarray(ids).ravel())
-        try:
-            values = np.sort(values)
-        except TypeError:  # mixed types: keep first-appearance order
-            pass
-        if values.dtype == object:
-            kinds = {type(v) for v in values}
-            if kinds <= {str}:
-                values = values.astype(str)
+        values = np.asarray(ids).ravel()
+        if values.dtype.kind in "fO" and pd.isna(values).any():
+            raise ValueError("ids contain missing values (NaN or None)")
+        values = np.sort(pd.unique(_normalize_ids(values)))
         if len(values) >= np.iinfo(np.int32).max:
             raise ValueError(f"too many distinct ids ({len(values):,}) for int32 codes")
         self._index = pd.Index(values)
-        self._ids = np.asarray(values)
+        self._ids = values
 
     @property
     def ids(self) -> np.ndarray:
@@ -82,7 +105,11 @@ class IdIndex:
         return raw_id in self._index
 
     def __eq__(self, other) -> bool:
-        return isinstance(other, IdIndex) and np.array_equal(self._ids, other._ids)
+        return (
+            isinstance(other, IdIndex)
+            and self._ids.dtype.kind == other._ids.dtype.kind
+            and np.array_equal(self._ids, other._ids)
+        )
 
     __hash__ = None
 
@@ -103,8 +130,8 @@ class IdIndex:
         numpy.ndarray of int32, shape (n,)
         """
         values = np.asarray(values)
-        if values.ndim == 0:
-            values = values.reshape(1)
+        if values.ndim != 1:
+            values = values.ravel()
         if len(values) == 0:
             return np.empty(0, dtype=np.int32)
         if self._ids.dtype.kind in "iu" and values.dtype.kind == "f":
@@ -121,44 +148,73 @@ class IdIndex:
 
         Raises
         ------
+        TypeError
+            If the codes are not integers.
         IndexError
             If a code is outside ``0..n-1``.
         """
         codes = np.asarray(codes)
-        if codes.size and (codes.min() < 0 or codes.max() >= len(self)):
+        if codes.size == 0:
+            return self._ids[codes.astype(np.intp)]
+        if codes.dtype.kind not in "iu":
+            raise TypeError(f"codes must be integers, got dtype {codes.dtype}")
+        if codes.min() < 0 or codes.max() >= len(self):
             bad = codes[(codes < 0) | (codes >= len(self))][0]
             raise IndexError(f"code {bad} is out of range for an IdIndex of {len(self)} ids")
         return self._ids[codes]
 
     def to_array(self) -> np.ndarray:
-        """The ids as an array that :func:`numpy.save` stores without pickling."""
-        if self._ids.dtype == object:
-            return self._ids.astype(str)
+        """The ids as an array that :func:`numpy.save` stores without pickling.
+
+        String ids come back as a numpy unicode array, never ``object``.
+        """
         return self._ids
 
     @classmethod
     def from_array(cls, array) -> IdIndex:
         """Rebuild an index saved with :meth:`to_array`, keeping the code order."""
+        ids = np.asarray(array)
+        if ids.ndim != 1:
+            raise ValueError(f"saved ids must be a 1-D array, got shape {ids.shape}")
+        ids = _normalize_ids(ids)
+        index = pd.Index(ids)
+        if not index.is_unique:
+            raise ValueError("saved ids contain duplicates: they are not an IdIndex")
         obj = cls.__new__(cls)
-        obj._ids = np.asarray(array)
-        obj._index = pd.Index(obj._ids)
+        obj._ids = ids
+        obj._index = index
         return obj
 
 
-def _sniff_separator(path) -> str:
-    with open(path, "rb") as fh:
-        for raw in fh:
-            line = raw.decode("utf-8", errors="replace").strip()
-            if line:
-                break
-        else:
-            raise ValueError(f"{path} is empty: there are no ratings to read")
+# ----------------------------------------------------------------- reading files
+
+
+def _first_line(path) -> str:
+    """The first non-blank line of a text file (BOM and line ending removed)."""
+    with open(path, encoding="utf-8-sig", errors="replace") as fh:
+        for line in fh:
+            if line.strip():
+                return line.strip()
+    raise ValueError(f"{path} is empty: there are no ratings to read")
+
+
+def _sniff_separator(line: str) -> str:
     if "::" in line:
         return "::"
     for sep in ("\t", ",", ";", "|"):
         if sep in line:
             return sep
     return r"\s+"
+
+
+def _split(line: str, sep: str) -> list[str]:
+    if sep == r"\s+":
+        return line.split()
+    if len(sep) == 1:
+        return next(csv.reader([line], delimiter=sep, skipinitialspace=True), [])
+    if sep == "::":
+        return line.split("::")
+    return re.split(sep, line)
 
 
 def _looks_numeric(fields: Sequence[str]) -> bool:
@@ -169,20 +225,30 @@ def _looks_numeric(fields: Sequence[str]) -> bool:
     return True
 
 
+def _read_delimited(path, sep: str, header) -> pd.DataFrame:
+    if sep != "::":
+        return pd.read_csv(path, sep=sep, header=header, skipinitialspace=True)
+    # The C parser needs a one-character separator: "a::b" split on ":" puts an
+    # empty field between the values, which is dropped. A field holding a single
+    # ":" breaks that pattern; the slower python parser then splits on "::".
+    try:
+        frame = pd.read_csv(path, sep=":", header=header, skipinitialspace=True)
+    except pd.errors.ParserError:
+        frame = None
+    if frame is not None and frame.shape[1] % 2 == 1 and frame.iloc[:, 1::2].isna().all().all():
+        return frame.iloc[:, ::2]
+    return pd.read_csv(path, sep="::", header=header, engine="python")
+
+
 def _read_file(path, columns, sep) -> pd.DataFrame:
     if not os.path.exists(path):
         raise FileNotFoundError(f"ratings file not found: {path}")
+    first = _first_line(path)
     if sep is None:
-        sep = _sniff_separator(path)
-    names = None
-    header = "infer"
-    if isinstance(columns, Sequence) and not isinstance(columns, str):
-        names = list(columns)
-        header = None
-    else:
-        with open(path, encoding="utf-8", errors="replace") as fh:
-            first = next((ln.strip() for ln in fh if ln.strip()), "")
-        fields = [f for f in (first.split(sep) if sep != r"\s+" else first.split()) if f != ""]
+        sep = _sniff_separator(first)
+    names = list(columns) if isinstance(columns, list) else None
+    if names is None:
+        fields = _split(first, sep)
         if _looks_numeric(fields):
             if columns is not None:
                 raise ValueError(
@@ -196,74 +262,174 @@ def _read_file(path, columns, sep) -> pd.DataFrame:
                     'list naming them in order, e.g. columns=["user", "item", "rating", "skip"]'
                 )
             names = list(CANONICAL_COLUMNS[: len(fields)])
-            header = None
-    read_kw = {"header": header, "names": names, "skipinitialspace": True}
     try:
-        if sep == "::":
-            # The C parser needs a one-character separator: "a::b" split on ":"
-            # gives empty fields between the values, which are dropped.
-            frame = pd.read_csv(path, sep=":", header=None, dtype=str)
-            frame = frame.iloc[:, ::2]
-            if header == "infer":
-                frame.columns = list(frame.iloc[0])
-                frame = frame.iloc[1:].reset_index(drop=True)
-            else:
-                if frame.shape[1] != len(names):
-                    raise ValueError(
-                        f"{path} has {frame.shape[1]} columns but columns names {len(names)}"
-                    )
-                frame.columns = names
-        else:
-            frame = pd.read_csv(path, sep=sep, **read_kw)
+        frame = _read_delimited(path, sep, header=None if names is not None else 0)
     except pd.errors.ParserError as exc:
         raise ValueError(f"{path} is not a well-formed delimited file: {exc}") from exc
     except pd.errors.EmptyDataError as exc:
         raise ValueError(f"{path} is empty: there are no ratings to read") from exc
-    if names is not None and header is None and frame.shape[1] != len(names):
-        raise ValueError(f"{path} has {frame.shape[1]} columns but columns names {len(names)}")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path} is not a UTF-8 text file: {exc}") from exc
+    if names is None:
+        return frame
+    if frame.shape[1] != len(names):
+        raise ValueError(
+            f"{path} has {frame.shape[1]} columns but columns names {len(names)}: {names}"
+        )
+    frame = frame.set_axis(names, axis=1)
+    if isinstance(columns, list) and "rating" in names and len(frame) > 1:
+        rating = pd.to_numeric(frame["rating"], errors="coerce")
+        if pd.isna(rating.iloc[0]) and rating.iloc[1:].notna().all():
+            raise ValueError(
+                f"the first line of {path} looks like a header ({first!r}); pass columns as "
+                "a mapping from those names, e.g. "
+                'columns={"userId": "user", "movieId": "item", "stars": "rating"}'
+            )
     return frame
 
 
-def _rename(frame: pd.DataFrame, columns) -> pd.DataFrame:
+# ------------------------------------------------------------- validating frames
+
+
+def _check_columns(columns):
+    """Validate ``columns=``; return a list, a dict or None."""
+    if columns is None:
+        return None
     if isinstance(columns, Mapping):
-        unknown = [c for c in columns if c not in frame.columns]
+        targets = list(columns.values())
+        bad = [v for v in targets if v not in CANONICAL_COLUMNS]
+        if bad:
+            raise ValueError(f"columns must map to {list(CANONICAL_COLUMNS)}, got target(s) {bad}")
+        twice = sorted({v for v in targets if targets.count(v) > 1})
+        if twice:
+            raise ValueError(f"columns maps several columns to {twice}")
+        return dict(columns)
+    if isinstance(columns, str) or not isinstance(columns, (Sequence, np.ndarray, pd.Index)):
+        raise TypeError(
+            "columns must be a list naming the columns in order or a mapping to "
+            f"user/item/rating/timestamp, got {type(columns).__name__}"
+        )
+    names = list(columns)
+    twice = sorted({c for c in names if c in CANONICAL_COLUMNS and names.count(c) > 1})
+    if twice:
+        raise ValueError(f"columns names {twice} more than once: {names}")
+    return names
+
+
+def _rename(frame: pd.DataFrame, mapping) -> pd.DataFrame:
+    """Apply a user mapping, then recognise common names for the other columns."""
+    rename = {}
+    if mapping is not None:
+        unknown = [c for c in mapping if c not in frame.columns]
         if unknown:
             raise ValueError(
                 f"columns maps {unknown} but the data has columns {list(frame.columns)}"
             )
-        bad = [v for v in columns.values() if v not in CANONICAL_COLUMNS]
-        if bad:
-            raise ValueError(
-                f"columns must map to {list(CANONICAL_COLUMNS)}, got target(s) {bad}"
-            )
-        return frame.rename(columns=dict(columns))
-    if columns is not None and not isinstance(frame, pd.DataFrame):
-        raise TypeError("columns must be a list or a mapping")
-    rename = {}
-    taken = set(frame.columns) & set(CANONICAL_COLUMNS)
+        rename.update(mapping)
+    taken = set(rename.values())
+    taken.update(c for c in frame.columns if c in CANONICAL_COLUMNS and c not in rename)
     for col in frame.columns:
-        key = str(col).strip().lower()
-        target = _ALIASES.get(key)
-        if target and col != target and target not in taken:
+        if col in rename or col in CANONICAL_COLUMNS:
+            continue
+        target = _ALIASES.get(str(col).strip().lower())
+        if target and target not in taken:
             rename[col] = target
             taken.add(target)
-    return frame.rename(columns=rename)
+    return frame.rename(columns=rename) if rename else frame
 
 
-def _clean_ids(values: pd.Series, name: str) -> pd.Series:
-    if values.isna().any():
-        row = int(np.flatnonzero(values.isna().to_numpy())[0])
-        raise ValueError(f"{name} ids are missing (NaN) in {values.isna().sum()} row(s), e.g. row {row}")
+def _show(value) -> str:
+    """``repr`` of a cell for error messages: ``nan``, not ``np.float64(nan)``."""
+    return repr(value.item() if isinstance(value, np.generic) else value)
+
+
+def _whole_ids(values: pd.Series, name: str, where: str) -> pd.Series:
+    arr = values.to_numpy(dtype=np.float64)
+    whole = np.isfinite(arr) & (arr == np.round(arr))
+    if not whole.all():
+        row = int(np.flatnonzero(~whole)[0])
+        raise ValueError(
+            f"{name} id {_show(arr[row])} at row {row}{where} is not a whole number; "
+            "ids must be integers or strings"
+        )
+    return pd.Series(arr.astype(np.int64))
+
+
+def _clean_ids(values: pd.Series, name: str, where: str = "") -> pd.Series:
+    """Ids as int64 (integers, whole floats) or strings; anything else is an error."""
+    values = values.reset_index(drop=True)
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        values = pd.Series(np.asarray(values))
+    missing = values.isna().to_numpy()
+    if missing.any():
+        row = int(np.flatnonzero(missing)[0])
+        raise ValueError(
+            f"{name} ids are missing (NaN) in {int(missing.sum())} row(s){where}, e.g. row {row}"
+        )
+    if values.dtype.kind in "iu":
+        return values.astype(np.int64)
     if values.dtype.kind == "f":
-        arr = values.to_numpy()
-        if np.all(arr == np.round(arr)):
-            return values.astype(np.int64)
-    if values.dtype == object:
-        as_num = pd.to_numeric(values, errors="coerce")
-        if not as_num.isna().any() and np.all(as_num == np.round(as_num)):
-            return as_num.astype(np.int64)
+        return _whole_ids(values, name, where)
+    kind = pd.api.types.infer_dtype(values, skipna=False)
+    if kind == "string":
         return values.astype(str)
-    return values
+    if kind == "integer":
+        return values.astype(np.int64)
+    if kind in ("floating", "mixed-integer-float"):
+        return _whole_ids(values, name, where)
+    if kind == "mixed-integer":  # integers and strings: one type for IdIndex
+        return values.astype(str)
+    raise ValueError(
+        f"{name} ids must be integers or strings, got {kind} values{where}, "
+        f"e.g. {_show(values.iloc[0])}"
+    )
+
+
+def _clean_ratings(values: pd.Series, where: str) -> np.ndarray:
+    values = values.reset_index(drop=True)
+    rating = pd.to_numeric(values, errors="coerce")
+    bad = (rating.isna() & values.notna()).to_numpy()
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise ValueError(
+            f"non-numeric rating {_show(values.iloc[row])} at row {row}{where}; "
+            "ratings must be numbers"
+        )
+    out = rating.to_numpy(dtype=np.float64, na_value=np.nan)
+    finite = np.isfinite(out)
+    if not finite.all():
+        row = int(np.flatnonzero(~finite)[0])
+        raise ValueError(
+            f"{int((~finite).sum())} rating(s) are NaN or infinite{where}, e.g. row {row}; "
+            "drop or fill them first"
+        )
+    return out.astype(np.float32)
+
+
+def _clean_timestamps(values: pd.Series, where: str) -> np.ndarray:
+    ts = values.reset_index(drop=True)
+    if ts.dtype == object and pd.api.types.infer_dtype(ts) in ("datetime", "datetime64"):
+        ts = pd.to_datetime(ts, utc=True)
+    if pd.api.types.is_datetime64_any_dtype(ts):
+        missing = ts.isna().to_numpy()
+        if missing.any():
+            row = int(np.flatnonzero(missing)[0])
+            raise ValueError(f"timestamp is missing (NaT) at row {row}{where}")
+        if ts.dt.tz is not None:
+            ts = ts.dt.tz_convert("UTC").dt.tz_localize(None)
+        return ts.astype("datetime64[s]").to_numpy().astype(np.int64)
+    num = pd.to_numeric(ts, errors="coerce")
+    seconds = num.to_numpy(dtype=np.float64, na_value=np.nan)
+    bad = ~np.isfinite(seconds)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise ValueError(
+            f"timestamp {_show(ts.iloc[row])} at row {row}{where} is not a number of seconds; "
+            "convert dates with pandas.to_datetime first"
+        )
+    if num.dtype.kind in "iu":
+        return num.to_numpy().astype(np.int64)
+    return seconds.astype(np.int64)
 
 
 def _handle_duplicates(frame: pd.DataFrame, duplicates: str) -> pd.DataFrame:
@@ -273,7 +439,7 @@ def _handle_duplicates(frame: pd.DataFrame, duplicates: str) -> pd.DataFrame:
     if duplicates == "raise":
         pairs = frame.loc[dup, ["user", "item"]].drop_duplicates().head(3)
         shown = ", ".join(f"(user={u!r}, item={i!r})" for u, i in pairs.itertuples(index=False))
-        n = int(frame.loc[dup].duplicated(["user", "item"]).sum())
+        n = int(frame.duplicated(["user", "item"]).sum())
         raise ValueError(
             f"{n} duplicate (user, item) rating(s), e.g. {shown}; pass duplicates='last' to "
             "keep the last rating of each pair, or duplicates='mean' to average them"
@@ -284,6 +450,7 @@ def _handle_duplicates(frame: pd.DataFrame, duplicates: str) -> pd.DataFrame:
     agg = {"rating": "mean"}
     if "timestamp" in frame.columns:
         agg["timestamp"] = "max"
+    frame = frame.assign(rating=frame["rating"].astype(np.float64))
     out = frame.groupby(["user", "item"], sort=False, as_index=False).agg(agg)
     out["rating"] = out["rating"].astype(np.float32)
     return out
@@ -291,51 +458,35 @@ def _handle_duplicates(frame: pd.DataFrame, duplicates: str) -> pd.DataFrame:
 
 def canonicalize(frame: pd.DataFrame, *, duplicates: str = "raise", source=None) -> pd.DataFrame:
     """Validate a frame with user/item/rating[/timestamp] columns; return a canonical copy."""
+    if duplicates not in DUPLICATE_POLICIES:
+        raise ValueError(f"duplicates must be one of {DUPLICATE_POLICIES}, got {duplicates!r}")
     where = f" in {source}" if source is not None else ""
     missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
     if missing:
+        hint = (
+            "; if the file has no header row, pass columns as a list naming them in order"
+            if source is not None
+            else ""
+        )
         raise ValueError(
             f"missing column(s) {missing}{where}; found {list(frame.columns)}. Pass columns= "
             'as a mapping, e.g. columns={"userId": "user", "movieId": "item", "stars": "rating"}'
+            f"{hint}"
         )
+    twice = [c for c in CANONICAL_COLUMNS if list(frame.columns).count(c) > 1]
+    if twice:
+        raise ValueError(f"several columns are named {twice}{where}; keep one of each")
     if len(frame) == 0:
         raise ValueError(f"no ratings{where}: the data is empty")
-    cols = [c for c in CANONICAL_COLUMNS if c in frame.columns]
-    out = pd.DataFrame({c: frame[c].to_numpy() for c in cols})
-    out["user"] = _clean_ids(out["user"], "user")
-    out["item"] = _clean_ids(out["item"], "item")
-
-    rating = pd.to_numeric(out["rating"], errors="coerce")
-    bad = rating.isna() & out["rating"].notna()
-    if bad.any():
-        row = int(np.flatnonzero(bad.to_numpy())[0])
-        raise ValueError(
-            f"non-numeric rating {out['rating'].iloc[row]!r} at row {row}{where}; "
-            "ratings must be numbers"
-        )
-    values = rating.to_numpy(dtype=np.float64)
-    finite = np.isfinite(values)
-    if not finite.all():
-        row = int(np.flatnonzero(~finite)[0])
-        raise ValueError(
-            f"{int((~finite).sum())} rating(s) are NaN or infinite{where}, e.g. row {row}; "
-            "drop or fill them first"
-        )
-    out["rating"] = values.astype(np.float32)
-
-    if "timestamp" in out.columns:
-        ts = out["timestamp"]
-        if pd.api.types.is_datetime64_any_dtype(ts):
-            ts = ts.astype("datetime64[s]").astype(np.int64)
-        else:
-            num = pd.to_numeric(ts, errors="coerce")
-            if num.isna().any():
-                row = int(np.flatnonzero(num.isna().to_numpy())[0])
-                raise ValueError(
-                    f"timestamp {ts.iloc[row]!r} at row {row}{where} is not a number of seconds"
-                )
-            ts = num.astype(np.int64)
-        out["timestamp"] = ts.to_numpy(dtype=np.int64)
+    out = pd.DataFrame(
+        {
+            "user": _clean_ids(frame["user"], "user", where),
+            "item": _clean_ids(frame["item"], "item", where),
+            "rating": _clean_ratings(frame["rating"], where),
+        }
+    )
+    if "timestamp" in frame.columns:
+        out["timestamp"] = _clean_timestamps(frame["timestamp"], where)
     return _handle_duplicates(out, duplicates)
 
 
@@ -347,7 +498,7 @@ def load_ratings(source, *, columns=None, sep=None, duplicates="raise") -> pd.Da
     source : str, os.PathLike or pandas.DataFrame
         A delimited text file (CSV, TSV, ``::``- or space-separated) or a frame.
     columns : list of str or dict, optional
-        A list names a headerless file's columns in order, e.g.
+        A list names a headerless file's (or a frame's) columns in order, e.g.
         ``["user", "item", "rating"]`` (extra columns may be named anything and
         are dropped). A dict maps the source's column names to ``user``,
         ``item``, ``rating`` and ``timestamp``. By default common names
@@ -363,28 +514,26 @@ def load_ratings(source, *, columns=None, sep=None, duplicates="raise") -> pd.Da
     -------
     pandas.DataFrame
         Columns ``user``, ``item``, ``rating`` (float32) and ``timestamp``
-        (int64) when present.
+        (int64 seconds) when present. Integer ids (and whole-number float ids)
+        are int64, string ids stay strings; ids mixing integers and strings are
+        all read as strings.
     """
     if duplicates not in DUPLICATE_POLICIES:
         raise ValueError(f"duplicates must be one of {DUPLICATE_POLICIES}, got {duplicates!r}")
+    columns = _check_columns(columns)
     if isinstance(source, pd.DataFrame):
         frame = source
-        if columns is not None and not isinstance(columns, Mapping):
+        if isinstance(columns, list):
             if len(columns) != frame.shape[1]:
                 raise ValueError(
                     f"columns names {len(columns)} columns but the frame has {frame.shape[1]}"
                 )
-            frame = frame.set_axis(list(columns), axis=1)
-            columns = None
+            frame = frame.set_axis(columns, axis=1)
         name = None
     elif isinstance(source, (str, os.PathLike)):
-        frame = _read_file(os.fspath(source), columns, sep)
-        if columns is not None and not isinstance(columns, Mapping):
-            columns = None
         name = os.fspath(source)
+        frame = _read_file(name, columns, sep)
     else:
-        raise TypeError(
-            f"source must be a path or a pandas.DataFrame, got {type(source).__name__}"
-        )
-    frame = _rename(frame, columns)
+        raise TypeError(f"source must be a path or a pandas.DataFrame, got {type(source).__name__}")
+    frame = _rename(frame, columns if isinstance(columns, dict) else None)
     return canonicalize(frame, duplicates=duplicates, source=name)

@@ -20,6 +20,20 @@ TensorFlow's LazyAdam and PyTorch's SparseAdam): with the global step ``t``
 
 Rows not in the batch keep their parameters and moments unchanged, so an
 epoch costs O(ratings x factors) whatever the number of users and items.
+
+Dense mode reproduces Adam as Keras applies it to embeddings: at every step
+every row's moments decay and every row moves by ``alpha_t * m / (sqrt(v) +
+eps)``, gradient or not. Doing that literally costs O(users + items) per
+batch, so it is done lazily: a row remembers the last step it was brought up
+to date, and when a batch next touches it (or the epoch ends) the skipped
+steps are applied at once. The moments decay exactly (``m *= beta1**gap``,
+``v *= beta2**gap``); the parameter moves by
+
+    m / sqrt(v) * sum_{j=s+1}^{t} alpha_j * gamma**(j - s),   gamma = beta1 / sqrt(beta2)
+
+read off a table of discounted sums (:func:`drift_table`). This neglects
+``eps`` against ``sqrt(v)`` during the skipped steps only, a relative error
+of about ``eps / sqrt(v)``.
 """
 
 from __future__ import annotations
@@ -33,23 +47,12 @@ from latentfactors.kernels._config import JIT
 
 
 @numba.njit(**JIT)
-def _batch_gradient(
-    users, items, ratings, order, start, stop, P, Q, bu, bi, mu, reg, reg_bias,
-    gP, gQ, gbu, gbi, stamp_u, stamp_i, touched_u, touched_i, step,
-):
-    """Gradient of ``L_b`` for the batch ``order[start:stop]``, into the row buffers.
-
-    Errors and penalties all use the parameters as they were at the start of the batch.
-
-    Rows are zeroed on first touch (``stamp_* != step``) and listed in
-    ``touched_*``. Returns ``(sum of e**2, n touched users, n touched items)``.
-    """
-    k = P.shape[1]
-    m = stop - start
-    scale = 2.0 / m
+def _mark_batch(users, items, order, start, stop, gP, gQ, gbu, gbi,
+                stamp_u, stamp_i, touched_u, touched_i, step):
+    """List the distinct rows of a batch and zero their gradient rows."""
+    k = gP.shape[1]
     nu = 0
     ni = 0
-    loss = 0.0
     for j in range(start, stop):
         idx = order[j]
         u = users[idx]
@@ -68,6 +71,16 @@ def _batch_gradient(
             gbi[i] = 0.0
             for f in range(k):
                 gQ[i, f] = 0.0
+    return nu, ni
+
+
+@numba.njit(**JIT)
+def _accumulate(users, items, ratings, order, start, stop, P, Q, bu, bi, mu, reg, reg_bias,
+                gP, gQ, gbu, gbi):
+    """Add the batch's gradient of ``L_b`` into zeroed rows; returns the sum of e**2."""
+    k = P.shape[1]
+    scale = 2.0 / (stop - start)
+    loss = 0.0
     for j in range(start, stop):
         idx = order[j]
         u = users[idx]
@@ -83,6 +96,24 @@ def _batch_gradient(
         for f in range(k):
             gP[u, f] += c * Q[i, f] + scale * reg * P[u, f]
             gQ[i, f] += c * P[u, f] + scale * reg * Q[i, f]
+    return loss
+
+
+@numba.njit(**JIT)
+def _batch_gradient(
+    users, items, ratings, order, start, stop, P, Q, bu, bi, mu, reg, reg_bias,
+    gP, gQ, gbu, gbi, stamp_u, stamp_i, touched_u, touched_i, step,
+):
+    """Gradient of ``L_b`` for the batch ``order[start:stop]``, into the row buffers.
+
+    Errors and penalties all use the parameters as they were at the start of
+    the batch. Rows are zeroed on first touch (``stamp_* != step``) and listed
+    in ``touched_*``. Returns ``(sum of e**2, n touched users, n touched items)``.
+    """
+    nu, ni = _mark_batch(users, items, order, start, stop, gP, gQ, gbu, gbi,
+                         stamp_u, stamp_i, touched_u, touched_i, step)
+    loss = _accumulate(users, items, ratings, order, start, stop, P, Q, bu, bi, mu, reg,
+                       reg_bias, gP, gQ, gbu, gbi)
     return loss, nu, ni
 
 
@@ -105,6 +136,7 @@ def _adam_rows(rows, n_rows, W, gW, mW, vW, b, gb, mb, vb, alpha, beta1, beta2, 
 
 @numba.njit(**JIT)
 def _zero_rows(rows, n_rows, gW, gb):
+    """Zero the listed gradient rows."""
     for a in range(n_rows):
         r = rows[a]
         gb[r] = 0.0
@@ -112,43 +144,91 @@ def _zero_rows(rows, n_rows, gW, gb):
             gW[r, f] = 0.0
 
 
+def drift_table(lr, beta1, beta2, first, last, tail=800):
+    """``H[s - first] = sum_{j>s} alpha_j * gamma**(j - s)`` for steps ``first..last``.
+
+    Built backwards from ``last + tail`` (``gamma**tail`` is below 1e-30),
+    in float64.
+    """
+    gamma = beta1 / math.sqrt(beta2)
+    steps = np.arange(first + 1, last + tail + 1, dtype=np.float64)
+    alpha = lr * np.sqrt(1.0 - beta2**steps) / (1.0 - beta1**steps)
+    table = np.zeros(last + tail - first + 1)
+    for s in range(len(table) - 2, -1, -1):
+        table[s] = gamma * (alpha[s] + table[s + 1])
+    return table[: last - first + 1]
+
+
+@numba.njit(**JIT)
+def _catch_up(rows, n_rows, W, mW, vW, b, mb, vb, last, target, drift, first, beta1, beta2,
+              gamma):
+    """Apply the zero-gradient dense-Adam steps ``last[r]+1..target`` to the listed rows."""
+    k = W.shape[1]
+    for a in range(n_rows):
+        r = rows[a]
+        gap = target - last[r]
+        if gap <= 0:
+            continue
+        d = drift[last[r] - first] - gamma**gap * drift[target - first]
+        dm = beta1**gap
+        dv = beta2**gap
+        if vb[r] > 0.0:
+            b[r] -= d * mb[r] / math.sqrt(vb[r])
+        mb[r] *= dm
+        vb[r] *= dv
+        for f in range(k):
+            if vW[r, f] > 0.0:
+                W[r, f] -= d * mW[r, f] / math.sqrt(vW[r, f])
+            mW[r, f] *= dm
+            vW[r, f] *= dv
+        last[r] = target
+
+
 @numba.njit(**JIT)
 def _adam_epoch(
     users, items, ratings, order, batch_size, P, Q, bu, bi, mu,
     mP, vP, mQ, vQ, mbu, vbu, mbi, vbi,
     gP, gQ, gbu, gbi, stamp_u, stamp_i, touched_u, touched_i,
-    lr, beta1, beta2, eps, reg, reg_bias, step0, dense, all_u, all_i,
+    lr, beta1, beta2, eps, reg, reg_bias, step0, dense, last_u, last_i, drift,
 ):
-    """One epoch of lazy mini-batch Adam over ``order`` in batches of ``batch_size``.
+    """One epoch of mini-batch Adam over ``order`` in batches of ``batch_size``.
 
     ``step0`` is the number of batches run before this epoch; buffers ``g*``,
     ``stamp_*`` and ``touched_*`` are scratch space sized like the parameters
-    (``stamp_*`` must start at -1). Returns the sum of squared errors, each
-    measured before its batch's update.
+    (``stamp_*`` must start at -1). With ``dense``, ``last_*`` hold each row's
+    last up-to-date step (all equal to ``step0`` on entry, and again on exit)
+    and ``drift`` is :func:`drift_table` for steps ``step0..step0 + batches``.
+    Returns the sum of squared errors, each measured before its batch's update.
     """
     n = len(order)
     total = 0.0
     step = step0
+    gamma = beta1 / math.sqrt(beta2)
     for start in range(0, n, batch_size):
         stop = min(n, start + batch_size)
         step += 1
-        loss, nu, ni = _batch_gradient(
-            users, items, ratings, order, start, stop, P, Q, bu, bi, mu, reg, reg_bias,
-            gP, gQ, gbu, gbi, stamp_u, stamp_i, touched_u, touched_i, step,
-        )
-        total += loss
-        alpha = lr * math.sqrt(1.0 - beta2**step) / (1.0 - beta1**step)
+        nu, ni = _mark_batch(users, items, order, start, stop, gP, gQ, gbu, gbi,
+                             stamp_u, stamp_i, touched_u, touched_i, step)
         if dense:
-            # Keras semantics: every row's moments decay and every row moves.
-            _adam_rows(all_u, len(all_u), P, gP, mP, vP, bu, gbu, mbu, vbu,
-                       alpha, beta1, beta2, eps)
-            _adam_rows(all_i, len(all_i), Q, gQ, mQ, vQ, bi, gbi, mbi, vbi,
-                       alpha, beta1, beta2, eps)
-            _zero_rows(touched_u, nu, gP, gbu)
-            _zero_rows(touched_i, ni, gQ, gbi)
-        else:
-            _adam_rows(touched_u, nu, P, gP, mP, vP, bu, gbu, mbu, vbu,
-                       alpha, beta1, beta2, eps)
-            _adam_rows(touched_i, ni, Q, gQ, mQ, vQ, bi, gbi, mbi, vbi,
-                       alpha, beta1, beta2, eps)
+            _catch_up(touched_u, nu, P, mP, vP, bu, mbu, vbu, last_u, step - 1, drift, step0,
+                      beta1, beta2, gamma)
+            _catch_up(touched_i, ni, Q, mQ, vQ, bi, mbi, vbi, last_i, step - 1, drift, step0,
+                      beta1, beta2, gamma)
+        total += _accumulate(users, items, ratings, order, start, stop, P, Q, bu, bi, mu, reg,
+                             reg_bias, gP, gQ, gbu, gbi)
+        alpha = lr * math.sqrt(1.0 - beta2**step) / (1.0 - beta1**step)
+        _adam_rows(touched_u, nu, P, gP, mP, vP, bu, gbu, mbu, vbu, alpha, beta1, beta2, eps)
+        _adam_rows(touched_i, ni, Q, gQ, mQ, vQ, bi, gbi, mbi, vbi, alpha, beta1, beta2, eps)
+        if dense:
+            for a in range(nu):
+                last_u[touched_u[a]] = step
+            for a in range(ni):
+                last_i[touched_i[a]] = step
+    if dense:
+        all_u = np.arange(len(last_u))
+        all_i = np.arange(len(last_i))
+        _catch_up(all_u, len(all_u), P, mP, vP, bu, mbu, vbu, last_u, step, drift, step0,
+                  beta1, beta2, gamma)
+        _catch_up(all_i, len(all_i), Q, mQ, vQ, bi, mbi, vbi, last_i, step, drift, step0,
+                  beta1, beta2, gamma)
     return total

@@ -8,13 +8,15 @@ from latentfactors.models.base import (
     load_model,
 )
 from latentfactors.models.biased_mf import BiasedMF
+from latentfactors.models.mlp import MLPMF
 
-MODEL_CLASSES = {"BiasedMF": BiasedMF}
+MODEL_CLASSES = {"BiasedMF": BiasedMF, "MLPMF": MLPMF}
 
 __all__ = [
     "BiasedMF",
     "DivergenceError",
     "FactorModel",
+    "MLPMF",
     "MODEL_CLASSES",
     "ModelFileError",
     "NotFittedError",

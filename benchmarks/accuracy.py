@@ -1,0 +1,245 @@
+"""Accuracy and fit time on the original notebook's protocol, median over seeds.
+
+Protocol: MovieLens ``ml-latest-small-2016`` (100,004 ratings), one random
+permutation cut 80/12/8 into train/valid/test (``random_split``), test MSE on
+the 8%. Each seed draws both the split and the model's initialisation.
+
+    python benchmarks/accuracy.py                 # 5 seeds, every configuration
+    python benchmarks/accuracy.py --seeds 3 --only biased
+    python benchmarks/accuracy.py --dataset ml-latest-small
+
+Optional peers run in the same process when installed (``pip install
+scikit-surprise libmf myfm``); missing ones are listed and skipped. Results go
+to ``benchmarks/results/accuracy-<dataset>.{md,json}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+from latentfactors import BiasedMF, load_movielens, random_split  # noqa: E402
+from latentfactors.presets import NOTEBOOK_PUBLISHED, notebook_dot  # noqa: E402
+
+
+def _ours():
+    """(name, group, factory(seed) -> estimator, uses_valid, published figure)."""
+    rows = [
+        ("notebook dot product (Keras config)", "biased",
+         lambda s: notebook_dot(random_state=s), False, NOTEBOOK_PUBLISHED["dot"]),
+        ("BiasedMF defaults (SGD) + valid", "biased",
+         lambda s: BiasedMF(random_state=s), True, None),
+        ("BiasedMF defaults (SGD), no valid", "biased",
+         lambda s: BiasedMF(random_state=s), False, None),
+        ("BiasedMF Adam + valid", "biased",
+         lambda s: BiasedMF(optimizer="adam", random_state=s), True, None),
+    ]
+    try:
+        from latentfactors import MLPMF
+        from latentfactors.presets import notebook_mlp
+    except ImportError:
+        return rows
+    rows += [
+        ("notebook MLP head (Keras config)", "mlp",
+         lambda s: notebook_mlp(random_state=s), False, NOTEBOOK_PUBLISHED["mlp"]),
+        ("MLPMF defaults + valid", "mlp", lambda s: MLPMF(random_state=s), True, None),
+    ]
+    return rows
+
+
+def _peers():
+    """Peers that are installed, as (name, fit_predict(train, test, seed) -> predictions)."""
+    peers, missing = [], []
+    try:
+        import surprise  # noqa: F401
+
+        def surprise_model(algo_factory):
+            def run(train, test, seed):
+                from surprise import Dataset, Reader
+
+                reader = Reader(rating_scale=(0.5, 5.0))
+                data = Dataset.load_from_df(train[["user", "item", "rating"]], reader)
+                algo = algo_factory(seed)
+                algo.fit(data.build_full_trainset())
+                return np.array([algo.predict(u, i).est for u, i in
+                                 zip(test["user"], test["item"])])
+            return run
+
+        from surprise import SVD, BaselineOnly, SVDpp
+
+        peers += [
+            ("Surprise SVD (defaults)", surprise_model(lambda s: SVD(random_state=s))),
+            ("Surprise SVD++ (defaults)", surprise_model(lambda s: SVDpp(random_state=s))),
+            ("Surprise BaselineOnly", surprise_model(lambda s: BaselineOnly(verbose=False))),
+        ]
+    except ImportError:
+        missing.append("scikit-surprise")
+    try:
+        from libmf import mf as libmf_mf
+
+        def run_libmf(train, test, seed):
+            from latentfactors.data import IdIndex
+
+            ui, ii = IdIndex(train["user"]), IdIndex(train["item"])
+            tr = np.column_stack([ui.encode(train["user"]), ii.encode(train["item"]),
+                                  train["rating"]]).astype(np.float64)
+            engine = libmf_mf.MF(k=32, nr_iters=40, nr_threads=1)
+            engine.fit(tr)
+            pairs = np.column_stack([ui.encode(test["user"]), ii.encode(test["item"])])
+            known = (pairs >= 0).all(axis=1)
+            pred = np.full(len(test), float(train["rating"].mean()))
+            pred[known] = engine.predict(pairs[known].astype(np.float64))
+            return pred
+
+        peers.append(("LIBMF (k=32, 40 iters)", run_libmf))
+    except ImportError:
+        missing.append("libmf")
+    try:
+        import myfm
+
+        def run_myfm(train, test, seed):
+            from latentfactors.data import IdIndex
+
+            ui, ii = IdIndex(train["user"]), IdIndex(train["item"])
+            import scipy.sparse as sps
+
+            def design(frame):
+                u = ui.encode(frame["user"])
+                i = ii.encode(frame["item"])
+                rows = np.arange(len(frame))
+                cols_u = np.where(u >= 0, u, 0)
+                cols_i = len(ui) + np.where(i >= 0, i, 0)
+                vals = np.concatenate([(u >= 0), (i >= 0)]).astype(np.float64)
+                return sps.csr_matrix(
+                    (vals, (np.concatenate([rows, rows]), np.concatenate([cols_u, cols_i]))),
+                    shape=(len(frame), len(ui) + len(ii)))
+
+            fm = myfm.MyFMRegressor(rank=32, random_seed=seed)
+            fm.fit(design(train), train["rating"].to_numpy(), n_iter=200, n_kept_samples=195)
+            return fm.predict(design(test))
+
+        peers.append(("myFM Bayesian MF (rank 32)", run_myfm))
+    except ImportError:
+        missing.append("myfm")
+    return peers, missing
+
+
+def sgd_throughput(n_factors=32, n_ratings=2_000_000) -> float:
+    """Million ratings per second of single-thread SGD epochs on synthetic data."""
+    from latentfactors.data import make_synthetic_ratings
+
+    frame, _ = make_synthetic_ratings(50_000, 10_000, n_ratings, rank=8, random_state=0)
+    BiasedMF(n_factors, n_epochs=1, random_state=0).fit(frame)  # compile
+    timings = []
+    for epochs in (1, 6):
+        model = BiasedMF(n_factors, n_epochs=epochs, random_state=0).fit(frame)
+        timings.append(sum(model.history_["seconds"]))
+    return 5 * n_ratings / (timings[1] - timings[0]) / 1e6
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--dataset", default="ml-latest-small-2016")
+    parser.add_argument("--data-home", default=None)
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--only", choices=["biased", "mlp"], default=None)
+    parser.add_argument("--no-peers", action="store_true")
+    parser.add_argument("--no-throughput", action="store_true")
+    args = parser.parse_args(argv)
+
+    data_home = args.data_home or os.environ.get("LATENTFACTORS_DATA")
+    if data_home is None and (HERE.parent.parent / "shared" / "data").is_dir():
+        data_home = str(HERE.parent.parent / "shared" / "data")
+    frame = load_movielens(args.dataset, data_home=data_home)
+    splits = [random_split(frame, random_state=s) for s in range(args.seeds)]
+    print(f"{args.dataset}: {len(frame):,} ratings; 80/12/8 random splits, seeds "
+          f"0..{args.seeds - 1}; test MSE median over seeds\n")
+
+    results = []
+    for name, group, factory, uses_valid, published in _ours():
+        if args.only and group != args.only:
+            continue
+        factory(0).fit(splits[0][0].iloc[:2000])  # compile outside the timings
+        mses, secs = [], []
+        for seed, (train, valid, test) in enumerate(splits):
+            model = factory(seed)
+            start = time.perf_counter()
+            model.fit(train, valid=valid if uses_valid else None)
+            secs.append(time.perf_counter() - start)
+            mses.append(model.evaluate(test)["mse"])
+        results.append(_row(name, mses, secs, published))
+        _print(results[-1])
+    if not args.no_peers and not args.only:
+        peers, missing = _peers()
+        for name, run in peers:
+            mses, secs = [], []
+            for seed, (train, _, test) in enumerate(splits):
+                start = time.perf_counter()
+                pred = np.clip(run(train, test, seed), 0.5, 5.0)
+                secs.append(time.perf_counter() - start)
+                mses.append(float(np.mean((pred - test["rating"].to_numpy()) ** 2)))
+            results.append(_row(name, mses, secs, None))
+            _print(results[-1])
+        if missing:
+            print(f"\npeers not installed (skipped): {', '.join(missing)}")
+    throughput = None
+    if not args.no_throughput:
+        throughput = sgd_throughput()
+        print(f"\nsingle-thread SGD, 32 factors, 2M synthetic ratings: {throughput:.1f} M ratings/s")
+    _write(args, results, throughput)
+
+
+def _row(name, mses, secs, published):
+    return {
+        "model": name,
+        "test_mse_median": statistics.median(mses),
+        "test_mse_min": min(mses),
+        "test_mse_max": max(mses),
+        "test_rmse_median": statistics.median(np.sqrt(mses)),
+        "fit_seconds_median": statistics.median(secs),
+        "published": published,
+        "test_mse_per_seed": mses,
+    }
+
+
+def _print(row):
+    pub = f"  (notebook printed {row['published']:.3f})" if row["published"] else ""
+    print(f"{row['model']:<40} MSE {row['test_mse_median']:.4f} "
+          f"[{row['test_mse_min']:.4f}-{row['test_mse_max']:.4f}]  "
+          f"RMSE {row['test_rmse_median']:.4f}  fit {row['fit_seconds_median']:.2f}s{pub}",
+          flush=True)
+
+
+def _write(args, results, throughput):
+    out = HERE / "results"
+    out.mkdir(exist_ok=True)
+    stem = out / f"accuracy-{args.dataset}"
+    meta = {"dataset": args.dataset, "seeds": args.seeds,
+            "command": "python benchmarks/accuracy.py " + " ".join(sys.argv[1:]),
+            "sgd_million_ratings_per_second": throughput}
+    stem.with_suffix(".json").write_text(json.dumps({"meta": meta, "rows": results}, indent=2))
+    lines = [f"Test MSE on `{args.dataset}`, 80/12/8 random split, median of {args.seeds} seeds "
+             f"(`{meta['command'].strip()}`).", "",
+             "| model | test MSE (median) | range | RMSE | fit s | notebook printed |",
+             "|---|---:|---:|---:|---:|---:|"]
+    for r in results:
+        pub = f"{r['published']:.3f}" if r["published"] else ""
+        lines.append(f"| {r['model']} | {r['test_mse_median']:.4f} | "
+                     f"{r['test_mse_min']:.3f}-{r['test_mse_max']:.3f} | "
+                     f"{r['test_rmse_median']:.4f} | {r['fit_seconds_median']:.2f} | {pub} |")
+    stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    print(f"\nwrote {stem}.md and {stem}.json")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,566 @@
+"""Mini-batch training of a multi-layer perceptron head on user and item embeddings.
+
+The model (:class:`latentfactors.MLPMF`) predicts
+
+    pred = mu + bu[u] + bi[i] + head([P[u]; Q[i]])
+
+where ``head`` is a stack of dense layers ``z = a @ W + b`` with an activation
+after every hidden layer and a single linear output unit. The forward and
+backward passes are written out by hand here.
+
+Dense parameters
+----------------
+All layers live in ONE flat array ``flat`` so that any depth runs through the
+same kernel. ``sizes = [2k, h1, ..., hL, 1]`` (int64) holds the layer widths;
+layer ``l`` maps ``sizes[l]`` units to ``sizes[l + 1]`` units and occupies
+
+    flat[offsets[l] : offsets[l] + sizes[l] * sizes[l + 1]]      W_l, row-major (in, out)
+    flat[offsets[l] + sizes[l] * sizes[l + 1] : offsets[l + 1]]  b_l
+
+so ``offsets`` (int64, ``len(sizes)`` entries) ends with the total size. The
+activation buffer of one rating holds every layer's units one after another,
+starting at ``uoff[l]`` (see :func:`unit_offsets`).
+
+Objective
+---------
+For a batch ``b`` of ``m`` ratings, with ``e_k = r_k - pred_k``,
+
+    L_b = (1/m) sum_{k in b} [ e_k**2 + reg * (|P[u_k]|**2 + |Q[i_k]|**2)
+                                      + reg_bias * (bu[u_k]**2 + bi[i_k]**2) ]
+          + reg_weights * sum_l |W_l|**2
+
+which is the per-rating objective of :mod:`latentfactors.kernels.adam`, with
+every rating also carrying the weight penalty (a weight takes part in every
+rating). Layer intercepts are not penalised.
+
+Dropout
+-------
+With ``dropout = p > 0``, hidden unit ``t`` of the rating at position ``j`` of
+the epoch's order is kept when ``hash(seed, j, t) >= p`` (a counter-based
+hash, so the mask does not depend on threads) and kept units are scaled by
+``1 / (1 - p)`` ("inverted" dropout: nothing changes at prediction time).
+
+Determinism
+-----------
+A batch is cut into chunks of :data:`CHUNK` ratings, a number that depends on
+the batch size only. Each chunk computes its dense-weight gradient into its
+own buffer (in parallel), and the buffers are summed in chunk order. Each
+rating's gradient with respect to its input vector ``[P[u]; Q[i]]`` goes to
+its own slot and is added to the embedding rows serially in batch order. So
+one thread and many threads give bit-identical models.
+
+Updates
+-------
+The dense parameters are updated every batch (Adam with flat moments, or
+plain gradient descent). Embedding rows follow
+:mod:`latentfactors.kernels.adam`: lazily (only the rows of the batch) or,
+with ``optimizer == ADAM_DENSE``, every row at every step as Keras does.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+from latentfactors.kernels._config import JIT, PARALLEL_JIT
+from latentfactors.kernels.adam import _adam_rows
+
+ACTIVATIONS = {"relu": 0, "tanh": 1, "linear": 2}
+RELU, TANH, LINEAR = 0, 1, 2
+OPTIMIZERS = {"sgd": 0, "adam": 1, "adam-dense": 2}
+SGD, ADAM, ADAM_DENSE = 0, 1, 2
+
+# Ratings per gradient chunk. Fixed, so the summation order never depends on threads.
+CHUNK = 16
+# Pairs per task in parallel prediction.
+PREDICT_CHUNK = 2048
+
+
+# ---------------------------------------------------------------- layout helpers
+
+
+def layer_sizes(n_factors: int, hidden) -> np.ndarray:
+    """Widths ``[2 * n_factors, *hidden, 1]`` as int64."""
+    return np.array([2 * n_factors, *hidden, 1], dtype=np.int64)
+
+
+def dense_offsets(sizes: np.ndarray) -> np.ndarray:
+    """Start of every layer in the flat parameter array; the last entry is its length."""
+    off = np.zeros(len(sizes), dtype=np.int64)
+    for layer in range(len(sizes) - 1):
+        off[layer + 1] = off[layer] + sizes[layer] * sizes[layer + 1] + sizes[layer + 1]
+    return off
+
+
+def unit_offsets(sizes: np.ndarray) -> np.ndarray:
+    """Start of every layer's units in a per-rating activation buffer (int64)."""
+    return np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+
+
+# ---------------------------------------------------------------- dropout masks
+
+
+@numba.njit(**JIT)
+def _mix64(x):
+    """SplitMix64 finaliser: a bijective scramble of a uint64."""
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+@numba.njit(**JIT)
+def _keep(seed, position, unit, dropout):
+    """Whether hidden ``unit`` of the rating at epoch ``position`` survives dropout."""
+    h = _mix64(np.uint64(seed) ^ _mix64(np.uint64(position) * np.uint64(0x9E3779B97F4A7C15)
+                                        + np.uint64(unit)))
+    return np.float64(h >> np.uint64(11)) * (1.0 / 9007199254740992.0) >= dropout
+
+
+# ---------------------------------------------------------------- forward / backward
+
+
+@numba.njit(**JIT)
+def _forward(u, i, P, Q, flat, offsets, sizes, uoff, act, dropout, keep_scale, seed, position,
+             a, d):
+    """Head output for ``[P[u]; Q[i]]``; fills activations ``a`` and derivatives ``d``.
+
+    ``a[uoff[l]:uoff[l + 1]]`` holds layer ``l``'s outputs (layer 0 is the
+    input). For hidden units, ``d`` holds ``d a / d z`` including the dropout
+    mask and scale. With ``dropout == 0`` no mask is drawn.
+    """
+    k = P.shape[1]
+    for f in range(k):
+        a[f] = P[u, f]
+        a[k + f] = Q[i, f]
+    n_layers = len(sizes) - 1
+    # Slices keep the inner loops free of negative-index checks, so they vectorise.
+    for layer in range(n_layers - 1):
+        n_in = sizes[layer]
+        n_out = sizes[layer + 1]
+        w0 = offsets[layer]
+        x = a[uoff[layer] : uoff[layer] + n_in]
+        z = a[uoff[layer + 1] : uoff[layer + 1] + n_out]
+        dz = d[uoff[layer + 1] : uoff[layer + 1] + n_out]
+        b = flat[w0 + n_in * n_out : w0 + n_in * n_out + n_out]
+        for j in range(n_out):
+            z[j] = b[j]
+        for t in range(n_in):
+            xt = x[t]
+            if xt != 0.0:
+                w = flat[w0 + t * n_out : w0 + (t + 1) * n_out]
+                for j in range(n_out):
+                    z[j] += xt * w[j]
+        if act == RELU:
+            for j in range(n_out):
+                if z[j] > 0.0:
+                    dz[j] = 1.0
+                else:
+                    z[j] = 0.0
+                    dz[j] = 0.0
+        elif act == TANH:
+            for j in range(n_out):
+                y = math.tanh(z[j])
+                z[j] = y
+                dz[j] = 1.0 - y * y
+        else:
+            for j in range(n_out):
+                dz[j] = 1.0
+        if dropout > 0.0:
+            unit0 = uoff[layer + 1]
+            for j in range(n_out):
+                if _keep(seed, position, unit0 + j, dropout):
+                    z[j] *= keep_scale
+                    dz[j] *= keep_scale
+                else:
+                    z[j] = 0.0
+                    dz[j] = 0.0
+    # the linear output unit
+    n_in = sizes[n_layers - 1]
+    w0 = offsets[n_layers - 1]
+    x = a[uoff[n_layers - 1] : uoff[n_layers - 1] + n_in]
+    w = flat[w0 : w0 + n_in]
+    y = flat[w0 + n_in]
+    for t in range(n_in):
+        y += x[t] * w[t]
+    return y
+
+
+@numba.njit(**JIT)
+def _backward(g, flat, offsets, sizes, uoff, a, d, delta, prev, grad, gx):
+    """Add ``g * d head / d params`` into ``grad`` and write ``g * d head / d input`` to ``gx``.
+
+    ``g`` is the loss's derivative with respect to the head output; ``a`` and
+    ``d`` come from :func:`_forward`; ``delta`` and ``prev`` are scratch of
+    the widest layer's width.
+    """
+    n_layers = len(sizes) - 1
+    # output layer: one unit
+    n_in = sizes[n_layers - 1]
+    w0 = offsets[n_layers - 1]
+    x = a[uoff[n_layers - 1] : uoff[n_layers - 1] + n_in]
+    w = flat[w0 : w0 + n_in]
+    gw = grad[w0 : w0 + n_in]
+    grad[w0 + n_in] += g
+    for t in range(n_in):
+        gw[t] += g * x[t]
+        delta[t] = g * w[t]
+    for layer in range(n_layers - 2, -1, -1):
+        n_in = sizes[layer]
+        n_out = sizes[layer + 1]
+        w0 = offsets[layer]
+        x = a[uoff[layer] : uoff[layer] + n_in]
+        dx = d[uoff[layer] : uoff[layer] + n_in]
+        dz = d[uoff[layer + 1] : uoff[layer + 1] + n_out]
+        gb = grad[w0 + n_in * n_out : w0 + n_in * n_out + n_out]
+        for j in range(n_out):
+            delta[j] *= dz[j]
+            gb[j] += delta[j]
+        for t in range(n_in):
+            xt = x[t]
+            if layer > 0 and xt == 0.0 and dx[t] == 0.0:
+                # a dead or dropped unit: no weight gradient, no delta to pass on
+                prev[t] = 0.0
+                continue
+            w = flat[w0 + t * n_out : w0 + (t + 1) * n_out]
+            gw = grad[w0 + t * n_out : w0 + (t + 1) * n_out]
+            s = np.float32(0.0)  # widens to float64 with float64 parameters
+            for j in range(n_out):
+                gw[j] += xt * delta[j]
+                s += w[j] * delta[j]
+            prev[t] = s
+        for t in range(n_in):
+            delta[t] = prev[t]
+    for t in range(sizes[0]):
+        gx[t] = delta[t]
+
+
+@numba.njit(**JIT)
+def _chunk_grads(users, items, ratings, order, lo, hi, start, P, Q, bu, bi, mu, flat, offsets,
+                 sizes, uoff, act, dropout, keep_scale, seed, inv_m, a, d, delta, prev, grad,
+                 gx, gr, err2):
+    """Forward and backward passes for ratings ``order[lo:hi]`` of a batch starting at ``start``.
+
+    The chunk's dense gradient goes to ``grad`` (zeroed first); rating
+    ``j``'s input gradient to ``gx[j - start]``, its output gradient
+    ``-2 e / m`` to ``gr[j - start]`` and ``e**2`` to ``err2[j - start]``.
+    """
+    for p in range(len(grad)):
+        grad[p] = 0.0
+    for j in range(lo, hi):
+        idx = order[j]
+        u = users[idx]
+        i = items[idx]
+        y = _forward(u, i, P, Q, flat, offsets, sizes, uoff, act, dropout, keep_scale, seed, j,
+                     a, d)
+        e = ratings[idx] - (mu + bu[u] + bi[i] + y)
+        g = -2.0 * inv_m * e
+        err2[j - start] = e * e
+        gr[j - start] = g
+        _backward(g, flat, offsets, sizes, uoff, a, d, delta, prev, grad, gx[j - start])
+
+
+@numba.njit(**PARALLEL_JIT)
+def _batch_grads(users, items, ratings, order, start, stop, P, Q, bu, bi, mu, flat, offsets,
+                 sizes, uoff, act, dropout, seed, reg_weights, acts, derivs, deltas, prevs,
+                 gbuf, gflat, gx, gr, err2):
+    """Squared errors and gradients of the batch ``order[start:stop]``, chunk-parallel.
+
+    Parameters
+    ----------
+    users, items : int32 arrays, shape (n,)
+    ratings : float array, shape (n,)
+    order : int array, shape (n_order,)
+        The epoch's order; positions ``start .. stop - 1`` form the batch and
+        also index the dropout masks.
+    P, Q, bu, bi : float arrays (float32 in training, float64 for gradient checks)
+    mu : float
+    flat, offsets, sizes, uoff : the dense layout (see the module docstring).
+    act : int
+        :data:`RELU`, :data:`TANH` or :data:`LINEAR`.
+    dropout : float64
+        Drop probability of hidden units; 0 disables masks.
+    seed : uint64
+        Dropout seed of the epoch.
+    reg_weights : float
+        L2 penalty of the dense weights.
+    acts, derivs : arrays, shape (n_chunks, uoff[-1])
+        Per-chunk activation scratch.
+    deltas, prevs : arrays, shape (n_chunks, max(sizes))
+        Per-chunk backward scratch.
+    gbuf : array, shape (n_chunks, len(flat))
+        Per-chunk dense gradients, ``n_chunks >= ceil(m / CHUNK)``.
+    gflat : array, shape (len(flat),)
+        Out: the dense gradient of ``L_b``.
+    gx : array, shape (>= m, 2k)
+        Out: per-rating gradient of the data term with respect to ``[P[u]; Q[i]]``.
+    gr, err2 : arrays, shape (>= m,)
+        Out: per-rating ``d L_b / d pred`` (the bias gradients) and ``e**2``.
+
+    Returns
+    -------
+    float
+        Sum of squared errors of the batch, summed in batch order.
+    """
+    m = stop - start
+    n_chunks = (m + CHUNK - 1) // CHUNK
+    inv_m = 1.0 / m
+    keep_scale = 1.0 / (1.0 - dropout)
+    for c in numba.prange(n_chunks):
+        lo = start + c * CHUNK
+        hi = min(stop, lo + CHUNK)
+        _chunk_grads(users, items, ratings, order, lo, hi, start, P, Q, bu, bi, mu, flat,
+                     offsets, sizes, uoff, act, dropout, keep_scale, seed, inv_m, acts[c],
+                     derivs[c], deltas[c], prevs[c], gbuf[c], gx, gr, err2)
+    n_par = len(flat)
+    for p in range(n_par):
+        gflat[p] = 0.0
+    for c in range(n_chunks):
+        for p in range(n_par):
+            gflat[p] += gbuf[c, p]
+    if reg_weights != 0.0:
+        two_reg = 2.0 * reg_weights
+        for layer in range(len(sizes) - 1):
+            w0 = offsets[layer]
+            for p in range(w0, w0 + sizes[layer] * sizes[layer + 1]):
+                gflat[p] += two_reg * flat[p]
+    sse = 0.0
+    for j in range(m):
+        sse += err2[j]
+    return sse
+
+
+@numba.njit(**JIT)
+def _row_grads(users, items, order, start, stop, P, Q, bu, bi, reg, reg_bias, gx, gr,
+               gP, gQ, gbu, gbi, stamp_u, stamp_i, touched_u, touched_i, step):
+    """Embedding and bias gradients of ``L_b``, added serially in batch order.
+
+    Rows are zeroed on first touch (``stamp_* != step``) and listed in
+    ``touched_*``. Returns ``(n touched users, n touched items)``.
+    """
+    k = P.shape[1]
+    scale = 2.0 / (stop - start)
+    nu = 0
+    ni = 0
+    for j in range(start, stop):
+        idx = order[j]
+        u = users[idx]
+        i = items[idx]
+        if stamp_u[u] != step:
+            stamp_u[u] = step
+            touched_u[nu] = u
+            nu += 1
+            gbu[u] = 0.0
+            for f in range(k):
+                gP[u, f] = 0.0
+        if stamp_i[i] != step:
+            stamp_i[i] = step
+            touched_i[ni] = i
+            ni += 1
+            gbi[i] = 0.0
+            for f in range(k):
+                gQ[i, f] = 0.0
+        b = j - start
+        g = gr[b]
+        gbu[u] += g + scale * reg_bias * bu[u]
+        gbi[i] += g + scale * reg_bias * bi[i]
+        for f in range(k):
+            gP[u, f] += gx[b, f] + scale * reg * P[u, f]
+            gQ[i, f] += gx[b, k + f] + scale * reg * Q[i, f]
+    return nu, ni
+
+
+@numba.njit(**JIT)
+def _loss_grad(users, items, ratings, order, start, stop, P, Q, bu, bi, mu, flat, offsets, sizes,
+               uoff, act, dropout, seed, reg, reg_bias, reg_weights, acts, derivs, deltas,
+               prevs, gbuf, gx, gr, err2, gP, gQ, gbu, gbi, gflat):
+    """The batch objective ``L_b`` and its gradient for every parameter.
+
+    Runs the same code as a training step (:func:`_batch_grads` then
+    :func:`_row_grads`) and also sums the penalties, so it serves gradient
+    checks; it works for float32 and float64 parameters alike. ``gP``, ``gQ``,
+    ``gbu``, ``gbi`` are full-size outputs (rows outside the batch are zero).
+    """
+    sse = _batch_grads(users, items, ratings, order, start, stop, P, Q, bu, bi, mu, flat,
+                       offsets, sizes, uoff, act, dropout, seed, reg_weights, acts, derivs,
+                       deltas, prevs, gbuf, gflat, gx, gr, err2)
+    gP[:] = 0.0
+    gQ[:] = 0.0
+    gbu[:] = 0.0
+    gbi[:] = 0.0
+    stamp_u = np.full(len(bu), -1, dtype=np.int64)
+    stamp_i = np.full(len(bi), -1, dtype=np.int64)
+    touched_u = np.zeros(len(bu), dtype=np.int32)
+    touched_i = np.zeros(len(bi), dtype=np.int32)
+    _row_grads(users, items, order, start, stop, P, Q, bu, bi, reg, reg_bias, gx, gr,
+               gP, gQ, gbu, gbi, stamp_u, stamp_i, touched_u, touched_i, 0)
+    m = stop - start
+    pen = 0.0
+    for j in range(start, stop):
+        u = users[order[j]]
+        i = items[order[j]]
+        s = 0.0
+        for f in range(P.shape[1]):
+            s += P[u, f] * P[u, f] + Q[i, f] * Q[i, f]
+        pen += reg * s + reg_bias * (bu[u] * bu[u] + bi[i] * bi[i])
+    wpen = 0.0
+    for layer in range(len(sizes) - 1):
+        w0 = offsets[layer]
+        for p in range(w0, w0 + sizes[layer] * sizes[layer + 1]):
+            wpen += flat[p] * flat[p]
+    return (sse + pen) / m + reg_weights * wpen
+
+
+# ---------------------------------------------------------------- updates
+
+
+@numba.njit(**JIT)
+def _adam_flat(theta, g, m, v, alpha, beta1, beta2, eps):
+    """Adam step for every entry of a flat parameter array."""
+    for p in range(len(theta)):
+        gp = g[p]
+        m[p] = beta1 * m[p] + (1.0 - beta1) * gp
+        v[p] = beta2 * v[p] + (1.0 - beta2) * gp * gp
+        theta[p] -= alpha * m[p] / (math.sqrt(v[p]) + eps)
+
+
+@numba.njit(**JIT)
+def _zero_rows(rows, n_rows, gW, gb):
+    """Zero the listed gradient rows (dense Adam reads every row's gradient)."""
+    for a in range(n_rows):
+        r = rows[a]
+        gb[r] = 0.0
+        for f in range(gW.shape[1]):
+            gW[r, f] = 0.0
+
+
+@numba.njit(**JIT)
+def _sgd_rows(rows, n_rows, W, gW, b, gb, lr):
+    """Gradient step ``theta -= lr * g`` for the listed rows and their biases."""
+    for a in range(n_rows):
+        r = rows[a]
+        b[r] -= lr * gb[r]
+        for f in range(W.shape[1]):
+            W[r, f] -= lr * gW[r, f]
+
+
+@numba.njit(**JIT)
+def _mlp_epoch(
+    users, items, ratings, order, batch_size, P, Q, bu, bi, mu, flat, offsets, sizes, uoff,
+    act, dropout, seed,
+    mP, vP, mQ, vQ, mbu, vbu, mbi, vbi, mW, vW,
+    gP, gQ, gbu, gbi, stamp_u, stamp_i, touched_u, touched_i,
+    acts, derivs, deltas, prevs, gbuf, gflat, gx, gr, err2,
+    optimizer, lr, beta1, beta2, eps, reg, reg_bias, reg_weights, step0, all_u, all_i,
+):
+    """One epoch over ``order`` in batches of ``batch_size``; parameters change in place.
+
+    Parameters
+    ----------
+    users, items : int32 arrays, shape (n,)
+    ratings : float32 array, shape (n,)
+    order : int32 array, shape (n,)
+        This epoch's permutation of the ratings.
+    batch_size : int
+    P, Q : float32 arrays, shapes (n_users, k) and (n_items, k)
+    bu, bi : float32 arrays, shapes (n_users,) and (n_items,)
+    mu : float32
+    flat, offsets, sizes, uoff, act, dropout, seed
+        The dense head and its dropout, as in :func:`_batch_grads`.
+    mP, vP, mQ, vQ, mbu, vbu, mbi, vbi, mW, vW : float32 arrays
+        Adam moments shaped like ``P, Q, bu, bi, flat`` (unused by SGD).
+    gP, gQ, gbu, gbi, stamp_u, stamp_i, touched_u, touched_i
+        Row-gradient scratch as in :func:`latentfactors.kernels.adam._adam_epoch`
+        (``stamp_*`` int64 starting at -1, ``touched_*`` int32).
+    acts, derivs, deltas, prevs, gbuf, gflat, gx, gr, err2
+        Batch scratch as in :func:`_batch_grads`, sized for ``batch_size``.
+    optimizer : int
+        :data:`SGD`, :data:`ADAM` or :data:`ADAM_DENSE`.
+    lr, beta1, beta2, eps, reg, reg_bias, reg_weights : float32
+    step0 : int
+        Batches run before this epoch (Adam's step counter continues from it).
+    all_u, all_i : int32 arrays
+        ``arange(n_users)`` and ``arange(n_items)``, for dense Adam.
+
+    Returns
+    -------
+    float
+        Sum of squared errors, each measured before its batch's update.
+    """
+    n = len(order)
+    total = 0.0
+    step = step0
+    for start in range(0, n, batch_size):
+        stop = min(n, start + batch_size)
+        step += 1
+        total += _batch_grads(users, items, ratings, order, start, stop, P, Q, bu, bi, mu, flat,
+                              offsets, sizes, uoff, act, dropout, seed, reg_weights, acts,
+                              derivs, deltas, prevs, gbuf, gflat, gx, gr, err2)
+        nu, ni = _row_grads(users, items, order, start, stop, P, Q, bu, bi, reg, reg_bias, gx,
+                            gr, gP, gQ, gbu, gbi, stamp_u, stamp_i, touched_u, touched_i, step)
+        if optimizer == SGD:
+            _sgd_rows(touched_u, nu, P, gP, bu, gbu, lr)
+            _sgd_rows(touched_i, ni, Q, gQ, bi, gbi, lr)
+            for p in range(len(flat)):
+                flat[p] -= lr * gflat[p]
+            continue
+        alpha = lr * math.sqrt(1.0 - beta2**step) / (1.0 - beta1**step)
+        _adam_flat(flat, gflat, mW, vW, alpha, beta1, beta2, eps)
+        if optimizer == ADAM_DENSE:
+            # Keras semantics: every row's moments decay and every row moves.
+            _adam_rows(all_u, len(all_u), P, gP, mP, vP, bu, gbu, mbu, vbu,
+                       alpha, beta1, beta2, eps)
+            _adam_rows(all_i, len(all_i), Q, gQ, mQ, vQ, bi, gbi, mbi, vbi,
+                       alpha, beta1, beta2, eps)
+            _zero_rows(touched_u, nu, gP, gbu)
+            _zero_rows(touched_i, ni, gQ, gbi)
+        else:
+            _adam_rows(touched_u, nu, P, gP, mP, vP, bu, gbu, mbu, vbu,
+                       alpha, beta1, beta2, eps)
+            _adam_rows(touched_i, ni, Q, gQ, mQ, vQ, bi, gbi, mbi, vbi,
+                       alpha, beta1, beta2, eps)
+    return total
+
+
+# ---------------------------------------------------------------- prediction
+
+
+@numba.njit(**JIT)
+def _predict_range(users, items, P, Q, bu, bi, mu, flat, offsets, sizes, uoff, act, lo, hi,
+                   out, start, stop, a, d):
+    # Unknown ids (code -1) contribute nothing: no bias, and no head without both vectors.
+    for t in range(start, stop):
+        u = users[t]
+        i = items[t]
+        s = mu
+        if u >= 0:
+            s += bu[u]
+        if i >= 0:
+            s += bi[i]
+        if u >= 0 and i >= 0:
+            s += _forward(u, i, P, Q, flat, offsets, sizes, uoff, act, 0.0, 1.0, 0, 0, a, d)
+        out[t] = min(max(s, lo), hi)
+
+
+@numba.njit(**JIT)
+def _predict_serial(users, items, P, Q, bu, bi, mu, flat, offsets, sizes, uoff, act, lo, hi,
+                    out, scratch):
+    _predict_range(users, items, P, Q, bu, bi, mu, flat, offsets, sizes, uoff, act, lo, hi,
+                   out, 0, len(users), scratch[0, 0], scratch[0, 1])
+
+
+@numba.njit(**PARALLEL_JIT)
+def _predict_parallel(users, items, P, Q, bu, bi, mu, flat, offsets, sizes, uoff, act, lo, hi,
+                      out, scratch):
+    """Predictions for pairs of codes (``-1`` = unknown), clipped to ``[lo, hi]``.
+
+    ``scratch`` has shape ``(n_tasks, 2, uoff[-1])`` with ``n_tasks`` =
+    ``ceil(n / PREDICT_CHUNK)``. Each output depends only on its own pair.
+    """
+    n = len(users)
+    n_tasks = (n + PREDICT_CHUNK - 1) // PREDICT_CHUNK
+    for c in numba.prange(n_tasks):
+        start = c * PREDICT_CHUNK
+        _predict_range(users, items, P, Q, bu, bi, mu, flat, offsets, sizes, uoff, act, lo, hi,
+                       out, start, min(n, start + PREDICT_CHUNK), scratch[c, 0], scratch[c, 1])

@@ -1,0 +1,423 @@
+"""MLPMF: gradient checks, a NumPy twin, thread determinism and the estimator contract."""
+
+from __future__ import annotations
+
+import io
+import pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from latentfactors import (
+    MLPMF,
+    BiasedMF,
+    DivergenceError,
+    NotFittedError,
+    load_model,
+    load_movielens,
+    random_split,
+)
+from latentfactors.kernels import mlp as K
+from latentfactors.models.base import encode_train
+from tests import naive_mlp as naive
+
+# ---------------------------------------------------------------- helpers
+
+
+def layout(k, hidden):
+    sizes = K.layer_sizes(k, hidden)
+    return sizes, K.dense_offsets(sizes), K.unit_offsets(sizes)
+
+
+def split_flat(flat, sizes, offsets):
+    weights, intercepts = [], []
+    for layer in range(len(sizes) - 1):
+        n_in, n_out, w0 = int(sizes[layer]), int(sizes[layer + 1]), int(offsets[layer])
+        weights.append(flat[w0 : w0 + n_in * n_out].reshape(n_in, n_out))
+        intercepts.append(flat[w0 + n_in * n_out : w0 + n_in * n_out + n_out])
+    return weights, intercepts
+
+
+def kernel_objective(batch_data, params, cfg):
+    """``L_b`` and every gradient from the kernel, for float64 parameters."""
+    users, items, ratings, order = batch_data
+    P, Q, bu, bi, flat = params["P"], params["Q"], params["bu"], params["bi"], params["flat"]
+    sizes, offsets, uoff = cfg["layout"]
+    m = len(order)
+    n_chunks = -(-m // K.CHUNK)
+    f = np.float64
+    width = int(sizes.max())
+    grads = {name: np.zeros_like(arr) for name, arr in params.items()}
+    value = K._loss_grad(
+        users, items, ratings, order, 0, m, P, Q, bu, bi, cfg["mu"], flat, offsets, sizes, uoff,
+        K.ACTIVATIONS[cfg["activation"]], cfg["dropout"], np.uint64(cfg["seed"]), cfg["reg"],
+        cfg["reg_bias"], cfg["reg_weights"],
+        np.zeros((n_chunks, int(uoff[-1])), f), np.zeros((n_chunks, int(uoff[-1])), f),
+        np.zeros((n_chunks, width), f), np.zeros((n_chunks, width), f),
+        np.zeros((n_chunks, len(flat)), f), np.zeros((m, 2 * P.shape[1]), f), np.zeros(m, f),
+        np.zeros(m, f), grads["P"], grads["Q"], grads["bu"], grads["bi"], grads["flat"],
+    )
+    return value, grads
+
+
+def synthetic(n_users=30, n_items=25, n=600, seed=0):
+    rng = np.random.default_rng(seed)
+    users = rng.integers(0, n_users, n)
+    items = rng.integers(0, n_items, n)
+    ratings = np.clip(
+        3.5 + 0.5 * np.sin(users) + 0.4 * np.cos(items) + rng.normal(0, 0.3, n), 0.5, 5.0
+    )
+    return pd.DataFrame({"user": users, "item": items, "rating": ratings.astype(np.float32)})
+
+
+def state_equal(a, b):
+    return all(np.array_equal(x, y) for x, y in zip(a._get_state().values(),
+                                                       b._get_state().values()))
+
+
+SMALL = dict(n_factors=4, hidden=(8, 4), n_epochs=3, batch_size=32, random_state=0)
+
+# ---------------------------------------------------------------- gradients
+
+
+GRAD_CASES = [
+    (activation, reg, dropout)
+    for activation in ("relu", "tanh", "linear")
+    for reg in (0.0, 0.3)
+    for dropout in (0.0, 0.3)
+]
+
+
+@pytest.mark.parametrize("activation,reg,dropout", GRAD_CASES)
+def test_gradients_match_central_differences(activation, reg, dropout):
+    rng = np.random.default_rng(1)
+    k, hidden = 3, (5, 4)
+    n_users, n_items, m = 5, 4, 23  # 23 ratings: two chunks, the last one partial
+    sizes, offsets, uoff = layout(k, hidden)
+    params = {
+        "P": rng.normal(0, 0.7, (n_users, k)),
+        "Q": rng.normal(0, 0.7, (n_items, k)),
+        "bu": rng.normal(0, 0.3, n_users),
+        "bi": rng.normal(0, 0.3, n_items),
+        "flat": rng.normal(0, 0.6, int(offsets[-1])),
+    }
+    users = rng.integers(0, n_users, m).astype(np.int32)
+    items = rng.integers(0, n_items, m).astype(np.int32)
+    ratings = rng.uniform(1, 5, m)
+    order = rng.permutation(m).astype(np.int32)
+    cfg = dict(layout=(sizes, offsets, uoff), mu=3.0, activation=activation, dropout=dropout,
+               seed=12345, reg=reg, reg_bias=reg / 2, reg_weights=reg / 3)
+    data = (users, items, ratings, order)
+    value, grads = kernel_objective(data, params, cfg)
+
+    weights, intercepts = split_flat(params["flat"], sizes, offsets)
+    expected = naive.naive_objective(
+        users, items, ratings, order,
+        dict(P=params["P"], Q=params["Q"], bu=params["bu"], bi=params["bi"], weights=weights,
+             intercepts=intercepts),
+        mu=3.0, activation=activation, dropout=dropout, seed=12345, start=0, reg=reg,
+        reg_bias=reg / 2, reg_weights=reg / 3,
+    )
+    assert value == pytest.approx(expected, rel=1e-12)
+
+    eps = 1e-6
+    for name, arr in params.items():
+        numeric = np.zeros_like(arr)
+        flat_view = arr.reshape(-1)
+        for p in range(flat_view.size):
+            old = flat_view[p]
+            flat_view[p] = old + eps
+            up = kernel_objective(data, params, cfg)[0]
+            flat_view[p] = old - eps
+            down = kernel_objective(data, params, cfg)[0]
+            flat_view[p] = old
+            numeric.reshape(-1)[p] = (up - down) / (2 * eps)
+        np.testing.assert_allclose(grads[name], numeric, rtol=1e-6, atol=1e-8, err_msg=name)
+    # every layer's weights and intercepts were exercised
+    gw, gb = split_flat(grads["flat"], sizes, offsets)
+    assert all(np.abs(g).max() > 0 for g in gw + gb)
+
+
+# ---------------------------------------------------------------- the NumPy twin
+
+
+def run_one_epoch(model, frame):
+    """Run the model's own first epoch; return (initial state, final state, order, seed, sse)."""
+    model._validate()
+    data = encode_train(frame)
+    rng = np.random.default_rng(model.random_state)
+    model._threads = 1
+    model.global_mean_ = float(np.mean(data.ratings, dtype=np.float64)) if model.center else 0.0
+    model._set_state(model._init_state(rng, len(data.user_index), len(data.item_index)))
+    before = model._copy_state()
+    users, items, ratings = data.users.copy(), data.items.copy(), data.ratings.copy()
+    ctx = model._setup(data, rng)
+    sse = model._epoch(ctx, 1, rng)
+    return before, model._copy_state(), (users, items, ratings), ctx, sse
+
+
+@pytest.mark.parametrize(
+    "optimizer,activation,dropout",
+    [("adam", "relu", 0.0), ("adam", "tanh", 0.25), ("adam-dense", "linear", 0.0),
+     ("sgd", "relu", 0.25)],
+)
+def test_epoch_matches_numpy_twin(optimizer, activation, dropout):
+    frame = synthetic(n_users=12, n_items=10, n=150)
+    model = MLPMF(n_factors=3, hidden=(6, 4), activation=activation, dropout=dropout,
+                  optimizer=optimizer, batch_size=40, reg=0.05, reg_bias=0.02, reg_weights=0.01,
+                  learning_rate=0.01, random_state=3)
+    before, after, (users, items, ratings), ctx, sse = run_one_epoch(model, frame)
+    sizes, offsets, _ = ctx["layout"]
+    dense = before["dense_"].astype(np.float64)
+    weights, intercepts = split_flat(dense, sizes, offsets)
+    params = dict(P=before["user_factors_"].astype(np.float64),
+                  Q=before["item_factors_"].astype(np.float64),
+                  bu=before["user_bias_"].astype(np.float64),
+                  bi=before["item_bias_"].astype(np.float64),
+                  weights=weights, intercepts=intercepts)
+    moments = {name + s: np.zeros_like(params[name]) for name in ("P", "Q", "bu", "bi")
+               for s in ("_m", "_v")}
+    moments.update(W_m=[np.zeros_like(w) for w in weights], W_v=[np.zeros_like(w) for w in weights],
+                   B_m=[np.zeros_like(b) for b in intercepts],
+                   B_v=[np.zeros_like(b) for b in intercepts])
+    expected_sse = naive.naive_epoch(
+        users, items, ratings.astype(np.float64), ctx["order"], 40, params, moments,
+        mu=float(np.float32(model.global_mean_)), activation=activation, dropout=dropout,
+        seed=int(ctx["dropout_seed"]), optimizer=optimizer, lr=0.01, reg=0.05, reg_bias=0.02,
+        reg_weights=0.01, step0=0,
+    )
+    assert sse == pytest.approx(expected_sse, rel=1e-4)
+    tol = dict(rtol=1e-4, atol=2e-5)
+    np.testing.assert_allclose(after["user_factors_"], params["P"], **tol)
+    np.testing.assert_allclose(after["item_factors_"], params["Q"], **tol)
+    np.testing.assert_allclose(after["user_bias_"], params["bu"], **tol)
+    np.testing.assert_allclose(after["item_bias_"], params["bi"], **tol)
+    np.testing.assert_allclose(after["dense_"], dense, **tol)
+    assert not np.allclose(after["dense_"], before["dense_"])
+
+
+def test_dropout_mask_matches_twin_hash():
+    for position, unit in [(0, 0), (5, 17), (123456, 3)]:
+        for p in (0.1, 0.5, 0.9):
+            assert K._keep(np.uint64(99), position, unit, p) == naive.keep(99, position, unit, p)
+    kept = [naive.keep(7, j, 10, 0.3) for j in range(4000)]
+    assert np.mean(kept) == pytest.approx(0.7, abs=0.03)
+
+
+# ---------------------------------------------------------------- determinism
+
+
+def test_threads_give_bit_identical_models():
+    frame = synthetic(n=2000)
+    kw = dict(SMALL, dropout=0.2, batch_size=100, n_epochs=2)
+    one = MLPMF(n_threads=1, **kw).fit(frame)
+    two = MLPMF(n_threads=2, **kw).fit(frame)
+    assert state_equal(one, two)
+    assert one.history_["train_mse"] == two.history_["train_mse"]
+
+
+def test_same_seed_same_model_other_seed_differs():
+    frame = synthetic()
+    a = MLPMF(**SMALL).fit(frame)
+    b = MLPMF(**SMALL).fit(frame)
+    c = MLPMF(**{**SMALL, "random_state": 1}).fit(frame)
+    assert state_equal(a, b)
+    assert not np.array_equal(a.dense_, c.dense_)
+
+
+# ---------------------------------------------------------------- what the head can learn
+
+
+def test_linear_head_is_additive():
+    """The notebook's linear head: pred(u, i) - pred(u, j) does not depend on u."""
+    frame = synthetic(n=800)
+    model = MLPMF(n_factors=5, hidden=(5, 3), activation="linear", n_epochs=5, batch_size=16,
+                  learning_rate=0.01, reg=0.0, reg_bias=0.0, reg_weights=0.0, clip=False,
+                  random_state=0).fit(frame)
+    users = np.unique(frame["user"])
+    items = np.unique(frame["item"])
+    grid = model.predict(np.repeat(users, len(items)), np.tile(items, len(users)))
+    grid = grid.reshape(len(users), len(items))
+    diffs = grid - grid[:, :1]  # p(u, i) - p(u, first item)
+    np.testing.assert_allclose(diffs, np.broadcast_to(diffs[0], diffs.shape), atol=1e-5)
+    # ...while a ReLU head is not additive
+    relu = MLPMF(**{**model.get_params(), "activation": "relu"}).fit(frame)
+    grid = relu.predict(np.repeat(users, len(items)), np.tile(items, len(users)))
+    diffs = grid.reshape(len(users), len(items)) - grid.reshape(len(users), len(items))[:, :1]
+    assert np.abs(diffs - diffs[0]).max() > 1e-3
+
+
+def test_learns_planted_interaction_linear_head_cannot():
+    rng = np.random.default_rng(0)
+    n_users, n_items = 40, 40
+    su = rng.choice([-1.0, 1.0], n_users)
+    si = rng.choice([-1.0, 1.0], n_items)
+    uu, ii = np.meshgrid(np.arange(n_users), np.arange(n_items), indexing="ij")
+    uu, ii = uu.ravel(), ii.ravel()
+    r = 3.0 + su[uu] * si[ii] + rng.normal(0, 0.1, len(uu))  # XOR-like: not f(u) + g(i)
+    frame = pd.DataFrame({"user": uu, "item": ii, "rating": r})
+    held = rng.random(len(frame)) < 0.2
+    train, test = frame[~held], frame[held]
+    kw = dict(n_factors=4, hidden=(16,), n_epochs=40, batch_size=32, learning_rate=0.01,
+              reg=0.0, reg_bias=0.0, reg_weights=0.0, random_state=0)
+    relu = MLPMF(activation="relu", **kw).fit(train).evaluate(test)["mse"]
+    linear = MLPMF(activation="linear", **kw).fit(train).evaluate(test)["mse"]
+    assert linear > 0.8  # the interaction's variance is 1: an additive model cannot explain it
+    assert relu < 0.15
+
+
+# ---------------------------------------------------------------- hyperparameters
+
+
+@pytest.mark.parametrize(
+    "change",
+    [dict(hidden=(8,)), dict(hidden=(8, 5)), dict(hidden=(8, 4, 4)), dict(activation="tanh"),
+     dict(activation="linear"), dict(dropout=0.3), dict(learning_rate=0.003), dict(reg=0.2),
+     dict(reg_weights=0.05), dict(reg_bias=0.5), dict(batch_size=17), dict(n_factors=5),
+     dict(optimizer="adam-dense"), dict(optimizer="sgd"), dict(init_std=0.2),
+     dict(center=False), dict(n_epochs=2)],
+)
+def test_every_hyperparameter_changes_the_result(change):
+    frame = synthetic()
+    base = MLPMF(**SMALL).fit(frame)
+    other = MLPMF(**{**SMALL, **change}).fit(frame)
+    users, items = frame["user"].to_numpy(), frame["item"].to_numpy()
+    assert not np.allclose(base.predict(users, items), other.predict(users, items), atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "params,match",
+    [
+        (dict(hidden=()), "hidden must be a non-empty tuple or list"),
+        (dict(hidden=[]), "hidden must be a non-empty tuple or list"),
+        (dict(hidden=64), "hidden must be a non-empty tuple or list"),
+        (dict(hidden=(8, -2)), r"hidden\[1\] must be a positive integer"),
+        (dict(hidden=(8, 0)), r"hidden\[1\] must be a positive integer"),
+        (dict(hidden=(8.5,)), r"hidden\[0\] must be a positive integer"),
+        (dict(activation="sigmoid"), "activation must be one of"),
+        (dict(optimizer="rmsprop"), "optimizer must be one of"),
+        (dict(dropout=1.0), "dropout must be a finite number >= 0 and < 1"),
+        (dict(dropout=-0.1), "dropout must be a finite number"),
+        (dict(reg_weights=-1.0), "reg_weights must be a finite number >= 0"),
+        (dict(reg=-1.0), "reg must be a finite number >= 0"),
+        (dict(learning_rate=0.0), "learning_rate must be a finite number > 0"),
+        (dict(batch_size=0), "batch_size must be an integer >= 1"),
+        (dict(n_factors=0), "n_factors must be an integer >= 1"),
+    ],
+)
+def test_bad_hyperparameters_raise_clear_errors(params, match):
+    with pytest.raises(ValueError, match=match):
+        MLPMF(**params).fit(synthetic(n=50))
+
+
+def test_hidden_list_is_kept_as_given():
+    model = MLPMF(**{**SMALL, "hidden": [8, 4]}).fit(synthetic())
+    assert model.hidden == [8, 4]
+    assert [w.shape for w in model.weights_] == [(8, 8), (8, 4), (4, 1)]
+    assert [b.shape for b in model.intercepts_] == [(8,), (4,), (1,)]
+    assert np.shares_memory(model.weights_[1], model.dense_)
+
+
+# ---------------------------------------------------------------- estimator contract
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    frame = synthetic()
+    return MLPMF(**{**SMALL, "dropout": 0.1}).fit(frame), frame
+
+
+def test_save_load_path_file_object_and_pickle(fitted, tmp_path):
+    model, frame = fitted
+    users, items = frame["user"].to_numpy(), frame["item"].to_numpy()
+    expected = model.predict(users, items)
+    path = tmp_path / "mlp.npz"
+    model.save(path)
+    from_path = MLPMF.load(path)
+    buffer = io.BytesIO()
+    model.save(buffer)
+    buffer.seek(0)
+    from_file = load_model(buffer)
+    from_pickle = pickle.loads(pickle.dumps(model))
+    for other in (from_path, from_file, from_pickle):
+        assert isinstance(other, MLPMF)
+        np.testing.assert_array_equal(other.predict(users, items), expected)
+        assert [w.shape for w in other.weights_] == [w.shape for w in model.weights_]
+        assert other.history_["train_mse"] == model.history_["train_mse"]
+
+
+def test_load_rejects_dense_of_wrong_size(fitted, tmp_path):
+    model, _ = fitted
+    broken = pickle.loads(pickle.dumps(model))
+    broken.hidden = (8, 5)  # the saved hyperparameters no longer match dense_
+    path = tmp_path / "broken.npz"
+    broken.save(path)
+    with pytest.raises(ValueError, match="dense_ has shape"):
+        MLPMF.load(path)
+    with pytest.raises(ValueError, match="holds a MLPMF, not a BiasedMF"):
+        BiasedMF.load(tmp_path / "broken.npz")
+
+
+def test_unknown_ids_fall_back_to_mean_and_known_bias(fitted):
+    model, frame = fitted
+    u = frame["user"].iloc[0]
+    i = frame["item"].iloc[0]
+    cu, ci = model.user_index_.encode(np.array([u]))[0], model.item_index_.encode(np.array([i]))[0]
+    pred = model.predict([u, -7, -7], [-9, i, -9])
+    mu = model.global_mean_
+    assert pred[0] == pytest.approx(mu + model.user_bias_[cu], abs=1e-6)
+    assert pred[1] == pytest.approx(mu + model.item_bias_[ci], abs=1e-6)
+    assert pred[2] == pytest.approx(mu)
+
+
+def test_predict_frame_clip_evaluate_and_parallel_predict(fitted):
+    model, frame = fitted
+    pred = model.predict(frame)
+    lo, hi = model.rating_range_
+    assert pred.min() >= lo and pred.max() <= hi
+    assert set(model.evaluate(frame)) == {"mse", "rmse", "mae"}
+    # a large request takes the parallel path and must agree with the serial one
+    big = frame.sample(300_000, replace=True, random_state=0)
+    serial = pickle.loads(pickle.dumps(model)).set_params(n_threads=1).predict(big)
+    parallel = pickle.loads(pickle.dumps(model)).set_params(n_threads=2).predict(big)
+    np.testing.assert_array_equal(serial, parallel)
+
+
+def test_valid_early_stopping_history_callback_and_verbose(capsys):
+    frame = synthetic(n=1500)
+    train, valid = frame.iloc[:1200], frame.iloc[1200:]
+    seen = []
+    model = MLPMF(**{**SMALL, "n_epochs": 40, "learning_rate": 0.05, "patience": 2,
+                     "reg": 0.0, "reg_weights": 0.0},
+                  verbose=1, callback=lambda epoch, logs: seen.append((epoch, logs))).fit(
+        train, valid=valid
+    )
+    assert model.n_epochs_ < 40  # stopped early
+    assert model.best_epoch_ == int(np.argmin(model.history_["valid_mse"])) + 1
+    assert model.evaluate(valid)["mse"] == pytest.approx(min(model.history_["valid_mse"]))
+    assert [e for e, _ in seen] == model.history_["epoch"]
+    assert {"train_mse", "valid_mse", "seconds"} <= set(seen[0][1])
+    assert "valid_mse" in capsys.readouterr().out
+
+
+def test_not_fitted_and_divergence():
+    with pytest.raises(NotFittedError, match="not fitted yet"):
+        MLPMF().predict([1], [2])
+    with pytest.raises(NotFittedError, match="not fitted yet"):
+        MLPMF().weights_  # noqa: B018
+    with pytest.raises(DivergenceError, match="training diverged"):
+        MLPMF(**{**SMALL, "optimizer": "sgd", "learning_rate": 1e4}).fit(synthetic())
+
+
+# ---------------------------------------------------------------- real data
+
+
+@pytest.mark.slow
+def test_notebook_configuration_on_movielens(shared_data):
+    df = load_movielens("ml-latest-small-2016", data_home=shared_data)
+    train, _, test = random_split(df, random_state=0)
+    model = MLPMF(5, hidden=(5,), activation="linear", optimizer="adam-dense",
+                  learning_rate=1e-2, n_epochs=5, batch_size=64, reg=0.0, reg_bias=0.0,
+                  reg_weights=0.0, center=False, clip=False, init_std=0.029, random_state=0)
+    assert 0.80 < model.fit(train).evaluate(test)["mse"] < 0.95
