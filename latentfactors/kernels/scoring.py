@@ -62,3 +62,22 @@ def with_threads(n_threads, kernel, *args):
         return kernel(*args)
     finally:
         numba.set_num_threads(previous)
+
+
+@numba.njit(**JIT)
+def _csr_by_user(users, items, n_users):
+    """Items each user rated, as CSR (``indptr`` int64, ``indices`` int32, sorted per user)."""
+    indptr = np.zeros(n_users + 1, dtype=np.int64)
+    for k in range(len(users)):
+        indptr[users[k] + 1] += 1
+    for u in range(n_users):
+        indptr[u + 1] += indptr[u]
+    cursor = indptr[:-1].copy()
+    indices = np.empty(len(items), dtype=np.int32)
+    for k in range(len(users)):
+        u = users[k]
+        indices[cursor[u]] = items[k]
+        cursor[u] += 1
+    for u in range(n_users):
+        indices[indptr[u]:indptr[u + 1]].sort()
+    return indptr, indices

@@ -29,6 +29,7 @@ import pandas as pd
 
 from latentfactors.data.ratings import IdIndex
 from latentfactors.kernels._config import resolve_threads
+from latentfactors.kernels.scoring import _csr_by_user
 from latentfactors.metrics import error_metrics
 
 FORMAT_NAME = "latentfactors-model"
@@ -297,6 +298,10 @@ class FactorModel:
         self.global_mean_ = float(np.mean(data.ratings, dtype=np.float64)) if self.center else 0.0
         self.rating_range_ = (float(data.ratings.min()), float(data.ratings.max()))
         self._set_state(self._init_state(rng, len(data.user_index), len(data.item_index)))
+        # What each user rated in training: recommendations exclude it.
+        self.seen_indptr_, self.seen_items_ = _csr_by_user(
+            data.users, data.items, len(data.user_index)
+        )
         n_train = len(data.ratings)
         ctx = self._setup(data, rng)
         del data  # the layout may own the arrays now; drop our references
@@ -472,6 +477,8 @@ class FactorModel:
             "item_ids": self.item_index_.to_array(),
             "global_mean": np.array(self.global_mean_),
             "rating_range": np.array(self.rating_range_),
+            "seen_indptr": self.seen_indptr_,
+            "seen_items": self.seen_items_,
         }
         for name, arr in self._get_state().items():
             arrays["state/" + name] = arr
@@ -535,6 +542,13 @@ class FactorModel:
             model.item_index_ = IdIndex.from_array(contents["item_ids"])
             model.global_mean_ = float(contents["global_mean"])
             model.rating_range_ = tuple(float(x) for x in contents["rating_range"])
+            model.seen_indptr_ = contents["seen_indptr"].astype(np.int64, copy=False)
+            model.seen_items_ = contents["seen_items"].astype(np.int32, copy=False)
+            if (len(model.seen_indptr_) != len(model.user_index_) + 1
+                    or model.seen_indptr_[-1] != len(model.seen_items_)
+                    or (len(model.seen_items_) and (model.seen_items_.min() < 0 or
+                        model.seen_items_.max() >= len(model.item_index_)))):
+                raise ModelFileError("the seen-items arrays do not match the id maps")
             state = {
                 key[len("state/"):]: value for key, value in contents.items()
                 if key.startswith("state/")
