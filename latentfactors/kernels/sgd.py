@@ -70,21 +70,25 @@ def _sgd_range(users, items, ratings, lo, hi, P, Q, bu, bi, mu, lr, reg, reg_bia
     """Per-rating SGD over ratings ``[lo, hi)`` in storage order; returns the sum of e**2."""
     k = P.shape[1]
     loss = 0.0
+    shrink = np.float32(1.0) - lr * reg
     for idx in range(lo, hi):
         u = users[idx]
         i = items[idx]
+        p = P[u]
+        q = Q[i]
         dot = np.float32(0.0)
         for f in range(k):
-            dot += P[u, f] * Q[i, f]
+            dot += p[f] * q[f]
         e = ratings[idx] - (mu + bu[u] + bi[i] + dot)
         loss += e * e
         bu[u] += lr * (e - reg_bias * bu[u])
         bi[i] += lr * (e - reg_bias * bi[i])
+        step = lr * e
         for f in range(k):
-            pu = P[u, f]
-            qi = Q[i, f]
-            P[u, f] = pu + lr * (e * qi - reg * pu)
-            Q[i, f] = qi + lr * (e * pu - reg * qi)
+            pf = p[f]
+            qf = q[f]
+            p[f] = shrink * pf + step * qf
+            q[f] = shrink * qf + step * pf
     return loss
 
 

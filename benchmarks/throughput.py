@@ -1,0 +1,269 @@
+"""SGD training throughput against LIBMF and Surprise, measured side by side.
+
+Data: ``make_synthetic_ratings(200_000, 50_000, 20_000_000, rank=16)``.
+For 8, 32 and 128 factors and 1 and 2 threads it prints seconds per epoch and
+million ratings updated per second. An epoch is timed as LIBMF's own loop
+does: a fit of ``1 + D`` epochs minus a fit of 1 epoch, divided by ``D``, so
+one-off set-up (encoding ids, laying out blocks, compiling) cancels out.
+Configurations are measured in interleaved rounds and the median is shown.
+
+    python benchmarks/throughput.py                      # the full table
+    python benchmarks/throughput.py --ratings 2000000 --rounds 1   # quick look
+    python benchmarks/throughput.py --big                # + 100M ratings with peak RSS
+
+Peers (``pip install libmf scikit-surprise``) run in the same process when
+installed: PyPI ``libmf`` (its default build), and, with ``--libmf-avx
+PATH``, a build of the same sources with AVX and OpenMP, made for example by
+
+    g++ -O3 -march=native -DUSEAVX -DUSEOMP -fopenmp -std=c++11 -shared -fPIC \\
+        src_cpp/mf.cpp src_cpp/libmf_interface.cpp -o libmf_avx.so
+
+from the ``libmf`` source distribution. Surprise SVD (one thread, Cython) is
+timed on a 2M-rating sample of the same data (its per-rating cost does not
+depend on the size).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+from latentfactors import BiasedMF, make_synthetic_ratings  # noqa: E402
+from latentfactors.data import IdIndex  # noqa: E402
+
+BANDWIDTH_GBS = 21.0  # measured on the development machine; see --help
+
+
+def fit_seconds(make_model, data, epochs) -> float:
+    model = make_model(epochs)
+    start = time.perf_counter()
+    model.fit(data)
+    return time.perf_counter() - start
+
+
+def epoch_seconds(make_model, data, extra) -> float:
+    """Seconds per epoch: (fit of 1 + extra epochs) - (fit of 1 epoch), over extra."""
+    one = fit_seconds(make_model, data, 1)
+    many = fit_seconds(make_model, data, 1 + extra)
+    return max(1e-9, (many - one) / extra)
+
+
+def ours(k, threads):
+    def make(epochs):
+        return BiasedMF(k, n_epochs=epochs, n_threads=threads, random_state=0)
+    return make
+
+
+class LibMF:
+    """PyPI ``libmf`` (or another build of it via ``LIBMF_OBJ``) with LIBMF's defaults."""
+
+    def __init__(self, k, threads, codes):
+        import contextlib
+        import io
+
+        with contextlib.redirect_stdout(io.StringIO()):
+            from libmf import mf
+        self.mf, self.k, self.threads = mf, k, threads
+        self.matrix = codes
+
+    def __call__(self, epochs):
+        outer = self
+
+        class Runner:
+            def fit(self, _):
+                engine = outer.mf.MF(k=outer.k, nr_threads=outer.threads, nr_iters=epochs,
+                                     quiet=True)
+                engine.fit(outer.matrix)
+        return Runner()
+
+
+def surprise_epoch_seconds(frame, k, extra, sample=2_000_000) -> float:
+    from surprise import SVD, Dataset, Reader
+
+    part = frame.iloc[:sample]
+    trainset = Dataset.load_from_df(part[["user", "item", "rating"]],
+                                    Reader(rating_scale=(0.5, 5.0))).build_full_trainset()
+    times = []
+    for epochs in (1, 1 + extra):
+        algo = SVD(n_factors=k, n_epochs=epochs, random_state=0)
+        start = time.perf_counter()
+        algo.fit(trainset)
+        times.append(time.perf_counter() - start)
+    return (times[1] - times[0]) / extra * len(frame) / len(part)
+
+
+def bytes_per_update(k) -> tuple[int, int]:
+    """(streamed bytes: the rating triple read and shuffled in place; all bytes touched)."""
+    triple = 12
+    rows = 2 * 2 * (4 * k + 4)  # P[u], Q[i] with their biases, read and written
+    return 3 * triple, 3 * triple + rows
+
+
+def peak_rss_child(n_ratings, k, threads):
+    """Fit in a fresh process; report RSS before fit, peak during fit, and the bound."""
+    code = f"""
+import json, threading, time, os, sys
+sys.path.insert(0, {str(HERE.parent)!r})
+from latentfactors import BiasedMF, make_synthetic_ratings
+def rss():
+    with open('/proc/self/status') as fh:
+        for line in fh:
+            if line.startswith('VmRSS'):
+                return int(line.split()[1]) * 1024
+frame, _ = make_synthetic_ratings(200_000, 50_000, {n_ratings}, rank=16, random_state=0)
+BiasedMF(8, n_epochs=1).fit(frame.iloc[:10_000])
+import gc; gc.collect()
+base = rss(); peak = [base]; done = [False]
+def watch():
+    while not done[0]:
+        peak[0] = max(peak[0], rss()); time.sleep(0.01)
+t = threading.Thread(target=watch); t.start()
+start = time.perf_counter()
+model = BiasedMF({k}, n_epochs=3, n_threads={threads}, random_state=0).fit(frame)
+secs = time.perf_counter() - start
+done[0] = True; t.join()
+n = len(frame)
+params = sum(a.nbytes for a in model._get_state().values())
+print(json.dumps(dict(base=base, peak=peak[0], encoded=12 * n, params=params, seconds=secs,
+                      epochs=model.history_["seconds"])))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--ratings", type=int, default=20_000_000)
+    parser.add_argument("--factors", type=int, nargs="+", default=[8, 32, 128])
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--epochs", type=int, default=3, help="D in (1 + D) - 1")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--no-peers", action="store_true")
+    parser.add_argument("--libmf-avx", default=None, help="path to an AVX/OpenMP libmf .so")
+    parser.add_argument("--big", action="store_true", help="also 100M ratings, peak RSS")
+    args = parser.parse_args(argv)
+
+    t0 = time.perf_counter()
+    frame, _ = make_synthetic_ratings(200_000, 50_000, args.ratings, rank=16, random_state=0)
+    n = len(frame)
+    print(f"data: {n:,} ratings, 200,000 users x 50,000 items "
+          f"(generated in {time.perf_counter() - t0:.1f}s)")
+    BiasedMF(8, n_epochs=1).fit(frame.iloc[:10_000])  # compile once, outside the timings
+
+    configs = [(f"latentfactors k={k} t={t}", ours(k, t), k, t)
+               for k in args.factors for t in args.threads]
+    if not args.no_peers:
+        try:
+            ui, ii = IdIndex(frame["user"]), IdIndex(frame["item"])
+            codes = np.column_stack([ui.encode(frame["user"]), ii.encode(frame["item"]),
+                                     frame["rating"]]).astype(np.float32)
+            for k in args.factors:
+                for t in args.threads:
+                    configs.append((f"libmf (PyPI) k={k} t={t}", LibMF(k, t, codes), k, t))
+        except ImportError:
+            print("libmf not installed: pip install libmf  (skipped)")
+    timings = {name: [] for name, *_ in configs}
+    for r in range(args.rounds):
+        for name, make, _, _ in configs:
+            timings[name].append(epoch_seconds(make, frame, args.epochs))
+        print(f"round {r + 1}/{args.rounds} done", flush=True)
+
+    extra = {}
+    if args.libmf_avx and not args.no_peers:
+        for k in args.factors:
+            for t in args.threads:
+                extra[f"libmf AVX k={k} t={t}"] = _libmf_child(args, k, t)
+    surprise = {}
+    if not args.no_peers:
+        try:
+            for k in args.factors:
+                surprise[k] = surprise_epoch_seconds(frame, k, 1)
+        except ImportError:
+            print("scikit-surprise not installed: pip install scikit-surprise  (skipped)")
+
+    print(f"\n{'configuration':<30} {'s/epoch':>8} {'M upd/s':>8} {'stream GB/s':>11} "
+          f"{'all GB/s':>9}")
+    rows = {}
+    for name, _, k, _ in configs:
+        sec = statistics.median(timings[name])
+        rows[name] = (sec, k)
+    for name, sec in extra.items():
+        rows[name] = (sec, int(name.split("k=")[1].split()[0]))
+    for k, sec in surprise.items():
+        rows[f"surprise SVD k={k} t=1"] = (sec, k)
+    for name, (sec, k) in rows.items():
+        rate = n / sec
+        stream, everything = bytes_per_update(k)
+        print(f"{name:<30} {sec:8.3f} {rate / 1e6:8.1f} {rate * stream / 1e9:11.1f} "
+              f"{rate * everything / 1e9:9.1f}")
+    print(f"(memory bandwidth here: about {BANDWIDTH_GBS:.0f} GB/s; 'stream' counts the rating "
+          "triples read for the shuffle and the sweep, 'all' adds the factor rows as if "
+          "nothing stayed in cache)")
+    _ratios(rows, n)
+    if args.big:
+        res = peak_rss_child(100_000_000, 32, max(args.threads))
+        extra_mb = (res["peak"] - res["base"]) / 2**20
+        bound = 2 * (res["encoded"] + res["params"]) / 2**20
+        print(f"\n100M ratings, k=32, {max(args.threads)} threads: fit of 3 epochs "
+              f"{res['seconds']:.1f}s, epochs {[round(s, 2) for s in res['epochs']]}; "
+              f"peak RSS over the frame {extra_mb:,.0f} MB "
+              f"(bound: 2 x (encoded {res['encoded'] / 2**20:,.0f} MB + "
+              f"params {res['params'] / 2**20:,.0f} MB) = {bound:,.0f} MB)")
+
+
+def _libmf_child(args, k, t):
+    code = f"""
+import sys, time, json
+sys.path.insert(0, {str(HERE)!r})
+import throughput as tp
+from latentfactors import make_synthetic_ratings
+from latentfactors.data import IdIndex
+import numpy as np
+frame, _ = make_synthetic_ratings(200_000, 50_000, {args.ratings}, rank=16, random_state=0)
+ui, ii = IdIndex(frame["user"]), IdIndex(frame["item"])
+codes = np.column_stack([ui.encode(frame["user"]), ii.encode(frame["item"]),
+                         frame["rating"]]).astype(np.float32)
+runs = [tp.epoch_seconds(tp.LibMF({k}, {t}, codes), None, {args.epochs})
+        for _ in range({args.rounds})]
+print(json.dumps(sorted(runs)[len(runs) // 2]))
+"""
+    env = {**os.environ, "LIBMF_OBJ": args.libmf_avx}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, env=env)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _ratios(rows, n):
+    def rate(name):
+        return n / rows[name][0] if name in rows else None
+
+    print()
+    for k in sorted({k for _, k in rows.values()}):
+        for t in (1, 2):
+            mine = rate(f"latentfactors k={k} t={t}")
+            if mine is None:
+                continue
+            parts = []
+            for peer in (f"libmf (PyPI) k={k} t={t}", f"libmf AVX k={k} t={t}",
+                         f"surprise SVD k={k} t=1"):
+                other = rate(peer)
+                if other:
+                    parts.append(f"{mine / other:.2f}x {peer.rsplit(' k=', 1)[0]}")
+            if parts:
+                print(f"latentfactors k={k} t={t}: " + ", ".join(parts))
+
+
+if __name__ == "__main__":
+    main()
