@@ -35,14 +35,34 @@ from latentfactors.presets import NOTEBOOK_PUBLISHED, notebook_dot  # noqa: E402
 def _ours():
     """(name, group, factory(seed) -> estimator, uses_valid, published figure)."""
     rows = [
-        ("notebook dot product (Keras config)", "biased",
-         lambda s: notebook_dot(random_state=s), False, NOTEBOOK_PUBLISHED["dot"]),
-        ("BiasedMF defaults (SGD) + valid", "biased",
-         lambda s: BiasedMF(random_state=s), True, None),
-        ("BiasedMF defaults (SGD), no valid", "biased",
-         lambda s: BiasedMF(random_state=s), False, None),
-        ("BiasedMF Adam + valid", "biased",
-         lambda s: BiasedMF(optimizer="adam", random_state=s), True, None),
+        (
+            "notebook dot product (Keras config)",
+            "biased",
+            lambda s: notebook_dot(random_state=s),
+            False,
+            NOTEBOOK_PUBLISHED["dot"],
+        ),
+        (
+            "BiasedMF defaults (SGD) + valid",
+            "biased",
+            lambda s: BiasedMF(random_state=s),
+            True,
+            None,
+        ),
+        (
+            "BiasedMF defaults (SGD), no valid",
+            "biased",
+            lambda s: BiasedMF(random_state=s),
+            False,
+            None,
+        ),
+        (
+            "BiasedMF Adam + valid",
+            "biased",
+            lambda s: BiasedMF(optimizer="adam", random_state=s),
+            True,
+            None,
+        ),
     ]
     try:
         from latentfactors import MLPMF
@@ -50,8 +70,13 @@ def _ours():
     except ImportError:
         return rows
     rows += [
-        ("notebook MLP head (Keras config)", "mlp",
-         lambda s: notebook_mlp(random_state=s), False, NOTEBOOK_PUBLISHED["mlp"]),
+        (
+            "notebook MLP head (Keras config)",
+            "mlp",
+            lambda s: notebook_mlp(random_state=s),
+            False,
+            NOTEBOOK_PUBLISHED["mlp"],
+        ),
         ("MLPMF defaults + valid", "mlp", lambda s: MLPMF(random_state=s), True, None),
     ]
     return rows
@@ -71,8 +96,10 @@ def _peers():
                 data = Dataset.load_from_df(train[["user", "item", "rating"]], reader)
                 algo = algo_factory(seed)
                 algo.fit(data.build_full_trainset())
-                return np.array([algo.predict(u, i).est for u, i in
-                                 zip(test["user"], test["item"])])
+                return np.array(
+                    [algo.predict(u, i).est for u, i in zip(test["user"], test["item"])]
+                )
+
             return run
 
         from surprise import SVD, BaselineOnly, SVDpp
@@ -91,8 +118,9 @@ def _peers():
             from latentfactors.data import IdIndex
 
             ui, ii = IdIndex(train["user"]), IdIndex(train["item"])
-            tr = np.column_stack([ui.encode(train["user"]), ii.encode(train["item"]),
-                                  train["rating"]]).astype(np.float64)
+            tr = np.column_stack(
+                [ui.encode(train["user"]), ii.encode(train["item"]), train["rating"]]
+            ).astype(np.float64)
             engine = libmf_mf.MF(k=32, nr_iters=40, nr_threads=1)
             engine.fit(tr)
             pairs = np.column_stack([ui.encode(test["user"]), ii.encode(test["item"])])
@@ -122,7 +150,8 @@ def _peers():
                 vals = np.concatenate([(u >= 0), (i >= 0)]).astype(np.float64)
                 return sps.csr_matrix(
                     (vals, (np.concatenate([rows, rows]), np.concatenate([cols_u, cols_i]))),
-                    shape=(len(frame), len(ui) + len(ii)))
+                    shape=(len(frame), len(ui) + len(ii)),
+                )
 
             fm = myfm.MyFMRegressor(rank=32, random_seed=seed)
             fm.fit(design(train), train["rating"].to_numpy(), n_iter=200, n_kept_samples=195)
@@ -162,8 +191,10 @@ def main(argv=None):
         data_home = str(HERE.parent.parent / "shared" / "data")
     frame = load_movielens(args.dataset, data_home=data_home)
     splits = [random_split(frame, random_state=s) for s in range(args.seeds)]
-    print(f"{args.dataset}: {len(frame):,} ratings; 80/12/8 random splits, seeds "
-          f"0..{args.seeds - 1}; test MSE median over seeds\n")
+    print(
+        f"{args.dataset}: {len(frame):,} ratings; 80/12/8 random splits, seeds "
+        f"0..{args.seeds - 1}; test MSE median over seeds\n"
+    )
 
     results = []
     for name, group, factory, uses_valid, published in _ours():
@@ -195,7 +226,9 @@ def main(argv=None):
     throughput = None
     if not args.no_throughput:
         throughput = sgd_throughput()
-        print(f"\nsingle-thread SGD, 32 factors, 2M synthetic ratings: {throughput:.1f} M ratings/s")
+        print(
+            f"\nsingle-thread SGD, 32 factors, 2M synthetic ratings: {throughput:.1f} M ratings/s"
+        )
     _write(args, results, throughput)
 
 
@@ -214,29 +247,39 @@ def _row(name, mses, secs, published):
 
 def _print(row):
     pub = f"  (notebook printed {row['published']:.3f})" if row["published"] else ""
-    print(f"{row['model']:<40} MSE {row['test_mse_median']:.4f} "
-          f"[{row['test_mse_min']:.4f}-{row['test_mse_max']:.4f}]  "
-          f"RMSE {row['test_rmse_median']:.4f}  fit {row['fit_seconds_median']:.2f}s{pub}",
-          flush=True)
+    print(
+        f"{row['model']:<40} MSE {row['test_mse_median']:.4f} "
+        f"[{row['test_mse_min']:.4f}-{row['test_mse_max']:.4f}]  "
+        f"RMSE {row['test_rmse_median']:.4f}  fit {row['fit_seconds_median']:.2f}s{pub}",
+        flush=True,
+    )
 
 
 def _write(args, results, throughput):
     out = HERE / "results"
     out.mkdir(exist_ok=True)
     stem = out / f"accuracy-{args.dataset}"
-    meta = {"dataset": args.dataset, "seeds": args.seeds,
-            "command": "python benchmarks/accuracy.py " + " ".join(sys.argv[1:]),
-            "sgd_million_ratings_per_second": throughput}
+    meta = {
+        "dataset": args.dataset,
+        "seeds": args.seeds,
+        "command": "python benchmarks/accuracy.py " + " ".join(sys.argv[1:]),
+        "sgd_million_ratings_per_second": throughput,
+    }
     stem.with_suffix(".json").write_text(json.dumps({"meta": meta, "rows": results}, indent=2))
-    lines = [f"Test MSE on `{args.dataset}`, 80/12/8 random split, median of {args.seeds} seeds "
-             f"(`{meta['command'].strip()}`).", "",
-             "| model | test MSE (median) | range | RMSE | fit s | notebook printed |",
-             "|---|---:|---:|---:|---:|---:|"]
+    lines = [
+        f"Test MSE on `{args.dataset}`, 80/12/8 random split, median of {args.seeds} seeds "
+        f"(`{meta['command'].strip()}`).",
+        "",
+        "| model | test MSE (median) | range | RMSE | fit s | notebook printed |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
     for r in results:
         pub = f"{r['published']:.3f}" if r["published"] else ""
-        lines.append(f"| {r['model']} | {r['test_mse_median']:.4f} | "
-                     f"{r['test_mse_min']:.3f}-{r['test_mse_max']:.3f} | "
-                     f"{r['test_rmse_median']:.4f} | {r['fit_seconds_median']:.2f} | {pub} |")
+        lines.append(
+            f"| {r['model']} | {r['test_mse_median']:.4f} | "
+            f"{r['test_mse_min']:.3f}-{r['test_mse_max']:.3f} | "
+            f"{r['test_rmse_median']:.4f} | {r['fit_seconds_median']:.2f} | {pub} |"
+        )
     stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print(f"\nwrote {stem}.md and {stem}.json")
 

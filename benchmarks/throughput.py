@@ -31,7 +31,6 @@ import os
 import statistics
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -63,6 +62,7 @@ def epoch_seconds(make_model, data, extra) -> float:
 def ours(k, threads):
     def make(epochs):
         return BiasedMF(k, n_epochs=epochs, n_threads=threads, random_state=0)
+
     return make
 
 
@@ -83,9 +83,11 @@ class LibMF:
 
         class Runner:
             def fit(self, _):
-                engine = outer.mf.MF(k=outer.k, nr_threads=outer.threads, nr_iters=epochs,
-                                     quiet=True)
+                engine = outer.mf.MF(
+                    k=outer.k, nr_threads=outer.threads, nr_iters=epochs, quiet=True
+                )
                 engine.fit(outer.matrix)
+
         return Runner()
 
 
@@ -93,8 +95,9 @@ def surprise_epoch_seconds(frame, k, extra, sample=2_000_000) -> float:
     from surprise import SVD, Dataset, Reader
 
     part = frame.iloc[:sample]
-    trainset = Dataset.load_from_df(part[["user", "item", "rating"]],
-                                    Reader(rating_scale=(0.5, 5.0))).build_full_trainset()
+    trainset = Dataset.load_from_df(
+        part[["user", "item", "rating"]], Reader(rating_scale=(0.5, 5.0))
+    ).build_full_trainset()
     times = []
     for epochs in (1, 1 + extra):
         algo = SVD(n_factors=k, n_epochs=epochs, random_state=0)
@@ -158,17 +161,21 @@ def main(argv=None):
     t0 = time.perf_counter()
     frame, _ = make_synthetic_ratings(200_000, 50_000, args.ratings, rank=16, random_state=0)
     n = len(frame)
-    print(f"data: {n:,} ratings, 200,000 users x 50,000 items "
-          f"(generated in {time.perf_counter() - t0:.1f}s)")
+    print(
+        f"data: {n:,} ratings, 200,000 users x 50,000 items "
+        f"(generated in {time.perf_counter() - t0:.1f}s)"
+    )
     BiasedMF(8, n_epochs=1).fit(frame.iloc[:10_000])  # compile once, outside the timings
 
-    configs = [(f"latentfactors k={k} t={t}", ours(k, t), k, t)
-               for k in args.factors for t in args.threads]
+    configs = [
+        (f"latentfactors k={k} t={t}", ours(k, t), k, t) for k in args.factors for t in args.threads
+    ]
     if not args.no_peers:
         try:
             ui, ii = IdIndex(frame["user"]), IdIndex(frame["item"])
-            codes = np.column_stack([ui.encode(frame["user"]), ii.encode(frame["item"]),
-                                     frame["rating"]]).astype(np.float32)
+            codes = np.column_stack(
+                [ui.encode(frame["user"]), ii.encode(frame["item"]), frame["rating"]]
+            ).astype(np.float32)
             for k in args.factors:
                 for t in args.threads:
                     configs.append((f"libmf (PyPI) k={k} t={t}", LibMF(k, t, codes), k, t))
@@ -193,8 +200,9 @@ def main(argv=None):
         except ImportError:
             print("scikit-surprise not installed: pip install scikit-surprise  (skipped)")
 
-    print(f"\n{'configuration':<30} {'s/epoch':>8} {'M upd/s':>8} {'stream GB/s':>11} "
-          f"{'all GB/s':>9}")
+    print(
+        f"\n{'configuration':<30} {'s/epoch':>8} {'M upd/s':>8} {'stream GB/s':>11} {'all GB/s':>9}"
+    )
     rows = {}
     for name, _, k, _ in configs:
         sec = statistics.median(timings[name])
@@ -206,21 +214,27 @@ def main(argv=None):
     for name, (sec, k) in rows.items():
         rate = n / sec
         stream, everything = bytes_per_update(k)
-        print(f"{name:<30} {sec:8.3f} {rate / 1e6:8.1f} {rate * stream / 1e9:11.1f} "
-              f"{rate * everything / 1e9:9.1f}")
-    print(f"(memory bandwidth here: about {BANDWIDTH_GBS:.0f} GB/s; 'stream' counts the rating "
-          "triples read for the shuffle and the sweep, 'all' adds the factor rows as if "
-          "nothing stayed in cache)")
+        print(
+            f"{name:<30} {sec:8.3f} {rate / 1e6:8.1f} {rate * stream / 1e9:11.1f} "
+            f"{rate * everything / 1e9:9.1f}"
+        )
+    print(
+        f"(memory bandwidth here: about {BANDWIDTH_GBS:.0f} GB/s; 'stream' counts the rating "
+        "triples read for the shuffle and the sweep, 'all' adds the factor rows as if "
+        "nothing stayed in cache)"
+    )
     _ratios(rows, n)
     if args.big:
         res = peak_rss_child(100_000_000, 32, max(args.threads))
         extra_mb = (res["peak"] - res["base"]) / 2**20
         bound = 2 * (res["encoded"] + res["params"]) / 2**20
-        print(f"\n100M ratings, k=32, {max(args.threads)} threads: fit of 3 epochs "
-              f"{res['seconds']:.1f}s, epochs {[round(s, 2) for s in res['epochs']]}; "
-              f"peak RSS over the frame {extra_mb:,.0f} MB "
-              f"(bound: 2 x (encoded {res['encoded'] / 2**20:,.0f} MB + "
-              f"params {res['params'] / 2**20:,.0f} MB) = {bound:,.0f} MB)")
+        print(
+            f"\n100M ratings, k=32, {max(args.threads)} threads: fit of 3 epochs "
+            f"{res['seconds']:.1f}s, epochs {[round(s, 2) for s in res['epochs']]}; "
+            f"peak RSS over the frame {extra_mb:,.0f} MB "
+            f"(bound: 2 x (encoded {res['encoded'] / 2**20:,.0f} MB + "
+            f"params {res['params'] / 2**20:,.0f} MB) = {bound:,.0f} MB)"
+        )
 
 
 def _libmf_child(args, k, t):
@@ -240,8 +254,9 @@ runs = [tp.epoch_seconds(tp.LibMF({k}, {t}, codes), None, {args.epochs})
 print(json.dumps(sorted(runs)[len(runs) // 2]))
 """
     env = {**os.environ, "LIBMF_OBJ": args.libmf_avx}
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True, env=env)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -256,8 +271,11 @@ def _ratios(rows, n):
             if mine is None:
                 continue
             parts = []
-            for peer in (f"libmf (PyPI) k={k} t={t}", f"libmf AVX k={k} t={t}",
-                         f"surprise SVD k={k} t=1"):
+            for peer in (
+                f"libmf (PyPI) k={k} t={t}",
+                f"libmf AVX k={k} t={t}",
+                f"surprise SVD k={k} t=1",
+            ):
                 other = rate(peer)
                 if other:
                     parts.append(f"{mine / other:.2f}x {peer.rsplit(' k=', 1)[0]}")

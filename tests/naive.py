@@ -30,8 +30,9 @@ def shuffle_range(users, items, ratings, lo, hi, seed):
             arr[j], arr[k] = arr[k], arr[j]
 
 
-def sgd_block_epoch(users, items, ratings, block_ptr, schedule, seeds, P, Q, bu, bi, mu, lr,
-                    reg, reg_bias):
+def sgd_block_epoch(
+    users, items, ratings, block_ptr, schedule, seeds, P, Q, bu, bi, mu, lr, reg, reg_bias
+):
     """Blocks in schedule order, each shuffled then swept rating by rating."""
     f32 = np.float32
     mu, lr, reg, reg_bias = f32(mu), f32(lr), f32(reg), f32(reg_bias)
@@ -76,18 +77,47 @@ def batch_gradient(users, items, ratings, P, Q, bu, bi, mu, reg, reg_bias):
     return gP, gQ, gbu, gbi, float(np.sum(e**2))
 
 
-def adam_epoch(users, items, ratings, order, batch_size, P, Q, bu, bi, mu, moments, lr, reg,
-               reg_bias, step0, dense, beta1=0.9, beta2=0.999, eps=1e-7):
+def adam_epoch(
+    users,
+    items,
+    ratings,
+    order,
+    batch_size,
+    P,
+    Q,
+    bu,
+    bi,
+    mu,
+    moments,
+    lr,
+    reg,
+    reg_bias,
+    step0,
+    dense,
+    beta1=0.9,
+    beta2=0.999,
+    eps=1e-7,
+):
     """Mini-batch Adam: lazy (only rows in the batch move) or dense (every row moves)."""
     params = [P, Q, bu, bi]
     total = 0.0
     step = step0
     for start in range(0, len(order), batch_size):
-        idx = order[start:start + batch_size]
+        idx = order[start : start + batch_size]
         u, i, r = users[idx], items[idx], ratings[idx]
         step += 1
-        grads = batch_gradient(u, i, r, P.astype(np.float64), Q.astype(np.float64),
-                               bu.astype(np.float64), bi.astype(np.float64), mu, reg, reg_bias)
+        grads = batch_gradient(
+            u,
+            i,
+            r,
+            P.astype(np.float64),
+            Q.astype(np.float64),
+            bu.astype(np.float64),
+            bi.astype(np.float64),
+            mu,
+            reg,
+            reg_bias,
+        )
         total += grads[4]
         alpha = lr * math.sqrt(1 - beta2**step) / (1 - beta1**step)
         for p, g, rows, (m, v) in zip(params, grads[:4], (u, i, u, i), moments):

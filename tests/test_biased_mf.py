@@ -24,11 +24,13 @@ FAST = {"n_factors": 8, "n_epochs": 5, "random_state": 0}
 def tiny_ratings(n_users=40, n_items=30, n=600, seed=0) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     keys = rng.choice(n_users * n_items, size=n, replace=False)
-    return pd.DataFrame({
-        "user": keys // n_items,
-        "item": keys % n_items,
-        "rating": rng.integers(1, 6, size=n).astype(np.float32),
-    })
+    return pd.DataFrame(
+        {
+            "user": keys // n_items,
+            "item": keys % n_items,
+            "rating": rng.integers(1, 6, size=n).astype(np.float32),
+        }
+    )
 
 
 @pytest.fixture(scope="module")
@@ -44,8 +46,13 @@ def synthetic():
 
 def encoded(frame) -> TrainData:
     ui, ii = IdIndex(frame["user"]), IdIndex(frame["item"])
-    return TrainData(ui.encode(frame["user"]), ii.encode(frame["item"]),
-                     frame["rating"].to_numpy(np.float32), ui, ii)
+    return TrainData(
+        ui.encode(frame["user"]),
+        ii.encode(frame["item"]),
+        frame["rating"].to_numpy(np.float32),
+        ui,
+        ii,
+    )
 
 
 def random_params(rng, n_users, n_items, k, dtype=np.float32):
@@ -70,11 +77,23 @@ def test_sgd_block_epoch_matches_naive_twin(ratings, width):
     twin_arrays = [a.copy() for a in (layout.users, layout.items, layout.ratings, P, Q, bu, bi)]
     f32 = np.float32
     args = (f32(3.0), f32(0.02), f32(0.05), f32(0.01))
-    loss = sgd_kernels._sgd_block_epoch(layout.users, layout.items, layout.ratings,
-                                        layout.block_ptr, schedule, seeds, P, Q, bu, bi, *args)
+    loss = sgd_kernels._sgd_block_epoch(
+        layout.users,
+        layout.items,
+        layout.ratings,
+        layout.block_ptr,
+        schedule,
+        seeds,
+        P,
+        Q,
+        bu,
+        bi,
+        *args,
+    )
     tu, ti, tr, tP, tQ, tbu, tbi = twin_arrays
-    twin_loss = naive.sgd_block_epoch(tu, ti, tr, layout.block_ptr, schedule, seeds,
-                                      tP, tQ, tbu, tbi, *args)
+    twin_loss = naive.sgd_block_epoch(
+        tu, ti, tr, layout.block_ptr, schedule, seeds, tP, tQ, tbu, tbi, *args
+    )
     np.testing.assert_array_equal(layout.users, tu)  # same shuffle, bit for bit
     np.testing.assert_array_equal(layout.items, ti)
     for got, want in ((P, tP), (Q, tQ), (bu, tbu), (bi, tbi)):
@@ -131,19 +150,59 @@ def test_adam_epoch_matches_naive_twin(ratings, dense):
     order = rng.permutation(len(ratings)).astype(np.int32)
     f32 = np.float32
     moments = [np.zeros_like(a) for a in (P, P, Q, Q, bu, bu, bi, bi)]
-    scratch = [np.zeros_like(P), np.zeros_like(Q), np.zeros_like(bu), np.zeros_like(bi),
-               np.full(nu, -1, np.int64), np.full(ni, -1, np.int64),
-               np.zeros(nu, np.int32), np.zeros(ni, np.int32)]
+    scratch = [
+        np.zeros_like(P),
+        np.zeros_like(Q),
+        np.zeros_like(bu),
+        np.zeros_like(bi),
+        np.full(nu, -1, np.int64),
+        np.full(ni, -1, np.int64),
+        np.zeros(nu, np.int32),
+        np.zeros(ni, np.int32),
+    ]
     n_batches = -(-len(order) // 64)
     drift = adam_kernels.drift_table(0.01, 0.9, 0.999, 0, n_batches)
     loss = adam_kernels._adam_epoch(
-        data.users, data.items, data.ratings, order, 64, P, Q, bu, bi, f32(3.0), *moments,
-        *scratch, f32(0.01), f32(0.9), f32(0.999), f32(1e-7), f32(0.05), f32(0.01), 0, dense,
-        np.zeros(nu, np.int64), np.zeros(ni, np.int64), drift,
+        data.users,
+        data.items,
+        data.ratings,
+        order,
+        64,
+        P,
+        Q,
+        bu,
+        bi,
+        f32(3.0),
+        *moments,
+        *scratch,
+        f32(0.01),
+        f32(0.9),
+        f32(0.999),
+        f32(1e-7),
+        f32(0.05),
+        f32(0.01),
+        0,
+        dense,
+        np.zeros(nu, np.int64),
+        np.zeros(ni, np.int64),
+        drift,
     )
     twin_moments = [(np.zeros(a.shape), np.zeros(a.shape)) for a in twin]
-    twin_loss = naive.adam_epoch(data.users, data.items, data.ratings.astype(np.float64), order,
-                                 64, *twin, 3.0, twin_moments, 0.01, 0.05, 0.01, 0, dense)
+    twin_loss = naive.adam_epoch(
+        data.users,
+        data.items,
+        data.ratings.astype(np.float64),
+        order,
+        64,
+        *twin,
+        3.0,
+        twin_moments,
+        0.01,
+        0.05,
+        0.01,
+        0,
+        dense,
+    )
     for got, want in zip((P, Q, bu, bi), twin):
         np.testing.assert_allclose(got, want, rtol=2e-4, atol=2e-5)
     assert loss == pytest.approx(twin_loss, rel=1e-4)
@@ -161,8 +220,25 @@ def test_adam_gradient_matches_central_differences(reg, reg_bias):
     grads = [np.zeros_like(P), np.zeros_like(Q), np.zeros_like(bu), np.zeros_like(bi)]
     stamps = [np.full(nu, -1, np.int64), np.full(ni, -1, np.int64)]
     touched = [np.zeros(nu, np.int32), np.zeros(ni, np.int32)]
-    adam_kernels._batch_gradient(users, items, ratings, order, 0, m, P, Q, bu, bi, 3.2, reg,
-                                 reg_bias, *grads, *stamps, *touched, 1)
+    adam_kernels._batch_gradient(
+        users,
+        items,
+        ratings,
+        order,
+        0,
+        m,
+        P,
+        Q,
+        bu,
+        bi,
+        3.2,
+        reg,
+        reg_bias,
+        *grads,
+        *stamps,
+        *touched,
+        1,
+    )
     untouched_u = np.setdiff1d(np.arange(nu), users)
     grads[0][untouched_u] = 0.0  # stale rows are never read: only touched rows count
     grads[2][untouched_u] = 0.0
@@ -238,8 +314,15 @@ def test_grid_depends_on_data_not_threads():
 def test_learns_planted_structure_close_to_noise_floor(synthetic, optimizer, lr):
     frame, truth = synthetic
     fresh = truth.sample(20_000, random_state=7)
-    model = BiasedMF(4, optimizer=optimizer, learning_rate=lr, reg=0.02, n_epochs=100,
-                     batch_size=128, random_state=0)
+    model = BiasedMF(
+        4,
+        optimizer=optimizer,
+        learning_rate=lr,
+        reg=0.02,
+        n_epochs=100,
+        batch_size=128,
+        random_state=0,
+    )
     model.fit(frame, valid=truth.sample(5_000, random_state=8))
     mse = model.evaluate(fresh)["mse"]
     assert mse <= 1.05 * truth.noise_floor, (mse, truth.noise_floor)
@@ -285,8 +368,9 @@ def test_batch_size_early_stopping_and_patience_change_the_result(ratings):
 
 def test_early_stopping_restores_the_best_epoch(ratings):
     valid = tiny_ratings(seed=3)
-    model = BiasedMF(**{**FAST, "n_epochs": 40, "learning_rate": 0.05, "reg": 0.0},
-                     patience=3).fit(ratings, valid=valid)
+    model = BiasedMF(**{**FAST, "n_epochs": 40, "learning_rate": 0.05, "reg": 0.0}, patience=3).fit(
+        ratings, valid=valid
+    )
     hist = model.history_
     best = int(np.argmin(hist["valid_mse"]))
     assert model.best_epoch_ == best + 1
@@ -305,7 +389,8 @@ def test_unknown_ids_fall_back_to_mean_plus_known_bias(ratings):
     pred = model.predict([known_u, 10_000, 10_000], [10_001, known_i, 10_001])
     mu = model.global_mean_
     np.testing.assert_allclose(
-        pred, [mu + model.user_bias_[ui], mu + model.item_bias_[ii], mu], rtol=1e-6)
+        pred, [mu + model.user_bias_[ui], mu + model.item_bias_[ii], mu], rtol=1e-6
+    )
     # an id of another type is simply unknown
     assert model.predict(["x"], [known_i])[0] == pytest.approx(mu + model.item_bias_[ii])
 
@@ -352,7 +437,8 @@ def test_verbose_prints_one_keras_like_line_per_epoch(ratings, capsys):
 def test_callback_gets_epoch_and_logs(ratings):
     seen = []
     BiasedMF(**{**FAST, "n_epochs": 4}, callback=lambda e, logs: seen.append((e, logs))).fit(
-        ratings)
+        ratings
+    )
     assert [e for e, _ in seen] == [1, 2, 3, 4]
     assert set(seen[0][1]) == {"train_mse", "seconds"}
     assert seen[-1][1]["train_mse"] < seen[0][1]["train_mse"]
@@ -372,7 +458,8 @@ def test_save_load_path_file_and_pickle_round_trip(ratings, tmp_path):
     assert np.array_equal(loaded.predict(probe), want)
     assert loaded.get_params() == {**model.get_params(), "callback": None}
     assert loaded.history_ == model.history_ or np.allclose(
-        loaded.history_["train_mse"], model.history_["train_mse"])
+        loaded.history_["train_mse"], model.history_["train_mse"]
+    )
     assert (loaded.n_epochs_, loaded.best_epoch_) == (model.n_epochs_, model.best_epoch_)
     buffer = io.BytesIO()
     model.save(buffer)
@@ -390,8 +477,7 @@ def test_pickle_drops_an_unpicklable_callback(ratings):
 
 
 def test_string_ids_survive_save_without_pickle(tmp_path):
-    model = BiasedMF(**FAST).fit((np.array(["a", "b"]), np.array(["x", "y"]),
-                                  np.array([4.0, 2.0])))
+    model = BiasedMF(**FAST).fit((np.array(["a", "b"]), np.array(["x", "y"]), np.array([4.0, 2.0])))
     model.save(tmp_path / "m.npz")
     with np.load(tmp_path / "m.npz", allow_pickle=False) as npz:
         assert npz["user_ids"].dtype.kind == "U"

@@ -47,8 +47,9 @@ from latentfactors.kernels._config import JIT
 
 
 @numba.njit(**JIT)
-def _mark_batch(users, items, order, start, stop, gP, gQ, gbu, gbi,
-                stamp_u, stamp_i, touched_u, touched_i, step):
+def _mark_batch(
+    users, items, order, start, stop, gP, gQ, gbu, gbi, stamp_u, stamp_i, touched_u, touched_i, step
+):
     """List the distinct rows of a batch and zero their gradient rows."""
     k = gP.shape[1]
     nu = 0
@@ -75,8 +76,9 @@ def _mark_batch(users, items, order, start, stop, gP, gQ, gbu, gbi,
 
 
 @numba.njit(**JIT)
-def _accumulate(users, items, ratings, order, start, stop, P, Q, bu, bi, mu, reg, reg_bias,
-                gP, gQ, gbu, gbi):
+def _accumulate(
+    users, items, ratings, order, start, stop, P, Q, bu, bi, mu, reg, reg_bias, gP, gQ, gbu, gbi
+):
     """Add the batch's gradient of ``L_b`` into zeroed rows; returns the sum of e**2."""
     k = P.shape[1]
     scale = 2.0 / (stop - start)
@@ -101,8 +103,28 @@ def _accumulate(users, items, ratings, order, start, stop, P, Q, bu, bi, mu, reg
 
 @numba.njit(**JIT)
 def _batch_gradient(
-    users, items, ratings, order, start, stop, P, Q, bu, bi, mu, reg, reg_bias,
-    gP, gQ, gbu, gbi, stamp_u, stamp_i, touched_u, touched_i, step,
+    users,
+    items,
+    ratings,
+    order,
+    start,
+    stop,
+    P,
+    Q,
+    bu,
+    bi,
+    mu,
+    reg,
+    reg_bias,
+    gP,
+    gQ,
+    gbu,
+    gbi,
+    stamp_u,
+    stamp_i,
+    touched_u,
+    touched_i,
+    step,
 ):
     """Gradient of ``L_b`` for the batch ``order[start:stop]``, into the row buffers.
 
@@ -110,10 +132,25 @@ def _batch_gradient(
     the batch. Rows are zeroed on first touch (``stamp_* != step``) and listed
     in ``touched_*``. Returns ``(sum of e**2, n touched users, n touched items)``.
     """
-    nu, ni = _mark_batch(users, items, order, start, stop, gP, gQ, gbu, gbi,
-                         stamp_u, stamp_i, touched_u, touched_i, step)
-    loss = _accumulate(users, items, ratings, order, start, stop, P, Q, bu, bi, mu, reg,
-                       reg_bias, gP, gQ, gbu, gbi)
+    nu, ni = _mark_batch(
+        users,
+        items,
+        order,
+        start,
+        stop,
+        gP,
+        gQ,
+        gbu,
+        gbi,
+        stamp_u,
+        stamp_i,
+        touched_u,
+        touched_i,
+        step,
+    )
+    loss = _accumulate(
+        users, items, ratings, order, start, stop, P, Q, bu, bi, mu, reg, reg_bias, gP, gQ, gbu, gbi
+    )
     return loss, nu, ni
 
 
@@ -160,8 +197,7 @@ def drift_table(lr, beta1, beta2, first, last, tail=800):
 
 
 @numba.njit(**JIT)
-def _catch_up(rows, n_rows, W, mW, vW, b, mb, vb, last, target, drift, first, beta1, beta2,
-              gamma):
+def _catch_up(rows, n_rows, W, mW, vW, b, mb, vb, last, target, drift, first, beta1, beta2, gamma):
     """Apply the zero-gradient dense-Adam steps ``last[r]+1..target`` to the listed rows."""
     k = W.shape[1]
     for a in range(n_rows):
@@ -186,10 +222,43 @@ def _catch_up(rows, n_rows, W, mW, vW, b, mb, vb, last, target, drift, first, be
 
 @numba.njit(**JIT)
 def _adam_epoch(
-    users, items, ratings, order, batch_size, P, Q, bu, bi, mu,
-    mP, vP, mQ, vQ, mbu, vbu, mbi, vbi,
-    gP, gQ, gbu, gbi, stamp_u, stamp_i, touched_u, touched_i,
-    lr, beta1, beta2, eps, reg, reg_bias, step0, dense, last_u, last_i, drift,
+    users,
+    items,
+    ratings,
+    order,
+    batch_size,
+    P,
+    Q,
+    bu,
+    bi,
+    mu,
+    mP,
+    vP,
+    mQ,
+    vQ,
+    mbu,
+    vbu,
+    mbi,
+    vbi,
+    gP,
+    gQ,
+    gbu,
+    gbi,
+    stamp_u,
+    stamp_i,
+    touched_u,
+    touched_i,
+    lr,
+    beta1,
+    beta2,
+    eps,
+    reg,
+    reg_bias,
+    step0,
+    dense,
+    last_u,
+    last_i,
+    drift,
 ):
     """One epoch of mini-batch Adam over ``order`` in batches of ``batch_size``.
 
@@ -207,15 +276,76 @@ def _adam_epoch(
     for start in range(0, n, batch_size):
         stop = min(n, start + batch_size)
         step += 1
-        nu, ni = _mark_batch(users, items, order, start, stop, gP, gQ, gbu, gbi,
-                             stamp_u, stamp_i, touched_u, touched_i, step)
+        nu, ni = _mark_batch(
+            users,
+            items,
+            order,
+            start,
+            stop,
+            gP,
+            gQ,
+            gbu,
+            gbi,
+            stamp_u,
+            stamp_i,
+            touched_u,
+            touched_i,
+            step,
+        )
         if dense:
-            _catch_up(touched_u, nu, P, mP, vP, bu, mbu, vbu, last_u, step - 1, drift, step0,
-                      beta1, beta2, gamma)
-            _catch_up(touched_i, ni, Q, mQ, vQ, bi, mbi, vbi, last_i, step - 1, drift, step0,
-                      beta1, beta2, gamma)
-        total += _accumulate(users, items, ratings, order, start, stop, P, Q, bu, bi, mu, reg,
-                             reg_bias, gP, gQ, gbu, gbi)
+            _catch_up(
+                touched_u,
+                nu,
+                P,
+                mP,
+                vP,
+                bu,
+                mbu,
+                vbu,
+                last_u,
+                step - 1,
+                drift,
+                step0,
+                beta1,
+                beta2,
+                gamma,
+            )
+            _catch_up(
+                touched_i,
+                ni,
+                Q,
+                mQ,
+                vQ,
+                bi,
+                mbi,
+                vbi,
+                last_i,
+                step - 1,
+                drift,
+                step0,
+                beta1,
+                beta2,
+                gamma,
+            )
+        total += _accumulate(
+            users,
+            items,
+            ratings,
+            order,
+            start,
+            stop,
+            P,
+            Q,
+            bu,
+            bi,
+            mu,
+            reg,
+            reg_bias,
+            gP,
+            gQ,
+            gbu,
+            gbi,
+        )
         alpha = lr * math.sqrt(1.0 - beta2**step) / (1.0 - beta1**step)
         _adam_rows(touched_u, nu, P, gP, mP, vP, bu, gbu, mbu, vbu, alpha, beta1, beta2, eps)
         _adam_rows(touched_i, ni, Q, gQ, mQ, vQ, bi, gbi, mbi, vbi, alpha, beta1, beta2, eps)
@@ -227,8 +357,38 @@ def _adam_epoch(
     if dense:
         all_u = np.arange(len(last_u))
         all_i = np.arange(len(last_i))
-        _catch_up(all_u, len(all_u), P, mP, vP, bu, mbu, vbu, last_u, step, drift, step0,
-                  beta1, beta2, gamma)
-        _catch_up(all_i, len(all_i), Q, mQ, vQ, bi, mbi, vbi, last_i, step, drift, step0,
-                  beta1, beta2, gamma)
+        _catch_up(
+            all_u,
+            len(all_u),
+            P,
+            mP,
+            vP,
+            bu,
+            mbu,
+            vbu,
+            last_u,
+            step,
+            drift,
+            step0,
+            beta1,
+            beta2,
+            gamma,
+        )
+        _catch_up(
+            all_i,
+            len(all_i),
+            Q,
+            mQ,
+            vQ,
+            bi,
+            mbi,
+            vbi,
+            last_i,
+            step,
+            drift,
+            step0,
+            beta1,
+            beta2,
+            gamma,
+        )
     return total

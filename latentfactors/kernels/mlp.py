@@ -54,7 +54,8 @@ Updates
 The dense parameters are updated every batch (Adam with flat moments, or
 plain gradient descent). Embedding rows follow
 :mod:`latentfactors.kernels.adam`: lazily (only the rows of the batch) or,
-with ``optimizer == ADAM_DENSE``, every row at every step as Keras does.
+with ``optimizer == ADAM_DENSE``, as Keras does, where every row moves at
+every step (applied in closed form when a row is next touched).
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ import numba
 import numpy as np
 
 from latentfactors.kernels._config import JIT, PARALLEL_JIT
-from latentfactors.kernels.adam import _adam_rows
+from latentfactors.kernels.adam import _adam_rows, _catch_up
 
 ACTIVATIONS = {"relu": 0, "tanh": 1, "linear": 2}
 RELU, TANH, LINEAR = 0, 1, 2
@@ -126,14 +127,16 @@ def _forward(u, i, P, Q, flat, offsets, sizes, uoff, act, dropout, keep_scale, s
              a, d):
     """Head output for ``[P[u]; Q[i]]``; fills activations ``a`` and derivatives ``d``.
 
+    A negative code (an unknown id, at prediction only) stands for a zero vector.
+
     ``a[uoff[l]:uoff[l + 1]]`` holds layer ``l``'s outputs (layer 0 is the
     input). For hidden units, ``d`` holds ``d a / d z`` including the dropout
     mask and scale. With ``dropout == 0`` no mask is drawn.
     """
     k = P.shape[1]
     for f in range(k):
-        a[f] = P[u, f]
-        a[k + f] = Q[i, f]
+        a[f] = P[u, f] if u >= 0 else 0.0
+        a[k + f] = Q[i, f] if i >= 0 else 0.0
     n_layers = len(sizes) - 1
     # Slices keep the inner loops free of negative-index checks, so they vectorise.
     for layer in range(n_layers - 1):
@@ -332,15 +335,14 @@ def _batch_grads(users, items, ratings, order, start, stop, P, Q, bu, bi, mu, fl
 
 
 @numba.njit(**JIT)
-def _row_grads(users, items, order, start, stop, P, Q, bu, bi, reg, reg_bias, gx, gr,
-               gP, gQ, gbu, gbi, stamp_u, stamp_i, touched_u, touched_i, step):
-    """Embedding and bias gradients of ``L_b``, added serially in batch order.
+def _mark_rows(users, items, order, start, stop, gP, gQ, gbu, gbi, stamp_u, stamp_i, touched_u,
+               touched_i, step):
+    """List the distinct rows of the batch in ``touched_*`` and zero their gradient rows.
 
-    Rows are zeroed on first touch (``stamp_* != step``) and listed in
-    ``touched_*``. Returns ``(n touched users, n touched items)``.
+    A row is new to the batch when ``stamp_*[row] != step``. Returns
+    ``(n touched users, n touched items)``.
     """
-    k = P.shape[1]
-    scale = 2.0 / (stop - start)
+    k = gP.shape[1]
     nu = 0
     ni = 0
     for j in range(start, stop):
@@ -361,6 +363,19 @@ def _row_grads(users, items, order, start, stop, P, Q, bu, bi, reg, reg_bias, gx
             gbi[i] = 0.0
             for f in range(k):
                 gQ[i, f] = 0.0
+    return nu, ni
+
+
+@numba.njit(**JIT)
+def _row_grads(users, items, order, start, stop, P, Q, bu, bi, reg, reg_bias, gx, gr,
+               gP, gQ, gbu, gbi):
+    """Add the batch's embedding and bias gradients into zeroed rows, serially in batch order."""
+    k = P.shape[1]
+    scale = 2.0 / (stop - start)
+    for j in range(start, stop):
+        idx = order[j]
+        u = users[idx]
+        i = items[idx]
         b = j - start
         g = gr[b]
         gbu[u] += g + scale * reg_bias * bu[u]
@@ -368,7 +383,6 @@ def _row_grads(users, items, order, start, stop, P, Q, bu, bi, reg, reg_bias, gx
         for f in range(k):
             gP[u, f] += gx[b, f] + scale * reg * P[u, f]
             gQ[i, f] += gx[b, k + f] + scale * reg * Q[i, f]
-    return nu, ni
 
 
 @numba.njit(**JIT)
@@ -378,7 +392,7 @@ def _loss_grad(users, items, ratings, order, start, stop, P, Q, bu, bi, mu, flat
     """The batch objective ``L_b`` and its gradient for every parameter.
 
     Runs the same code as a training step (:func:`_batch_grads` then
-    :func:`_row_grads`) and also sums the penalties, so it serves gradient
+    :func:`_mark_rows`, :func:`_row_grads`) and also sums the penalties, so it serves gradient
     checks; it works for float32 and float64 parameters alike. ``gP``, ``gQ``,
     ``gbu``, ``gbi`` are full-size outputs (rows outside the batch are zero).
     """
@@ -393,8 +407,10 @@ def _loss_grad(users, items, ratings, order, start, stop, P, Q, bu, bi, mu, flat
     stamp_i = np.full(len(bi), -1, dtype=np.int64)
     touched_u = np.zeros(len(bu), dtype=np.int32)
     touched_i = np.zeros(len(bi), dtype=np.int32)
+    _mark_rows(users, items, order, start, stop, gP, gQ, gbu, gbi, stamp_u, stamp_i, touched_u,
+               touched_i, 0)
     _row_grads(users, items, order, start, stop, P, Q, bu, bi, reg, reg_bias, gx, gr,
-               gP, gQ, gbu, gbi, stamp_u, stamp_i, touched_u, touched_i, 0)
+               gP, gQ, gbu, gbi)
     m = stop - start
     pen = 0.0
     for j in range(start, stop):
@@ -426,16 +442,6 @@ def _adam_flat(theta, g, m, v, alpha, beta1, beta2, eps):
 
 
 @numba.njit(**JIT)
-def _zero_rows(rows, n_rows, gW, gb):
-    """Zero the listed gradient rows (dense Adam reads every row's gradient)."""
-    for a in range(n_rows):
-        r = rows[a]
-        gb[r] = 0.0
-        for f in range(gW.shape[1]):
-            gW[r, f] = 0.0
-
-
-@numba.njit(**JIT)
 def _sgd_rows(rows, n_rows, W, gW, b, gb, lr):
     """Gradient step ``theta -= lr * g`` for the listed rows and their biases."""
     for a in range(n_rows):
@@ -452,7 +458,7 @@ def _mlp_epoch(
     mP, vP, mQ, vQ, mbu, vbu, mbi, vbi, mW, vW,
     gP, gQ, gbu, gbi, stamp_u, stamp_i, touched_u, touched_i,
     acts, derivs, deltas, prevs, gbuf, gflat, gx, gr, err2,
-    optimizer, lr, beta1, beta2, eps, reg, reg_bias, reg_weights, step0, all_u, all_i,
+    optimizer, lr, beta1, beta2, eps, reg, reg_bias, reg_weights, step0, last_u, last_i, drift,
 ):
     """One epoch over ``order`` in batches of ``batch_size``; parameters change in place.
 
@@ -480,8 +486,12 @@ def _mlp_epoch(
     lr, beta1, beta2, eps, reg, reg_bias, reg_weights : float32
     step0 : int
         Batches run before this epoch (Adam's step counter continues from it).
-    all_u, all_i : int32 arrays
-        ``arange(n_users)`` and ``arange(n_items)``, for dense Adam.
+    last_u, last_i, drift
+        Dense Adam only: each row's last up-to-date step (all ``step0`` on
+        entry and on exit) and :func:`latentfactors.kernels.adam.drift_table`
+        for steps ``step0 .. step0 + batches``. Rows a batch does not touch
+        are brought up to date in closed form when next touched, or at the
+        end of the epoch (see :mod:`latentfactors.kernels.adam`).
 
     Returns
     -------
@@ -491,14 +501,23 @@ def _mlp_epoch(
     n = len(order)
     total = 0.0
     step = step0
+    gamma = beta1 / math.sqrt(beta2)
     for start in range(0, n, batch_size):
         stop = min(n, start + batch_size)
         step += 1
+        nu, ni = _mark_rows(users, items, order, start, stop, gP, gQ, gbu, gbi, stamp_u, stamp_i,
+                            touched_u, touched_i, step)
+        if optimizer == ADAM_DENSE:
+            # Keras semantics: the rows drifted at every step since they were last touched.
+            _catch_up(touched_u, nu, P, mP, vP, bu, mbu, vbu, last_u, step - 1, drift, step0,
+                      beta1, beta2, gamma)
+            _catch_up(touched_i, ni, Q, mQ, vQ, bi, mbi, vbi, last_i, step - 1, drift, step0,
+                      beta1, beta2, gamma)
         total += _batch_grads(users, items, ratings, order, start, stop, P, Q, bu, bi, mu, flat,
                               offsets, sizes, uoff, act, dropout, seed, reg_weights, acts,
                               derivs, deltas, prevs, gbuf, gflat, gx, gr, err2)
-        nu, ni = _row_grads(users, items, order, start, stop, P, Q, bu, bi, reg, reg_bias, gx,
-                            gr, gP, gQ, gbu, gbi, stamp_u, stamp_i, touched_u, touched_i, step)
+        _row_grads(users, items, order, start, stop, P, Q, bu, bi, reg, reg_bias, gx, gr,
+                   gP, gQ, gbu, gbi)
         if optimizer == SGD:
             _sgd_rows(touched_u, nu, P, gP, bu, gbu, lr)
             _sgd_rows(touched_i, ni, Q, gQ, bi, gbi, lr)
@@ -507,19 +526,20 @@ def _mlp_epoch(
             continue
         alpha = lr * math.sqrt(1.0 - beta2**step) / (1.0 - beta1**step)
         _adam_flat(flat, gflat, mW, vW, alpha, beta1, beta2, eps)
+        _adam_rows(touched_u, nu, P, gP, mP, vP, bu, gbu, mbu, vbu, alpha, beta1, beta2, eps)
+        _adam_rows(touched_i, ni, Q, gQ, mQ, vQ, bi, gbi, mbi, vbi, alpha, beta1, beta2, eps)
         if optimizer == ADAM_DENSE:
-            # Keras semantics: every row's moments decay and every row moves.
-            _adam_rows(all_u, len(all_u), P, gP, mP, vP, bu, gbu, mbu, vbu,
-                       alpha, beta1, beta2, eps)
-            _adam_rows(all_i, len(all_i), Q, gQ, mQ, vQ, bi, gbi, mbi, vbi,
-                       alpha, beta1, beta2, eps)
-            _zero_rows(touched_u, nu, gP, gbu)
-            _zero_rows(touched_i, ni, gQ, gbi)
-        else:
-            _adam_rows(touched_u, nu, P, gP, mP, vP, bu, gbu, mbu, vbu,
-                       alpha, beta1, beta2, eps)
-            _adam_rows(touched_i, ni, Q, gQ, mQ, vQ, bi, gbi, mbi, vbi,
-                       alpha, beta1, beta2, eps)
+            for a in range(nu):
+                last_u[touched_u[a]] = step
+            for a in range(ni):
+                last_i[touched_i[a]] = step
+    if optimizer == ADAM_DENSE:
+        all_u = np.arange(len(last_u))
+        all_i = np.arange(len(last_i))
+        _catch_up(all_u, len(all_u), P, mP, vP, bu, mbu, vbu, last_u, step, drift, step0,
+                  beta1, beta2, gamma)
+        _catch_up(all_i, len(all_i), Q, mQ, vQ, bi, mbi, vbi, last_i, step, drift, step0,
+                  beta1, beta2, gamma)
     return total
 
 
@@ -529,7 +549,8 @@ def _mlp_epoch(
 @numba.njit(**JIT)
 def _predict_range(users, items, P, Q, bu, bi, mu, flat, offsets, sizes, uoff, act, lo, hi,
                    out, start, stop, a, d):
-    # Unknown ids (code -1) contribute nothing: no bias, and no head without both vectors.
+    # An unknown id (code -1) has no bias and a zero vector, the prior mean of its
+    # L2-penalised embedding: the head still runs on the known side.
     for t in range(start, stop):
         u = users[t]
         i = items[t]
@@ -538,8 +559,7 @@ def _predict_range(users, items, P, Q, bu, bi, mu, flat, offsets, sizes, uoff, a
             s += bu[u]
         if i >= 0:
             s += bi[i]
-        if u >= 0 and i >= 0:
-            s += _forward(u, i, P, Q, flat, offsets, sizes, uoff, act, 0.0, 1.0, 0, 0, a, d)
+        s += _forward(u, i, P, Q, flat, offsets, sizes, uoff, act, 0.0, 1.0, 0, 0, a, d)
         out[t] = min(max(s, lo), hi)
 
 

@@ -239,7 +239,9 @@ class FactorModel:
             check_int("n_threads", self.n_threads, 1)
         check_int("verbose", self.verbose, 0)
         if self.callback is not None and not callable(self.callback):
-            raise ValueError(f"callback must be callable(epoch, logs) or None, got {self.callback!r}")
+            raise ValueError(
+                f"callback must be callable(epoch, logs) or None, got {self.callback!r}"
+            )
         rs = self.random_state
         if not (rs is None or _is_int(rs) or isinstance(rs, np.random.Generator)):
             raise ValueError(
