@@ -32,6 +32,9 @@ lint: $(VENV)/.stamp-test
 	$(VENV)/bin/ruff check latentfactors tests benchmarks
 	$(VENV)/bin/ruff format --check latentfactors tests benchmarks
 
+notebooks: $(VENV)/.stamp-test
+	$(PY) examples/build_notebooks.py
+
 bench: $(VENV)/.stamp-base
 	$(PY) benchmarks/accuracy.py
 

@@ -158,17 +158,28 @@ def _batch_gradient(
 def _adam_rows(rows, n_rows, W, gW, mW, vW, b, gb, mb, vb, alpha, beta1, beta2, eps):
     """Adam step for the listed rows of a factor matrix and its bias vector."""
     k = W.shape[1]
-    for a in range(n_rows):
-        r = rows[a]
+    # Keep the arithmetic in the parameters' precision so the row loops vectorise.
+    a = W.dtype.type(alpha)
+    b1 = W.dtype.type(beta1)
+    b2 = W.dtype.type(beta2)
+    c1 = W.dtype.type(1.0) - b1
+    c2 = W.dtype.type(1.0) - b2
+    ep = W.dtype.type(eps)
+    for j in range(n_rows):
+        r = rows[j]
         g = gb[r]
-        mb[r] = beta1 * mb[r] + (1.0 - beta1) * g
-        vb[r] = beta2 * vb[r] + (1.0 - beta2) * g * g
-        b[r] -= alpha * mb[r] / (math.sqrt(vb[r]) + eps)
+        mb[r] = b1 * mb[r] + c1 * g
+        vb[r] = b2 * vb[r] + c2 * g * g
+        b[r] -= a * mb[r] / (np.sqrt(vb[r]) + ep)
+        w = W[r]
+        gw = gW[r]
+        m = mW[r]
+        v = vW[r]
         for f in range(k):
-            g = gW[r, f]
-            mW[r, f] = beta1 * mW[r, f] + (1.0 - beta1) * g
-            vW[r, f] = beta2 * vW[r, f] + (1.0 - beta2) * g * g
-            W[r, f] -= alpha * mW[r, f] / (math.sqrt(vW[r, f]) + eps)
+            g = gw[f]
+            m[f] = b1 * m[f] + c1 * g
+            v[f] = b2 * v[f] + c2 * g * g
+            w[f] -= a * m[f] / (np.sqrt(v[f]) + ep)
 
 
 @numba.njit(**JIT)

@@ -1,0 +1,271 @@
+"""Write the teaching notebooks in this folder from their cells below, and execute them.
+
+    python examples/build_notebooks.py            # every notebook
+    python examples/build_notebooks.py 01 04      # some of them
+
+The notebooks are stored executed, so they read well on a code-hosting site;
+the test suite executes them again (``tests/test_notebooks.py``). Edit the
+cells here, not in the ``.ipynb`` files, and run this script to refresh them.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+HERE = Path(__file__).resolve().parent
+
+SETUP = """\
+import numpy as np
+import pandas as pd
+import matplotlib.pyplot as plt
+import latentfactors as lf
+
+pd.set_option("display.precision", 4)
+plt.rcParams["figure.figsize"] = (7, 3.5)
+
+
+def load_notebook_data():
+    \"\"\"The 2016 snapshot the original notebook used, or the current release.\"\"\"
+    try:
+        return "ml-latest-small-2016", lf.load_movielens("ml-latest-small-2016", download=False)
+    except FileNotFoundError:
+        return "ml-latest-small", lf.load_movielens("ml-latest-small")
+"""
+
+NOTEBOOKS = {}
+
+NOTEBOOKS["01_latent_factors_from_scratch"] = [
+    ("md", """\
+# Latent factors from scratch
+
+A recommender for explicit ratings has one job: guess how much user *u* will
+like item *i*. A **latent-factor model** gives every user and every item a
+short vector of numbers, and predicts a rating from how well the two vectors
+agree:
+
+$$\\hat r_{ui} = \\mu + b_u + b_i + p_u \\cdot q_i$$
+
+* $\\mu$ is the average rating, $b_u$ says how generous user $u$ is, $b_i$ how
+  good item $i$ is on average;
+* $p_u \\cdot q_i$ is the *interaction*: the factors are learned, nobody tells
+  the model what they mean, yet they end up encoding taste (action vs drama,
+  old vs new, ...).
+
+This notebook retells a classic Keras notebook on MovieLens with
+`latentfactors`: load, explore, split, train its 5-factor model, see why it
+overfits, then fix it with regularisation and early stopping."""),
+    ("code", SETUP),
+    ("md", "## Load and explore"),
+    ("code", """\
+name, ratings = load_notebook_data()
+print(name, f"{len(ratings):,} ratings, {ratings.user.nunique():,} users, "
+      f"{ratings.item.nunique():,} movies")
+ratings.head()"""),
+    ("code", """\
+fig, axes = plt.subplots(1, 2)
+ratings.rating.value_counts().sort_index().plot.bar(ax=axes[0], title="ratings")
+ratings.item.value_counts().reset_index(drop=True).plot(
+    ax=axes[1], logy=True, title="ratings per movie (sorted)")
+plt.tight_layout()"""),
+    ("md", """\
+Half-star ratings, with 4 the most common. The right-hand plot is the long
+tail: a few movies have hundreds of ratings, most have one or two. Those rare
+movies are where a model is most tempted to overfit.
+
+## Split like the original notebook
+
+One random permutation, cut 80/12/8 into train, validation and test."""),
+    ("code", """\
+train, valid, test = lf.random_split(ratings, random_state=0)
+len(train), len(valid), len(test)"""),
+    ("md", """\
+## The notebook's model: 5 factors, Adam, no regularisation
+
+`latentfactors.presets.notebook_dot()` is the original configuration: 5
+factors, Adam with learning rate 0.01, batch 32, no regularisation. We let it
+run 12 epochs instead of 5 and record the validation error after each one."""),
+    ("code", """\
+from latentfactors.presets import notebook_dot
+
+keras_like = notebook_dot(n_epochs=12, random_state=0, verbose=1).fit(train, valid=valid)
+curves = pd.DataFrame(keras_like.history_).set_index("epoch")
+curves[["train_mse", "valid_mse"]].plot(marker="o", title="5 factors, no regularisation")
+plt.ylabel("MSE");"""),
+    ("md", """\
+The training error keeps falling while the validation error turns back up
+after an epoch or two: the model memorises the training ratings. With no
+penalty, the factors of a movie rated once can grow until they reproduce that
+one rating exactly, which says nothing about anyone else.
+
+## Regularisation and early stopping
+
+Two standard cures:
+
+* **L2 regularisation** (`reg`) adds $\\lambda (\\|p_u\\|^2 + \\|q_i\\|^2)$ to
+  every rating's error, so a factor only grows if many ratings ask for it;
+* **early stopping** watches the validation error and keeps the best epoch."""),
+    ("code", """\
+results = {}
+for reg in (0.0, 0.02, 0.05, 0.1):
+    model = lf.BiasedMF(5, optimizer="adam", learning_rate=0.005, reg=reg, n_epochs=40,
+                        early_stopping=False, random_state=0).fit(train, valid=valid)
+    results[f"reg={reg}"] = model.history_["valid_mse"]
+pd.DataFrame(results, index=range(1, 41)).plot(title="validation MSE, 5 factors, Adam")
+plt.xlabel("epoch"); plt.ylabel("MSE");"""),
+    ("md", """\
+With a penalty the curves flatten instead of turning up, and the best
+validation error drops. Early stopping does the rest: `early_stopping=True`
+(the default) stops after `patience` epochs without improvement and restores
+the best parameters.
+
+## The tuned model
+
+`BiasedMF()`'s defaults were chosen on the validation split: many factors
+(256), started near zero and held back by L2, trained by per-rating SGD."""),
+    ("code", """\
+import time
+
+rows = []
+for label, model, use_valid in [
+    ("notebook config (5 epochs)", notebook_dot(random_state=0), False),
+    ("BiasedMF() defaults", lf.BiasedMF(random_state=0), True),
+]:
+    start = time.perf_counter()
+    model.fit(train, valid=valid if use_valid else None)
+    rows.append({"model": label, **model.evaluate(test),
+                 "fit s": time.perf_counter() - start, "epochs": model.n_epochs_})
+pd.DataFrame(rows).set_index("model")"""),
+    ("md", """\
+## What the kernels compute
+
+**SGD** (the default) visits the ratings one at a time in a fresh random
+order each epoch. For a rating $r$ of user $u$ on item $i$ with error
+$e = r - \\hat r_{ui}$ and learning rate $\\eta$:
+
+$$b_u \\leftarrow b_u + \\eta (e - \\lambda_b b_u), \\qquad
+  b_i \\leftarrow b_i + \\eta (e - \\lambda_b b_i)$$
+$$p_u \\leftarrow p_u + \\eta (e\\, q_i - \\lambda p_u), \\qquad
+  q_i \\leftarrow q_i + \\eta (e\\, p_u - \\lambda q_i)$$
+
+(both factor updates use the old vectors).
+
+**Adam** averages the gradient of the same per-rating loss over a mini-batch
+and keeps running moments $m$ and $v$ per parameter:
+
+$$m \\leftarrow \\beta_1 m + (1-\\beta_1) g, \\quad v \\leftarrow \\beta_2 v + (1-\\beta_2) g^2,
+  \\quad \\theta \\leftarrow \\theta - \\alpha_t \\frac{m}{\\sqrt v + \\epsilon}$$
+
+with $\\alpha_t = \\eta \\sqrt{1-\\beta_2^t}/(1-\\beta_1^t)$. Only the rows in the
+batch move (`optimizer="adam"`), unless you ask for Keras's behaviour
+(`"adam-dense"`), where every row keeps drifting with its momentum. Each
+kernel is one compiled Numba function per epoch; the loop around it, early
+stopping and progress are plain Python in `latentfactors/models/base.py`."""),
+]
+
+NOTEBOOKS["04_speed"] = [
+    ("md", """\
+# Speed: how the kernels work
+
+All training happens in a handful of Numba functions, one call per epoch.
+This notebook looks at how the SGD epoch is organised so that it is both
+fast and reproducible on several threads, and measures it on synthetic
+data."""),
+    ("code", SETUP),
+    ("md", """\
+## Synthetic data with a known answer
+
+`make_synthetic_ratings` plants a true model (biases plus rank-`rank`
+factors plus noise) and reports the **noise floor**: the MSE the true model
+itself gets on fresh ratings. No model can beat it."""),
+    ("code", """\
+ratings, truth = lf.make_synthetic_ratings(20_000, 5_000, 2_000_000, rank=8, random_state=0)
+fresh = truth.sample(100_000, random_state=1)
+print(f"{len(ratings):,} ratings; noise floor {truth.noise_floor:.4f}")"""),
+    ("md", """\
+## The block schedule
+
+A per-rating SGD step reads and writes one user row and one item row. In a
+random order those rows are scattered over memory, and the processor spends
+its time waiting for them. `BiasedMF` therefore lays the ratings out once per
+fit in a grid of `B x B` blocks (users split into `B` stripes, items into
+`B` stripes). An epoch runs `B` rounds; each round holds `B` blocks that
+share no user stripe and no item stripe, so they can run on different
+threads without ever touching the same row. The order of rounds and blocks,
+and the order of ratings inside each block, is reshuffled every epoch.
+
+Because blocks in a round never share a row, the result does not depend on
+which thread runs which block: one thread and two threads give the same
+model, bit for bit."""),
+    ("code", """\
+from latentfactors.models.biased_mf import grid_size
+
+for k in (8, 32, 128):
+    print(f"{k:>3} factors: grid {grid_size(20_000, 5_000, len(ratings), k)}")"""),
+    ("code", """\
+import time
+
+timings = []
+models = {}
+for threads in (1, 2):
+    model = lf.BiasedMF(32, n_epochs=8, reg=0.02, n_threads=threads, random_state=0)
+    model.fit(ratings.iloc[:20_000])  # compile first
+    model.fit(ratings)
+    models[threads] = model
+    epoch = np.median(model.history_["seconds"][1:])
+    timings.append({"threads": threads, "s/epoch": epoch,
+                    "M ratings/s": len(ratings) / epoch / 1e6})
+print("identical models:",
+      np.array_equal(models[1].user_factors_, models[2].user_factors_))
+print(f"test MSE {models[1].evaluate(fresh)['mse']:.4f} vs noise floor {truth.noise_floor:.4f}")
+pd.DataFrame(timings).set_index("threads")"""),
+    ("md", """\
+## Adam
+
+The Adam kernel processes mini-batches. It only updates the rows that
+appear in a batch ("lazy" Adam), so an epoch costs time proportional to the
+number of ratings, not to the number of users and items times the number of
+batches."""),
+    ("code", """\
+rows = []
+for batch in (64, 1024):
+    model = lf.BiasedMF(32, optimizer="adam", learning_rate=0.005, batch_size=batch,
+                        n_epochs=4, random_state=0)
+    model.fit(ratings.iloc[:20_000])
+    model.fit(ratings)
+    epoch = np.median(model.history_["seconds"][1:])
+    rows.append({"batch": batch, "s/epoch": epoch, "M ratings/s": len(ratings) / epoch / 1e6})
+pd.DataFrame(rows).set_index("batch")"""),
+    ("md", """\
+For the full comparison with LIBMF and Surprise on 20 million ratings, run
+`python benchmarks/throughput.py`."""),
+]
+
+
+def build(name, cells):
+    nb = new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                 "language": "python"}
+    for kind, source in cells:
+        nb.cells.append(new_markdown_cell(source) if kind == "md" else new_code_cell(source))
+    start = time.perf_counter()
+    NotebookClient(nb, timeout=600, kernel_name="python3",
+                   resources={"metadata": {"path": str(HERE)}}).execute()
+    path = HERE / f"{name}.ipynb"
+    nbformat.write(nb, path)
+    print(f"{path.name}: executed in {time.perf_counter() - start:.0f}s")
+
+
+def main(argv):
+    chosen = [n for n in NOTEBOOKS if not argv or any(n.startswith(a) for a in argv)]
+    for name in chosen:
+        build(name, NOTEBOOKS[name])
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
