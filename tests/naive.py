@@ -20,37 +20,72 @@ def xorshift(state: int) -> int:
     return state
 
 
-def shuffle_range(users, items, ratings, lo, hi, seed):
+def below(state: int, m: int) -> tuple[int, int]:
+    state = xorshift(state)
+    return state, (state >> 11) % m
+
+
+def shuffle_triples(users, items, ratings, lo, hi, state):
     """Fisher-Yates over ``[lo, hi)`` driven by xorshift64, as the kernel does."""
-    state = int(seed) | 1
     for j in range(hi - 1, lo, -1):
-        state = xorshift(state)
-        k = lo + (state >> 11) % (j - lo + 1)
+        state, d = below(state, j - lo + 1)
+        k = lo + d
         for arr in (users, items, ratings):
             arr[j], arr[k] = arr[k], arr[j]
+    return state
+
+
+def shuffle_range(users, items, ratings, lo, hi, seed):
+    shuffle_triples(users, items, ratings, lo, hi, int(seed) | 1)
+
+
+def shuffle_ints(values, lo, hi, state):
+    for j in range(hi - 1, lo, -1):
+        state, d = below(state, j - lo + 1)
+        k = lo + d
+        values[j], values[k] = values[k], values[j]
+    return state
 
 
 def sgd_block_epoch(
-    users, items, ratings, block_ptr, schedule, seeds, P, Q, bu, bi, mu, lr, reg, reg_bias
+    users,
+    items,
+    ratings,
+    block_groups,
+    group_ptr,
+    group_order,
+    schedule,
+    seeds,
+    P,
+    Q,
+    bu,
+    bi,
+    mu,
+    lr,
+    reg,
+    reg_bias,
 ):
-    """Blocks in schedule order, each shuffled then swept rating by rating."""
+    """Blocks in schedule order; in each, groups in shuffled order, each shuffled, then swept."""
     f32 = np.float32
     mu, lr, reg, reg_bias = f32(mu), f32(lr), f32(reg), f32(reg_bias)
     loss = 0.0
     for round_ in schedule:
         for b in round_:
-            lo, hi = int(block_ptr[b]), int(block_ptr[b + 1])
-            if seeds[b] != 0:
-                shuffle_range(users, items, ratings, lo, hi, int(seeds[b]))
-            for idx in range(lo, hi):
-                u, i = users[idx], items[idx]
-                pu, qi = P[u].copy(), Q[i].copy()
-                e = f32(ratings[idx] - (mu + bu[u] + bi[i] + f32(np.dot(pu, qi))))
-                loss += float(e) ** 2
-                bu[u] += lr * (e - reg_bias * bu[u])
-                bi[i] += lr * (e - reg_bias * bi[i])
-                P[u] = pu + lr * (e * qi - reg * pu)
-                Q[i] = qi + lr * (e * pu - reg * qi)
+            state = int(seeds[b]) | 1
+            g_lo, g_hi = int(block_groups[b]), int(block_groups[b + 1])
+            state = shuffle_ints(group_order, g_lo, g_hi, state)
+            for g in group_order[g_lo:g_hi]:
+                lo, hi = int(group_ptr[g]), int(group_ptr[g + 1])
+                state = shuffle_triples(users, items, ratings, lo, hi, state)
+                for idx in range(lo, hi):
+                    u, i = users[idx], items[idx]
+                    pu, qi = P[u].copy(), Q[i].copy()
+                    e = f32(ratings[idx] - (mu + bu[u] + bi[i] + f32(np.dot(pu, qi))))
+                    loss += float(e) ** 2
+                    bu[u] += lr * (e - reg_bias * bu[u])
+                    bi[i] += lr * (e - reg_bias * bi[i])
+                    P[u] = pu + lr * (e * qi - reg * pu)
+                    Q[i] = qi + lr * (e * pu - reg * qi)
     return loss
 
 

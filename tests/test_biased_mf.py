@@ -67,63 +67,57 @@ def random_params(rng, n_users, n_items, k, dtype=np.float32):
 # ---------------------------------------------------------------- kernels vs twins
 
 
-@pytest.mark.parametrize("width", [1, 3])
-def test_sgd_block_epoch_matches_naive_twin(ratings, width):
+@pytest.mark.parametrize("width, by_user", [(1, False), (3, False), (3, True)])
+def test_sgd_block_epoch_matches_naive_twin(ratings, width, by_user):
     data = encoded(ratings)
     rng = np.random.default_rng(3)
-    layout = bmf.BlockLayout(data, width, rng)
-    schedule, seeds = layout.schedule(rng)
+    layout = bmf.BlockLayout(data, width, rng, by_user)
+    args = layout.epoch_args(rng)
     P, Q, bu, bi = random_params(rng, 40, 30, 6)
-    twin_arrays = [a.copy() for a in (layout.users, layout.items, layout.ratings, P, Q, bu, bi)]
+    twin_args = [a.copy() for a in args]
+    twin_params = [a.copy() for a in (P, Q, bu, bi)]
     f32 = np.float32
-    args = (f32(3.0), f32(0.02), f32(0.05), f32(0.01))
-    loss = sgd_kernels._sgd_block_epoch(
-        layout.users,
-        layout.items,
-        layout.ratings,
-        layout.block_ptr,
-        schedule,
-        seeds,
-        P,
-        Q,
-        bu,
-        bi,
-        *args,
-    )
-    tu, ti, tr, tP, tQ, tbu, tbi = twin_arrays
-    twin_loss = naive.sgd_block_epoch(
-        tu, ti, tr, layout.block_ptr, schedule, seeds, tP, tQ, tbu, tbi, *args
-    )
-    np.testing.assert_array_equal(layout.users, tu)  # same shuffle, bit for bit
-    np.testing.assert_array_equal(layout.items, ti)
-    for got, want in ((P, tP), (Q, tQ), (bu, tbu), (bi, tbi)):
+    scalars = (f32(3.0), f32(0.02), f32(0.05), f32(0.01))
+    loss = sgd_kernels._sgd_block_epoch(*args, P, Q, bu, bi, *scalars)
+    twin_loss = naive.sgd_block_epoch(*twin_args, *twin_params, *scalars)
+    for got, want in zip(args[:3], twin_args[:3]):
+        np.testing.assert_array_equal(got, want)  # same shuffles, bit for bit
+    np.testing.assert_array_equal(args[5], twin_args[5])
+    for got, want in zip((P, Q, bu, bi), twin_params):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
     assert loss == pytest.approx(twin_loss, rel=1e-4)
 
 
-def test_block_layout_groups_blocks_and_keeps_every_rating(ratings):
+@pytest.mark.parametrize("by_user", [False, True])
+def test_block_layout_groups_blocks_and_keeps_every_rating(ratings, by_user):
     data = encoded(ratings)
     before = set(zip(data.users.tolist(), data.items.tolist(), data.ratings.tolist()))
-    layout = bmf.BlockLayout(data, 4, np.random.default_rng(0))
+    layout = bmf.BlockLayout(data, 4, np.random.default_rng(0), by_user)
     assert data.users is None  # the layout took the arrays over: no second copy kept
     after = set(zip(layout.users.tolist(), layout.items.tolist(), layout.ratings.tolist()))
     assert before == after
-    assert layout.block_ptr[0] == 0 and layout.block_ptr[-1] == len(ratings)
-    user_stripe = {}
+    ptr = layout.block_ptr
+    assert ptr[0] == 0 and ptr[-1] == len(ratings) and np.all(np.diff(ptr) >= 0)
+    user_stripe, item_stripe = {}, {}
     for b in range(16):
-        lo, hi = layout.block_ptr[b], layout.block_ptr[b + 1]
-        for u in layout.users[lo:hi]:
+        for u in layout.users[ptr[b] : ptr[b + 1]]:
             assert user_stripe.setdefault(int(u), b // 4) == b // 4
-
-
-def test_schedule_rounds_are_disjoint_and_cover_every_block():
-    layout = bmf.BlockLayout.__new__(bmf.BlockLayout)
-    layout.width = 5
-    schedule, seeds = layout.schedule(np.random.default_rng(0))
-    assert sorted(schedule.ravel().tolist()) == list(range(25))
-    for round_ in schedule:
-        assert len(set(round_ // 5)) == 5 and len(set(round_ % 5)) == 5
-    assert np.all(seeds != 0)
+        for i in layout.items[ptr[b] : ptr[b + 1]]:
+            assert item_stripe.setdefault(int(i), b % 4) == b % 4
+    groups = layout.group_ptr
+    assert groups[-1] == len(ratings)
+    if by_user:  # every group is one user's ratings within one block, and never empty
+        assert np.all(np.diff(groups) > 0)
+        for g in range(len(groups) - 1):
+            assert len(set(layout.users[groups[g] : groups[g + 1]].tolist())) == 1
+        assert len(groups) - 1 == len(
+            set(
+                zip(
+                    (layout.users // 1).tolist(),
+                    np.searchsorted(ptr, np.arange(len(ratings)), side="right").tolist(),
+                )
+            )
+        )
 
 
 def test_shuffle_range_is_a_deterministic_permutation():
@@ -289,11 +283,17 @@ def test_optimizers_start_from_the_same_initialisation(ratings):
     assert np.array_equal(inits["sgd"], inits["adam"])
 
 
-def test_threads_give_bit_identical_sgd(monkeypatch, synthetic):
+@pytest.mark.parametrize("cache_bytes", [10**9, 1024])
+def test_threads_give_bit_identical_sgd(monkeypatch, synthetic, cache_bytes):
     frame, _ = synthetic
-    monkeypatch.setattr(bmf, "BLOCK_BYTES", 4096)  # force a real grid on small data
+    # force a real grid on small data, with and without grouping by user
+    monkeypatch.setattr(bmf, "CACHE_BYTES", cache_bytes)
+    monkeypatch.setattr(bmf, "STRIPE_BYTES", 2048)
     monkeypatch.setattr(bmf, "MIN_RATINGS_PER_BLOCK", 64)
-    assert bmf.grid_size(500, 300, len(frame), 8) > 2
+    if cache_bytes > 10**6:
+        monkeypatch.setattr(bmf, "grid_plan", lambda *a: (6, False))
+    width, _ = bmf.grid_plan(500, 300, len(frame), 8)
+    assert width > 2
     one = BiasedMF(**FAST, n_threads=1).fit(frame)
     two = BiasedMF(**FAST, n_threads=2).fit(frame)
     for name in ("user_factors_", "item_factors_", "user_bias_", "item_bias_"):
@@ -301,10 +301,21 @@ def test_threads_give_bit_identical_sgd(monkeypatch, synthetic):
 
 
 def test_grid_depends_on_data_not_threads():
-    assert bmf.grid_size(671, 9066, 80_000, 5) == 1
-    assert bmf.grid_size(200_000, 50_000, 20_000_000, 32) >= 32
+    assert bmf.grid_plan(671, 9066, 80_000, 8) == (1, False)  # fits in cache: one shuffle
+    width, by_user = bmf.grid_plan(200_000, 50_000, 20_000_000, 32)
+    assert by_user and 16 <= width <= 64
     # never more blocks than the ratings can fill
     assert bmf.grid_size(10**6, 10**6, 10_000, 128) ** 2 * 1024 <= 10_000 + 1024
+
+
+def test_block_schedule_converges_like_a_plain_shuffle(monkeypatch, synthetic):
+    frame, truth = synthetic
+    fresh = truth.sample(20_000, random_state=7)
+    params = dict(n_factors=4, learning_rate=0.005, reg=0.02, n_epochs=25, random_state=0)
+    plain = BiasedMF(**params).fit(frame).evaluate(fresh)["mse"]
+    monkeypatch.setattr(bmf, "grid_plan", lambda *a: (8, True))
+    blocked = BiasedMF(**params).fit(frame).evaluate(fresh)["mse"]
+    assert abs(blocked - plain) <= 0.02 * plain, (plain, blocked)
 
 
 # ---------------------------------------------------------------- learning

@@ -4,10 +4,17 @@ The ratings are laid out once per fit so that each block of a ``B x B`` grid
 (users split into ``B`` stripes, items into ``B`` stripes) is contiguous. An
 epoch runs ``B`` rounds; a round holds ``B`` blocks that share no user stripe
 and no item stripe, so they can run side by side on threads without touching
-the same rows. Each block shuffles its own ratings in place with its own seed
-and then applies the per-rating updates in that order. Nothing depends on how
-blocks are spread over threads, so one and many threads give bit-identical
-models. With ``B == 1`` this is the classic loop over a fresh shuffle.
+the same rows. Nothing depends on how blocks are spread over threads, so one
+and many threads give bit-identical models.
+
+Inside a block the ratings form *groups*, visited in a fresh random order
+every epoch, each group's ratings also reshuffled every epoch. A group is
+either the whole block (a plain shuffle: the classic loop when ``B == 1``)
+or, on data too large for the cache, the ratings of one user in that block:
+the user's row then stays in registers for the group while the item rows of
+the block's item stripe stay in the core's cache. Each block draws its
+random numbers from its own seed, first for the order of its groups and then
+for the order inside each group, in that order.
 
 Update for a rating ``r`` of user ``u`` on item ``i`` (``lr`` learning rate):
 
@@ -35,12 +42,18 @@ def _xorshift(state):
 
 
 @numba.njit(**JIT)
-def _shuffle_range(users, items, ratings, lo, hi, seed):
-    """Fisher-Yates shuffle of the triples in ``[lo, hi)``, in place."""
-    state = np.uint64(seed) | np.uint64(1)
+def _below(state, m):
+    """Next state, and a draw in ``[0, m)`` from it."""
+    state = _xorshift(state)
+    return state, np.int64((state >> np.uint64(11)) % np.uint64(m))
+
+
+@numba.njit(**JIT)
+def _shuffle_triples(users, items, ratings, lo, hi, state):
+    """Fisher-Yates shuffle of the triples in ``[lo, hi)``, in place; returns the RNG state."""
     for j in range(hi - 1, lo, -1):
-        state = _xorshift(state)
-        k = lo + np.int64((state >> np.uint64(11)) % np.uint64(j - lo + 1))
+        state, d = _below(state, j - lo + 1)
+        k = lo + d
         tu = users[j]
         users[j] = users[k]
         users[k] = tu
@@ -50,6 +63,25 @@ def _shuffle_range(users, items, ratings, lo, hi, seed):
         tr = ratings[j]
         ratings[j] = ratings[k]
         ratings[k] = tr
+    return state
+
+
+@numba.njit(**JIT)
+def _shuffle_range(users, items, ratings, lo, hi, seed):
+    """Fisher-Yates shuffle of the triples in ``[lo, hi)`` from a fresh seed."""
+    _shuffle_triples(users, items, ratings, lo, hi, np.uint64(seed) | np.uint64(1))
+
+
+@numba.njit(**JIT)
+def _shuffle_ints(values, lo, hi, state):
+    """Fisher-Yates shuffle of ``values[lo:hi]`` in place; returns the RNG state."""
+    for j in range(hi - 1, lo, -1):
+        state, d = _below(state, j - lo + 1)
+        k = lo + d
+        t = values[j]
+        values[j] = values[k]
+        values[k] = t
+    return state
 
 
 @numba.njit(**JIT)
@@ -94,20 +126,40 @@ def _sgd_range(users, items, ratings, lo, hi, P, Q, bu, bi, mu, lr, reg, reg_bia
 
 @numba.njit(**PARALLEL_JIT)
 def _sgd_block_epoch(
-    users, items, ratings, block_ptr, schedule, seeds, P, Q, bu, bi, mu, lr, reg, reg_bias
+    users,
+    items,
+    ratings,
+    block_groups,
+    group_ptr,
+    group_order,
+    schedule,
+    seeds,
+    P,
+    Q,
+    bu,
+    bi,
+    mu,
+    lr,
+    reg,
+    reg_bias,
 ):
     """One SGD epoch over the block schedule.
 
     Parameters
     ----------
     users, items : int32 arrays, shape (n,)
-        Dense codes, laid out so that block ``b`` is ``[block_ptr[b], block_ptr[b + 1])``.
+        Dense codes; group ``g`` is ``[group_ptr[g], group_ptr[g + 1])``.
     ratings : float32 array, shape (n,)
-    block_ptr : int64 array, shape (B * B + 1,)
+    block_groups : int64 array, shape (B * B + 1,)
+        Block ``b`` owns the entries ``block_groups[b]:block_groups[b + 1]``
+        of ``group_order``.
+    group_ptr : int64 array, shape (n_groups + 1,)
+    group_order : int64 array, shape (n_groups,)
+        Group ids, each block's segment reshuffled in place every epoch.
     schedule : int64 array, shape (B, B)
         ``schedule[t]`` lists the blocks of round ``t``; they share no row or column stripe.
     seeds : uint64 array, shape (B * B,)
-        Per-block shuffle seeds; 0 leaves a block in its current order.
+        Per-block seeds for this epoch (non-zero).
     P, Q : float32 arrays, shapes (n_users, k) and (n_items, k); updated in place.
     bu, bi : float32 arrays; updated in place.
     mu, lr, reg, reg_bias : float32 scalars.
@@ -118,17 +170,24 @@ def _sgd_block_epoch(
         Sum of squared errors seen during the epoch (each before its update).
     """
     n_rounds, width = schedule.shape
-    losses = np.zeros(len(block_ptr) - 1)
+    losses = np.zeros(len(block_groups) - 1)
     for t in range(n_rounds):
         for a in numba.prange(width):
             b = schedule[t, a]
-            lo = block_ptr[b]
-            hi = block_ptr[b + 1]
-            if seeds[b] != 0:
-                _shuffle_range(users, items, ratings, lo, hi, seeds[b])
-            losses[b] = _sgd_range(
-                users, items, ratings, lo, hi, P, Q, bu, bi, mu, lr, reg, reg_bias
-            )
+            state = seeds[b] | np.uint64(1)
+            g_lo = block_groups[b]
+            g_hi = block_groups[b + 1]
+            state = _shuffle_ints(group_order, g_lo, g_hi, state)
+            loss = 0.0
+            for j in range(g_lo, g_hi):
+                g = group_order[j]
+                lo = group_ptr[g]
+                hi = group_ptr[g + 1]
+                state = _shuffle_triples(users, items, ratings, lo, hi, state)
+                loss += _sgd_range(
+                    users, items, ratings, lo, hi, P, Q, bu, bi, mu, lr, reg, reg_bias
+                )
+            losses[b] = loss
     total = 0.0
     for b in range(len(losses)):
         total += losses[b]
@@ -136,25 +195,31 @@ def _sgd_block_epoch(
 
 
 @numba.njit(**JIT)
-def _block_ids(users, items, ublock, iblock, width):
-    """Block id of every rating, and the start of every block in the sorted layout."""
-    n = len(users)
-    bid = np.empty(n, dtype=np.int32)
-    counts = np.zeros(width * width + 1, dtype=np.int64)
-    for k in range(n):
-        b = ublock[users[k]] * width + iblock[items[k]]
-        bid[k] = b
-        counts[b + 1] += 1
-    for b in range(width * width):
-        counts[b + 1] += counts[b]
-    return bid, counts
+def _cell_keys(users, items, ublock, iblock, urank, width, stripe, keys):
+    """Sort key of every rating: its block, then (with ``stripe > 0``) its user in the block.
+
+    ``urank[u]`` numbers the users of each stripe ``0..stripe-1``. Returns the
+    start of every key in the sorted layout.
+    """
+    n_cells = width * width * max(stripe, 1)
+    ptr = np.zeros(n_cells + 1, dtype=np.int64)
+    for k in range(len(users)):
+        u = users[k]
+        c = ublock[u] * width + iblock[items[k]]
+        if stripe > 0:
+            c = c * stripe + urank[u]
+        keys[k] = c
+        ptr[c + 1] += 1
+    for c in range(n_cells):
+        ptr[c + 1] += ptr[c]
+    return ptr
 
 
 @numba.njit(**JIT)
-def _scatter(src, bid, block_ptr, out):
-    """Stable counting-sort scatter of ``src`` into ``out`` by block id."""
-    cursor = block_ptr[:-1].copy()
+def _scatter(src, keys, ptr, out):
+    """Stable counting-sort scatter of ``src`` into ``out`` by key."""
+    cursor = ptr[:-1].copy()
     for k in range(len(src)):
-        b = bid[k]
-        out[cursor[b]] = src[k]
-        cursor[b] += 1
+        c = keys[k]
+        out[cursor[c]] = src[k]
+        cursor[c] += 1

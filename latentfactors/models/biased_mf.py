@@ -7,28 +7,44 @@ import math
 import numpy as np
 
 from latentfactors.kernels import adam as adam_kernels
-from latentfactors.kernels._config import resolve_threads
 from latentfactors.kernels import sgd as sgd_kernels
+from latentfactors.kernels._config import resolve_threads
 from latentfactors.kernels.scoring import predict_pairs, with_threads
 from latentfactors.models.base import FactorModel, ModelFileError, check_choice
+from latentfactors.models.recommend import fold_in_dot
 
-# A block's factor rows should stay in a core's private cache while it runs.
-BLOCK_BYTES = 512 * 1024
-# ...but a block must hold enough ratings to amortise the round barrier.
+# Factor rows (users + items) that fit in this many bytes stay in cache anyway:
+# one block, shuffled as a whole.
+CACHE_BYTES = 2 * 1024 * 1024
+# Beyond that, a block's item rows should stay in a core's private cache...
+STRIPE_BYTES = 256 * 1024
+# ...a block must hold enough ratings to amortise the round barrier...
 MIN_RATINGS_PER_BLOCK = 1024
+# ...and there should be enough blocks per round to balance the threads.
+MIN_GRID = 4
+
+
+def grid_plan(n_users: int, n_items: int, n_ratings: int, n_factors: int) -> tuple[int, bool]:
+    """Side ``B`` of the ``B x B`` block grid, and whether to group ratings by user.
+
+    Depends on the data only, never on the thread count. When all factor rows
+    fit in :data:`CACHE_BYTES` there is one block, shuffled as a whole.
+    Otherwise the ratings of each block are grouped by user (a user's row is
+    reused across the group) and ``B`` is the smallest grid whose item stripes
+    fit in :data:`STRIPE_BYTES`, but at least :data:`MIN_GRID`, and capped so
+    that an average block holds :data:`MIN_RATINGS_PER_BLOCK` ratings.
+    """
+    row_bytes = 4 * (n_factors + 1)
+    if (n_users + n_items) * row_bytes <= CACHE_BYTES:
+        return 1, False
+    by_cache = max(MIN_GRID, math.ceil(n_items * row_bytes / STRIPE_BYTES))
+    by_size = max(1, math.isqrt(n_ratings // MIN_RATINGS_PER_BLOCK))
+    return int(max(1, min(by_cache, by_size))), True
 
 
 def grid_size(n_users: int, n_items: int, n_ratings: int, n_factors: int) -> int:
-    """Side ``B`` of the ``B x B`` block grid; depends on the data only, never on threads.
-
-    ``B`` is the smallest grid whose blocks' factor rows (users/B + items/B rows
-    of ``4 * (n_factors + 1)`` bytes) fit in :data:`BLOCK_BYTES`, capped so that
-    an average block holds at least :data:`MIN_RATINGS_PER_BLOCK` ratings.
-    """
-    row_bytes = 4 * (n_factors + 1)
-    by_cache = math.ceil((n_users + n_items) * row_bytes / BLOCK_BYTES)
-    by_size = max(1, math.isqrt(n_ratings // MIN_RATINGS_PER_BLOCK))
-    return int(max(1, min(by_cache, by_size)))
+    """Side ``B`` of the block grid (see :func:`grid_plan`)."""
+    return grid_plan(n_users, n_items, n_ratings, n_factors)[0]
 
 
 def balanced_stripes(codes: np.ndarray, n: int, width: int, rng) -> np.ndarray:
@@ -44,24 +60,64 @@ def balanced_stripes(codes: np.ndarray, n: int, width: int, rng) -> np.ndarray:
 
 
 class BlockLayout:
-    """Training ratings laid out once per fit so that each grid block is contiguous."""
+    """Training ratings laid out once per fit: blocks contiguous, groups inside them.
 
-    def __init__(self, data, width: int, rng):
+    Attributes
+    ----------
+    users, items, ratings : the encoded ratings, reordered (the layout owns them).
+    group_ptr : int64 array
+        Group ``g`` is ``[group_ptr[g], group_ptr[g + 1])``.
+    block_groups : int64 array, shape (B * B + 1,)
+        Block ``b``'s groups are ``group_order[block_groups[b]:block_groups[b + 1]]``.
+    group_order : int64 array
+        The order in which a block visits its groups; reshuffled every epoch.
+    """
+
+    def __init__(self, data, width: int, rng, by_user: bool = False):
         n_users, n_items = len(data.user_index), len(data.item_index)
         self.width = width
+        self.by_user = by_user
         ublock = balanced_stripes(data.users, n_users, width, rng)
         iblock = balanced_stripes(data.items, n_items, width, rng)
-        bid, self.block_ptr = sgd_kernels._block_ids(data.users, data.items, ublock, iblock, width)
+        stripe = 0
+        urank = np.zeros(n_users, dtype=np.int32)
+        if by_user:
+            # Number the users of each stripe 0..size-1, so (block, user) is a dense key.
+            order = np.argsort(ublock, kind="stable")
+            sizes = np.bincount(ublock, minlength=width)
+            starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+            urank[order] = np.arange(n_users) - np.repeat(starts, sizes)
+            stripe = int(sizes.max())
+        n_keys = width * width * max(stripe, 1)
+        keys = np.empty(len(data.ratings), dtype=np.int32 if n_keys < 2**31 else np.int64)
+        ptr = sgd_kernels._cell_keys(
+            data.users, data.items, ublock, iblock, urank, width, stripe, keys
+        )
         # Scatter one column at a time and drop the source at once, so the peak
         # stays near one extra column beyond the encoded arrays.
         for name in ("ratings", "items", "users"):
             src = getattr(data, name)
             out = np.empty_like(src)
-            sgd_kernels._scatter(src, bid, self.block_ptr, out)
+            sgd_kernels._scatter(src, keys, ptr, out)
             setattr(data, name, None)
             setattr(self, name, out)
             del src
-        del bid
+        del keys
+        if by_user:
+            cells = np.flatnonzero(np.diff(ptr))
+            self.group_ptr = np.append(ptr[cells], ptr[-1])
+            self.block_groups = np.searchsorted(
+                cells, np.arange(width * width + 1, dtype=np.int64) * stripe
+            ).astype(np.int64)
+        else:
+            self.group_ptr = ptr
+            self.block_groups = np.arange(width * width + 1, dtype=np.int64)
+        self.group_order = np.arange(len(self.group_ptr) - 1, dtype=np.int64)
+
+    @property
+    def block_ptr(self) -> np.ndarray:
+        """Start of every block in the layout."""
+        return self.group_ptr[self.block_groups]
 
     def schedule(self, rng) -> tuple[np.ndarray, np.ndarray]:
         """A fresh epoch plan: shuffled rounds of disjoint blocks, and per-block seeds."""
@@ -73,6 +129,12 @@ class BlockLayout:
         schedule = (pu[None, :] * w + pi[(a[None, :] + shifts[:, None]) % w]).astype(np.int64)
         seeds = rng.integers(1, 2**63, size=w * w, dtype=np.uint64)
         return schedule, seeds
+
+    def epoch_args(self, rng) -> tuple:
+        """The layout arguments of :func:`~latentfactors.kernels.sgd._sgd_block_epoch`."""
+        schedule, seeds = self.schedule(rng)
+        return (self.users, self.items, self.ratings, self.block_groups, self.group_ptr,
+                self.group_order, schedule, seeds)
 
 
 class BiasedMF(FactorModel):
@@ -243,8 +305,8 @@ class BiasedMF(FactorModel):
         }
         n_users, n_items = len(data.user_index), len(data.item_index)
         if self.optimizer == "sgd":
-            width = grid_size(n_users, n_items, len(data.ratings), self.n_factors)
-            ctx["layout"] = BlockLayout(data, width, rng)
+            width, by_user = grid_plan(n_users, n_items, len(data.ratings), self.n_factors)
+            ctx["layout"] = BlockLayout(data, width, rng, by_user)
             return ctx
         k = self.n_factors
         ctx.update(
@@ -271,11 +333,8 @@ class BiasedMF(FactorModel):
     def _epoch(self, ctx, epoch, rng):
         P, Q, bu, bi = self.user_factors_, self.item_factors_, self.user_bias_, self.item_bias_
         if self.optimizer == "sgd":
-            layout = ctx["layout"]
-            schedule, seeds = layout.schedule(rng)
             return with_threads(
-                self._threads, sgd_kernels._sgd_block_epoch,
-                layout.users, layout.items, layout.ratings, layout.block_ptr, schedule, seeds,
+                self._threads, sgd_kernels._sgd_block_epoch, *ctx["layout"].epoch_args(rng),
                 P, Q, bu, bi, ctx["mu"], ctx["lr"], ctx["reg"], ctx["reg_bias"],
             )
         data, order = ctx["data"], ctx["order"]
@@ -306,3 +365,12 @@ class BiasedMF(FactorModel):
             users, items, self.user_factors_, self.item_factors_, self.user_bias_,
             self.item_bias_, self.global_mean_, lo, hi, resolve_threads(self.n_threads),
         )
+
+    # ---- recommending: hooks of RecommenderMixin (see models/recommend.py)
+
+    def _dot_parts(self):
+        return (self.user_factors_, self.item_factors_, self.user_bias_, self.item_bias_,
+                self.global_mean_)
+
+    def _fold_in(self, item_codes, ratings):
+        return fold_in_dot(self, item_codes, ratings)
