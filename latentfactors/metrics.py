@@ -1,6 +1,28 @@
-"""Error metrics for rating prediction (and, later, ranking metrics)."""
+"""Error metrics for rating prediction, and ranking metrics for top-N lists.
+
+Ranking metrics (:func:`ranking_metrics` and one function per metric) score
+recommendation lists against held-out ratings. An item is *relevant* to a
+user when the user's test rating of it is at least ``threshold`` (default 4).
+Only users with at least one relevant test item are averaged over; a user who
+has relevant items but no recommendation list counts as a list with no hits.
+With ``hits@k`` the relevant items among a user's first ``k`` recommendations
+and ``R`` the user's number of relevant items:
+
+* precision@k = hits@k / k (empty slots count as misses);
+* recall@k = hits@k / R (not capped at k, so it can stay below 1 when R > k);
+* NDCG@k: binary gains, discount ``1 / log2(rank + 1)``, divided by the
+  ideal DCG of ``min(k, R)`` hits at the top;
+* MAP@k: the mean over users of ``sum_r precision@r * hit_r / min(k, R)``;
+* hit rate: the share of users with at least one hit;
+* catalogue coverage: distinct recommended items (all lists, first ``k``)
+  over the catalogue size.
+
+Everything is vectorised over users: no Python loop per user.
+"""
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import pandas as pd
@@ -62,3 +84,268 @@ def error_metrics(y_true, y_pred) -> dict[str, float]:
     err = t - p
     m = float(np.mean(err**2))
     return {"mse": m, "rmse": float(np.sqrt(m)), "mae": float(np.mean(np.abs(err)))}
+
+
+# ---------------------------------------------------------------- ranking metrics
+
+RANKING_METRICS = ("precision", "recall", "ndcg", "map", "hit_rate")
+
+
+def _check_k(k):
+    if not isinstance(k, (int, np.integer)) or isinstance(k, (bool, np.bool_)) or k < 1:
+        raise ValueError(f"k must be an integer >= 1, got {k!r}")
+    return int(k)
+
+
+def _recommendation_lists(recs, k):
+    """``(users (m,), items (m, k), valid (m, k))`` from any accepted form of ``recs``."""
+    if isinstance(recs, pd.DataFrame):
+        missing = [c for c in ("user", "item") if c not in recs.columns]
+        if missing:
+            raise ValueError(
+                f"recommendations are missing column(s) {missing}; found {list(recs.columns)}"
+            )
+        frame = recs
+        if "rank" in frame.columns:
+            frame = frame.sort_values("rank", kind="stable")
+        ucodes, users = pd.factorize(frame["user"], sort=False)
+        pos = frame.groupby(ucodes, sort=False).cumcount().to_numpy()
+        keep = pos < k
+        items_src = frame["item"].to_numpy()
+        items = np.empty((len(users), k), dtype=items_src.dtype)
+        if items.dtype.kind in "iuf":
+            items.fill(0)
+        valid = np.zeros((len(users), k), dtype=bool)
+        items[ucodes[keep], pos[keep]] = items_src[keep]
+        valid[ucodes[keep], pos[keep]] = True
+        return np.asarray(users), items, valid
+    if isinstance(recs, (tuple, list)) and len(recs) == 2:
+        users, items = np.asarray(recs[0]), np.asarray(recs[1])
+        valid = np.ones(items.shape, dtype=bool) if items.ndim == 2 else None
+    elif hasattr(recs, "users") and hasattr(recs, "items"):
+        users, items = np.asarray(recs.users), np.asarray(recs.items)
+        valid = np.asarray(recs.valid) if hasattr(recs, "valid") else np.ones(items.shape, bool)
+    else:
+        raise TypeError(
+            "recommendations must be a TopN (recommend_all(..., as_frame=False)), a frame "
+            f"with user and item columns, or a (users, items) tuple; got {type(recs).__name__}"
+        )
+    if users.ndim != 1 or items.ndim != 2 or len(users) != len(items):
+        raise ValueError(
+            "recommendations: users must be 1-D and items 2-D with one row per user, got "
+            f"shapes {users.shape} and {items.shape}"
+        )
+    if items.shape[1] < k:
+        raise ValueError(
+            f"recommendations hold {items.shape[1]} items per user, fewer than k={k}; "
+            "recommend at least k items"
+        )
+    return users, items[:, :k], valid[:, :k]
+
+
+def _relevant_pairs(test, threshold):
+    if not isinstance(test, pd.DataFrame):
+        raise TypeError(f"test must be a DataFrame of ratings, got {type(test).__name__}")
+    missing = [c for c in ("user", "item", "rating") if c not in test.columns]
+    if missing:
+        raise ValueError(f"test is missing column(s) {missing}; found {list(test.columns)}")
+    if not isinstance(threshold, (int, float, np.integer, np.floating)) or not math.isfinite(
+        threshold
+    ):
+        raise ValueError(f"threshold must be a finite number, got {threshold!r}")
+    ratings = _vector(test["rating"], "test ratings")
+    rel = ratings >= threshold
+    return test["user"].to_numpy()[rel], test["item"].to_numpy()[rel]
+
+
+def _catalogue_size(catalogue):
+    if catalogue is None:
+        return None
+    if isinstance(catalogue, (int, np.integer)) and not isinstance(catalogue, bool):
+        if catalogue < 1:
+            raise ValueError(f"catalogue size must be >= 1, got {catalogue}")
+        return int(catalogue)
+    size = len(pd.unique(np.asarray(catalogue).ravel()))
+    if size == 0:
+        raise ValueError("catalogue is empty")
+    return size
+
+
+def ranking_metrics(recs, test, k=10, *, threshold=4.0, catalogue=None) -> dict:
+    """Precision, recall, NDCG, MAP and hit rate at ``k``, and catalogue coverage.
+
+    Parameters
+    ----------
+    recs : TopN, pandas.DataFrame or tuple
+        Recommendation lists, best first, one per user: the :class:`TopN` of
+        ``recommend_all(..., as_frame=False)``, a long frame with ``user`` and
+        ``item`` columns (ordered by ``rank`` if present, else by row order),
+        or ``(users (m,), items (m, n))``. Each user appears once.
+    test : pandas.DataFrame
+        Held-out ratings with ``user``, ``item`` and ``rating`` columns.
+    k : int, default 10
+    threshold : float, default 4.0
+        A test rating at or above it makes the item relevant.
+    catalogue : int or array-like of item ids, optional
+        The catalogue (or its size) for coverage; without it coverage is omitted.
+
+    Returns
+    -------
+    dict
+        ``precision``, ``recall``, ``ndcg``, ``map``, ``hit_rate`` (means over
+        the ``n_users`` users with at least one relevant test item), ``coverage``
+        (with ``catalogue``), ``n_users``, ``k`` and ``threshold``. See the
+        module docstring for the definitions.
+    """
+    k = _check_k(k)
+    users, items, valid = _recommendation_lists(recs, k)
+    rel_u, rel_i = _relevant_pairs(test, threshold)
+    if pd.Series(users).duplicated().any():
+        dup = pd.Series(users)[pd.Series(users).duplicated()].iloc[0]
+        raise ValueError(f"user {dup!r} has more than one recommendation list")
+    if len(rel_u) == 0:
+        raise ValueError(f"no test rating is >= threshold={threshold}: nothing is relevant")
+    ucodes, _ = pd.factorize(np.concatenate([users.astype(object), rel_u.astype(object)])
+                             if users.dtype != rel_u.dtype else np.concatenate([users, rel_u]))
+    rec_uc, rel_uc = ucodes[: len(users)], ucodes[len(users):]
+    flat_items = items[valid]
+    both = (np.concatenate([flat_items.astype(object), rel_i.astype(object)])
+            if flat_items.dtype != rel_i.dtype else np.concatenate([flat_items, rel_i]))
+    icodes, iuniq = pd.factorize(both)
+    n_icodes = max(1, len(iuniq))
+    rec_ic = np.full(items.shape, -1, dtype=np.int64)
+    rec_ic[valid] = icodes[: len(flat_items)]
+    rel_keys = np.unique(rel_uc.astype(np.int64) * n_icodes + icodes[len(flat_items):])
+    n_users_all = int(ucodes.max()) + 1
+    n_rel = np.bincount(rel_keys // n_icodes, minlength=n_users_all)
+    rec_keys = np.where(valid, rec_uc[:, None].astype(np.int64) * n_icodes + rec_ic, -1)
+    hits = valid & np.isin(rec_keys, rel_keys)
+
+    rel_row = n_rel[rec_uc]
+    rows = rel_row > 0
+    n_eval = int((n_rel > 0).sum())
+    hits = hits[rows].astype(np.float64)
+    rel_row = rel_row[rows].astype(np.float64)
+    n_hits = hits.sum(axis=1)
+    ranks = np.arange(1, k + 1, dtype=np.float64)
+    discount = 1.0 / np.log2(ranks + 1.0)
+    ideal = np.cumsum(discount)[np.minimum(k, rel_row).astype(np.int64) - 1]
+    precision_at = np.cumsum(hits, axis=1) / ranks
+    out = {
+        "precision": float(n_hits.sum() / k / n_eval),
+        "recall": float((n_hits / rel_row).sum() / n_eval),
+        "ndcg": float(((hits @ discount) / ideal).sum() / n_eval),
+        "map": float(((precision_at * hits).sum(axis=1) / np.minimum(k, rel_row)).sum()
+                     / n_eval),
+        "hit_rate": float((n_hits > 0).sum() / n_eval),
+    }
+    size = _catalogue_size(catalogue)
+    if size is not None:
+        out["coverage"] = float(len(pd.unique(flat_items)) / size)
+    out.update(n_users=n_eval, k=k, threshold=float(threshold))
+    return out
+
+
+def precision_at_k(recs, test, k=10, *, threshold=4.0) -> float:
+    """Mean precision@k: relevant items among the first ``k``, over ``k`` (see module doc)."""
+    return ranking_metrics(recs, test, k, threshold=threshold)["precision"]
+
+
+def recall_at_k(recs, test, k=10, *, threshold=4.0) -> float:
+    """Mean recall@k: relevant items among the first ``k`` over all the user's relevant items."""
+    return ranking_metrics(recs, test, k, threshold=threshold)["recall"]
+
+
+def ndcg_at_k(recs, test, k=10, *, threshold=4.0) -> float:
+    """Mean NDCG@k with binary gains and a log2 discount."""
+    return ranking_metrics(recs, test, k, threshold=threshold)["ndcg"]
+
+
+def map_at_k(recs, test, k=10, *, threshold=4.0) -> float:
+    """Mean average precision at ``k``, normalised by ``min(k, relevant items)``."""
+    return ranking_metrics(recs, test, k, threshold=threshold)["map"]
+
+
+def hit_rate(recs, test, k=10, *, threshold=4.0) -> float:
+    """Share of users with at least one relevant item among their first ``k``."""
+    return ranking_metrics(recs, test, k, threshold=threshold)["hit_rate"]
+
+
+def catalogue_coverage(recs, catalogue, k=10) -> float:
+    """Distinct items among all users' first ``k`` recommendations, over the catalogue size.
+
+    ``catalogue`` is the number of items or an array of their ids.
+    """
+    k = _check_k(k)
+    _, items, valid = _recommendation_lists(recs, k)
+    size = _catalogue_size(catalogue)
+    if size is None:
+        raise ValueError("catalogue must be given: the number of items or their ids")
+    return float(len(pd.unique(items[valid])) / size)
+
+
+def evaluate_ranking(model, train, test, k=10, *, threshold=4.0, batch_size=None,
+                     popularity_weight=0.0) -> dict:
+    """Ranking metrics of a fitted model (or the popularity baseline) on held-out ratings.
+
+    Every test user with at least one relevant test item who is also in
+    ``train`` gets a top-``k`` list of items they did not rate in ``train``;
+    :func:`ranking_metrics` then scores the lists against ``test``.
+
+    Parameters
+    ----------
+    model : fitted model or ``"popularity"``
+        A model fitted on ``train``, or the string ``"popularity"`` for the
+        most-rated items of ``train``
+        (:func:`~latentfactors.models.recommend.popularity_recommendations`).
+    train : pandas.DataFrame
+        The training ratings: what each user has already seen and is not
+        recommended again (and, for the baseline, what popularity counts).
+    test : pandas.DataFrame
+        Held-out ratings with ``user``, ``item``, ``rating``.
+    k : int, default 10
+    threshold : float, default 4.0
+    batch_size : int, optional
+        Passed to ``recommend_all``.
+    popularity_weight : float, default 0.0
+        Passed to ``recommend_all`` (a popularity prior added to the model's scores).
+
+    Returns
+    -------
+    dict
+        As :func:`ranking_metrics` (with coverage over the model's items, or
+        the items of ``train`` for the baseline), plus ``n_skipped_users``:
+        test users with relevant items who are not in ``train`` / unknown to
+        the model, left out.
+    """
+    from latentfactors.models.recommend import popularity_recommendations
+
+    k = _check_k(k)
+    rel_u, _ = _relevant_pairs(test, threshold)
+    if not isinstance(train, pd.DataFrame) or not {"user", "item"} <= set(train.columns):
+        raise TypeError("train must be a DataFrame with user and item columns")
+    candidates = pd.unique(rel_u)
+    if isinstance(model, str):
+        if model != "popularity":
+            raise ValueError(f"model must be a fitted model or 'popularity', got {model!r}")
+        known = np.isin(candidates, train["user"].to_numpy())
+        users = candidates[known]
+        if len(users) == 0:
+            raise ValueError("no test user with relevant items is in train")
+        recs = popularity_recommendations(train, users, k, exclude_seen=True)
+        catalogue = len(pd.unique(train["item"].to_numpy()))
+    else:
+        model._check_fitted()
+        known = model.user_index_.encode(candidates) >= 0
+        users = candidates[known]
+        if len(users) == 0:
+            raise ValueError("no test user with relevant items is known to the model")
+        recs = model.recommend_all(
+            k, users=users, exclude_seen=False, exclude=train, batch_size=batch_size,
+            popularity_weight=popularity_weight, as_frame=False,
+        )
+        catalogue = len(model.item_index_)
+    scored = test[test["user"].isin(users)]
+    out = ranking_metrics(recs, scored, k, threshold=threshold, catalogue=catalogue)
+    out["n_skipped_users"] = int((~known).sum())
+    return out

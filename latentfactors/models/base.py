@@ -31,6 +31,7 @@ from latentfactors.data.ratings import IdIndex
 from latentfactors.kernels._config import resolve_threads
 from latentfactors.kernels.scoring import _csr_by_user
 from latentfactors.metrics import error_metrics
+from latentfactors.models.recommend import RecommenderMixin
 
 FORMAT_NAME = "latentfactors-model"
 FORMAT_VERSION = 1
@@ -176,8 +177,12 @@ def encode_train(data) -> TrainData:
 # ---------------------------------------------------------------- the estimator
 
 
-class FactorModel:
-    """Base class: scikit-learn-style estimator around one jitted epoch kernel."""
+class FactorModel(RecommenderMixin):
+    """Base class: scikit-learn-style estimator around one jitted epoch kernel.
+
+    Recommending (top-N, similar items, fold-in of new users) comes from
+    :class:`~latentfactors.models.recommend.RecommenderMixin`.
+    """
 
     _default_lr: dict = {}
 
