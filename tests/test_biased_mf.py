@@ -303,7 +303,7 @@ def test_threads_give_bit_identical_sgd(monkeypatch, synthetic, cache_bytes):
 def test_grid_depends_on_data_not_threads():
     assert bmf.grid_plan(671, 9066, 80_000, 8) == (1, False)  # fits in cache: one shuffle
     width, by_user = bmf.grid_plan(200_000, 50_000, 20_000_000, 32)
-    assert by_user and 16 <= width <= 64
+    assert by_user and 4 <= width <= 64
     # never more blocks than the ratings can fill
     assert bmf.grid_size(10**6, 10**6, 10_000, 128) ** 2 * 1024 <= 10_000 + 1024
 
