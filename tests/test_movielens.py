@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import dataset_dir
+from tests.conftest import dataset_dir
 
 from latentfactors.data import movielens as ml
 

@@ -1,0 +1,370 @@
+"""The command line, driven as users drive it: ``python -m latentfactors ...`` in a subprocess.
+
+Each subprocess pays the package import and loads the compiled kernels from
+Numba's disk cache, so the tests share one trained model (module fixture) and
+check several things per run. Argument parsing details that need no data run
+in-process through :func:`latentfactors.cli.main`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from latentfactors import cli
+from tests.conftest import dataset_dir
+
+N_USERS, N_ITEMS = 30, 24
+TIMEOUT = 240  # a cold Numba cache on a busy 2-core machine
+
+
+def run(*args, cwd, data_home=None):
+    """Run the CLI; return the completed process (text stdout/stderr)."""
+    env = dict(os.environ)
+    # An empty data home unless a test gives one: nothing is ever downloaded.
+    env["LATENTFACTORS_DATA"] = str(data_home if data_home is not None else cwd / "no-data")
+    env["LATENTFACTORS_BASE_URL"] = "http://127.0.0.1:9/"  # refuse any download at once
+    return subprocess.run(
+        [sys.executable, "-m", "latentfactors", *map(str, args)],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
+
+
+def one_error_line(proc) -> str:
+    """The single ``latentfactors: error: ...`` line on stderr (no traceback)."""
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert len(lines) >= 1 and lines[-1].startswith("latentfactors: error: "), proc.stderr
+    return lines[-1]
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    """A small planted rank-2 ratings CSV (string user ids, int item ids) and a titles CSV."""
+    root = tmp_path_factory.mktemp("cli")
+    rng = np.random.default_rng(0)
+    P = rng.normal(size=(N_USERS, 2))
+    Q = rng.normal(size=(N_ITEMS, 2))
+    lines = ["userId,movieId,rating,timestamp"]
+    for u in range(N_USERS):
+        for i in rng.choice(N_ITEMS, size=14, replace=False):
+            r = np.clip(np.round(3 + P[u] @ Q[i] + rng.normal(0, 0.3)), 1, 5)
+            lines.append(f"u{u},{i + 100},{r:.0f},{1_000_000 + 10 * u + int(i)}")
+    ratings = root / "ratings.csv"
+    ratings.write_text("\n".join(lines) + "\n")
+    items = root / "items.csv"
+    items.write_text(
+        "movieId,title\n" + "".join(f"{i + 100},Film {i + 100}\n" for i in range(N_ITEMS))
+    )
+    return {"root": root, "ratings": ratings, "items": items}
+
+
+@pytest.fixture(scope="module")
+def trained(files):
+    """``train ... --save model.npz --json``: the run and its parsed output."""
+    root = files["root"]
+    proc = run(
+        "train", "--ratings", files["ratings"], "--n-factors", 4, "--n-epochs", 6,
+        "--learning-rate", 0.02, "--test-fraction", 0.1, "--items", files["items"],
+        "--save", root / "model.npz", "--json", cwd=root,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    return {**files, "model": root / "model.npz", "proc": proc, "out": json.loads(proc.stdout)}
+
+
+# ---------------------------------------------------------------- round trip
+
+
+def test_train_reports_progress_and_metrics_and_saves(trained):
+    out, proc = trained["out"], trained["proc"]
+    assert out["command"] == "train" and out["model"] == "BiasedMF"
+    assert out["params"]["n_factors"] == 4 and out["params"]["random_state"] == 0
+    assert out["n_epochs"] <= 6 and 1 <= out["best_epoch"] <= out["n_epochs"]
+    for part in ("train", "valid", "test"):
+        assert out["metrics"][part]["rmse"] == pytest.approx(out["metrics"][part]["mse"] ** 0.5)
+    assert out["split"]["train"] + out["split"]["valid"] + out["split"]["test"] == 30 * 14
+    # One progress line per epoch on stderr, with elapsed time and an ETA.
+    progress = [line for line in proc.stderr.splitlines() if line.startswith("epoch ")]
+    assert len(progress) == out["n_epochs"]
+    assert "valid_mse" in progress[0] and "elapsed" in progress[0] and "ETA" in progress[0]
+    assert trained["model"].is_file()
+    sidecar = json.loads((trained["root"] / "model.npz.json").read_text())
+    assert sidecar["items"] == str(trained["items"]) and sidecar["dataset"] is None
+
+
+def test_info_evaluate_recommend_similar(trained):
+    root, model = trained["root"], trained["model"]
+
+    info = run("info", model, "--json", cwd=root)
+    assert info.returncode == 0, info.stderr
+    got = json.loads(info.stdout)
+    assert got["model"] == "BiasedMF" and got["n_users"] == N_USERS
+    assert got["user_id_type"].startswith("<U") and got["item_id_type"] == "int64"
+    assert got["sidecar"]["ratings"] == str(trained["ratings"])
+
+    ev = run("evaluate", model, "--ratings", trained["ratings"], "--json", cwd=root)
+    assert ev.returncode == 0, ev.stderr
+    got = json.loads(ev.stdout)
+    assert got["n"] == 30 * 14 and got["unknown_users"] == 0
+    assert 0 < got["mse"] < 2 and got["rmse"] == pytest.approx(got["mse"] ** 0.5)
+
+    # String user ids stay strings; titles come from the sidecar's --items file.
+    rec = run("recommend", model, "--user", "u3", "--n", 3, "--json", cwd=root)
+    assert rec.returncode == 0, rec.stderr
+    got = json.loads(rec.stdout)
+    assert got["user"] == "u3" and len(got["recommendations"]) == 3
+    first = got["recommendations"][0]
+    assert first["title"] == f"Film {first['item']}" and isinstance(first["item"], int)
+    scores = [r["score"] for r in got["recommendations"]]
+    assert scores == sorted(scores, reverse=True)
+    train = np.loadtxt(trained["ratings"], delimiter=",", skiprows=1, dtype=str)
+    rated = {int(i) for u, i, *_ in train if u == "u3"}
+    assert not rated & {r["item"] for r in got["recommendations"]}
+
+    # Integer item ids typed on the command line are converted; human output has titles.
+    sim = run("similar", model, "--item", 105, "-n", 4, cwd=root)
+    assert sim.returncode == 0, sim.stderr
+    assert "Film 105" in sim.stdout and sim.stdout.count("Film ") == 5
+
+
+def test_similar_users_popularity_prior_and_ranking_in_process(trained, capsys):
+    model = str(trained["model"])
+    assert cli.main(["similar", model, "--user", "u1", "-n", "3", "--metric", "dot", "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    assert got["user"] == "u1" and got["metric"] == "dot"
+    assert [r["rank"] for r in got["similar"]] == [1, 2, 3]
+    assert "u1" not in {r["user"] for r in got["similar"]}
+
+    argv = ["recommend", model, "--user", "u1", "-n", str(N_ITEMS), "--json"]
+    assert cli.main([*argv, "--include-seen"]) == 0
+    everything = json.loads(capsys.readouterr().out)["recommendations"]
+    assert len(everything) == N_ITEMS  # nothing left out
+    assert cli.main([*argv, "--popularity-weight", "5"]) == 0
+    boosted = json.loads(capsys.readouterr().out)["recommendations"]
+    assert 0 < len(boosted) < N_ITEMS
+
+    argv = ["evaluate", model, "--ratings", str(trained["ratings"]), "--k", "5", "--json"]
+    assert cli.main([*argv, "--threshold", "3"]) == 0
+    ranking = json.loads(capsys.readouterr().out)["ranking"]
+    assert ranking["k"] == 5 and ranking["n_users"] > 0
+    for name in ("precision", "recall", "ndcg", "map", "hit_rate", "coverage"):
+        assert 0 <= ranking[name] <= 1
+
+
+# ---------------------------------------------------------------- bad input
+
+
+def test_corrupted_model_file(trained, tmp_path):
+    broken = tmp_path / "broken.npz"
+    broken.write_bytes(trained["model"].read_bytes()[:2000])
+    proc = run("recommend", broken, "--user", "u1", cwd=tmp_path)
+    assert proc.returncode == 1
+    line = one_error_line(proc)
+    assert "broken.npz is not a readable latentfactors model file" in line
+    assert proc.stdout == ""
+
+
+def test_unknown_user(trained, tmp_path):
+    proc = run("recommend", trained["model"], "--user", "nobody", cwd=tmp_path)
+    assert proc.returncode == 1
+    assert "unknown user 'nobody'" in one_error_line(proc)
+
+
+def test_malformed_csv(tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("userId,movieId,rating\n1,10,4\n2,11,great\n")
+    proc = run("train", "--ratings", bad, "--n-epochs", 1, cwd=tmp_path)
+    assert proc.returncode == 1
+    line = one_error_line(proc)
+    assert "bad.csv" in line and "non-numeric rating 'great'" in line
+
+
+def test_bad_hyperparameter(files, tmp_path):
+    proc = run("train", "--ratings", files["ratings"], "--n-factors", 0, cwd=tmp_path)
+    assert proc.returncode == 2
+    line = one_error_line(proc)
+    assert "argument --n-factors: expected a positive integer, got '0'" in line
+
+
+def test_datasets_lists_variants(tmp_path):
+    proc = run("datasets", "--json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    got = json.loads(proc.stdout)
+    names = [d["name"] for d in got["datasets"]]
+    assert "ml-latest-small" in names and "ml-100k" in names
+    assert got["data_home"] == str(tmp_path / "no-data")
+    assert not any(d["cached"] for d in got["datasets"])
+
+
+def test_help(tmp_path):
+    proc = run("--help", cwd=tmp_path)
+    assert proc.returncode == 0
+    for command in ("demo", "train", "evaluate", "recommend", "similar", "info", "datasets"):
+        assert command in proc.stdout
+
+
+# ---------------------------------------------------------------- in-process checks
+
+
+@pytest.mark.parametrize(
+    "command", ["demo", "train", "evaluate", "recommend", "similar", "info", "datasets"]
+)
+def test_every_command_has_help(command, capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main([command, "--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"usage: latentfactors {command}") and "--json" in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        ([], "the following arguments are required: COMMAND"),
+        (["fly"], "invalid choice: 'fly'"),
+        (["recommend", "m.npz"], "the following arguments are required: --user"),
+        (["train", "--dataset", "ml-1b"], "unknown dataset 'ml-1b'"),
+        (["train", "--ratings", "r.csv", "--hidden", "64,x"], "expected comma-separated"),
+        (["train", "--ratings", "r.csv", "--dropout", "1"], "expected a number in [0, 1)"),
+        (["train", "--ratings", "r.csv", "--valid-fraction", "0.6", "--test-fraction", "0.5"],
+         "leave nothing to train on"),
+    ],
+)  # fmt: skip
+def test_usage_errors_exit_2_with_one_line(argv, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "r.csv").write_text("user,item,rating\n1,1,4\n1,2,3\n2,1,5\n")
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("latentfactors: error: "), err
+    assert message in err[0]
+
+
+@pytest.mark.parametrize(
+    ("argv", "status", "message"),
+    [
+        (["train", "--ratings", "r.csv", "--hidden", "64,32"], 2,
+         "--hidden does not apply to --model biased-mf (only to --model mlp)"),
+        (["train", "--ratings", "r.csv", "--optimizer", "rmsprop"], 2,
+         "bad hyperparameter: optimizer must be one of"),
+        (["train", "--ratings", "r.csv", "--model", "mlp", "--activation", "gelu"], 2,
+         "bad hyperparameter: activation must be one of"),
+        (["train", "--ratings", "missing.csv"], 1, "ratings file not found: missing.csv"),
+        (["evaluate", "missing.npz", "--ratings", "r.csv"], 1, "model file not found: missing.npz"),
+        (["info", "r.csv"], 1, "r.csv is not a readable latentfactors model file"),
+        (["recommend", "m.npz", "--user", "1", "--items", "nope.csv"], 1,
+         "model file not found: m.npz"),
+        (["demo", "--dataset", "ml-100k", "--no-download", "--quick"], 1,
+         "ml-100k is not in"),
+    ],
+)  # fmt: skip
+def test_errors_in_process(argv, status, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("LATENTFACTORS_DATA", str(tmp_path / "no-data"))
+    (tmp_path / "r.csv").write_text("user,item,rating\n1,1,4\n1,2,3\n2,1,5\n")
+    assert cli.main(argv) == status
+    captured = capsys.readouterr()
+    err = captured.err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("latentfactors: error: "), err
+    assert message in err[0]
+    assert captured.out == ""
+
+
+def test_ids_are_converted_to_the_models_type():
+    from latentfactors.data import IdIndex
+
+    ints = IdIndex(np.array([1, 2, 30]))
+    assert cli.parse_id("30", ints, "user") == 30
+    with pytest.raises(cli.UnknownIdError, match="user id 'x1' is not a number"):
+        cli.parse_id("x1", ints, "user")
+    with pytest.raises(cli.UnknownIdError, match="unknown user '4'.*knows 3 users"):
+        cli.parse_id("4", ints, "user")
+    strings = IdIndex(np.array(["a", "b"]))
+    assert cli.parse_id("b", strings, "item") == "b"
+
+
+def test_progress_line_has_eta_from_steady_epochs(capsys):
+    import io
+
+    stream = io.StringIO()
+    progress = cli.EpochProgress(10, label="m", stream=stream, early_stopping=True)
+    progress.durations = [5.0]  # a slow first epoch (compilation) ...
+    progress(2, {"train_mse": 0.5, "valid_mse": 0.6})  # ... is left out of the mean
+    line = stream.getvalue().strip()
+    assert line.startswith("m: epoch  2/10  train_mse 0.5000  valid_mse 0.6000")
+    assert "ETA <=0.0s" in line
+
+
+def test_stale_sidecar_is_ignored(tmp_path):
+    model = tmp_path / "m.npz"
+    model.write_bytes(b"one")
+    meta = {"format": cli.SIDECAR_FORMAT, "model_sha256": cli._sha256(model), "dataset": "x"}
+    (tmp_path / "m.npz.json").write_text(json.dumps(meta))
+    assert cli.read_sidecar(model)["dataset"] == "x"
+    model.write_bytes(b"two")  # the model was replaced: the sidecar describes another one
+    assert cli.read_sidecar(model) is None
+
+
+# ---------------------------------------------------------------- the demo on real data
+
+
+def test_demo_quick_on_real_data(shared_data, tmp_path):
+    dataset_dir(shared_data, "ml-latest-small")
+    proc = run("demo", "--quick", "--seed", 1, "--json", cwd=tmp_path, data_home=shared_data)
+    assert proc.returncode == 0, proc.stderr
+    got = json.loads(proc.stdout)
+    assert got["dataset"] == "ml-latest-small" and got["quick"] and got["seed"] == 1
+    assert got["split"]["train"] + got["split"]["valid"] + got["split"]["test"] == 100_836
+    rows = {r["name"]: r for r in got["rows"]}
+    assert rows["notebook: dot product"]["published_mse"] == 1.008
+    assert rows["notebook: MLP head"]["published_mse"] == 0.842
+    assert not rows["notebook: dot product"]["uses_valid"]
+    assert rows["ours: BiasedMF defaults"]["uses_valid"]
+    for row in got["rows"]:
+        assert 0.5 < row["mse"] < 1.5 and row["epochs"] == 2 and row["fit_seconds"] > 0
+        assert row["rmse"] == pytest.approx(row["mse"] ** 0.5)
+    assert len(got["recommendations"]) == 3
+    assert all(r["title"] for r in got["recommendations"])
+    assert "2016 snapshot" in " ".join(got["notes"])
+    # Per-epoch progress went to stderr, labelled by model.
+    assert "[3/4] ours: BiasedMF defaults: epoch 2/2" in proc.stderr
+
+
+def test_format_demo_renders_rows_notes_and_recommendations():
+    from latentfactors.demo import DemoResult, DemoRow, format_demo
+
+    result = DemoResult(
+        dataset="ml-latest-small",
+        seed=0,
+        quick=False,
+        n_ratings=100_836,
+        n_users=610,
+        n_items=9_724,
+        split={"method": "random_split 80/12/8", "train": 80_668, "valid": 12_101, "test": 8_067},
+        rows=[
+            DemoRow("notebook: dot product", "BiasedMF", "5 factors", False, 1.008, 0.95, 0.97,
+                    1.25, 5, 5),
+            DemoRow("ours: BiasedMF defaults", "BiasedMF", "256 factors", True, None, 0.73, 0.85,
+                    0.8, 28, 23),
+        ],
+        user=516,
+        recommender="ours: BiasedMF defaults",
+        recommendations=[{"item": 318, "title": "Shawshank Redemption, The (1994)", "score": 4.5}],
+        notes=["notebook: printed on the 2016 snapshot"],
+    )  # fmt: skip
+    text = format_demo(result)
+    lines = text.splitlines()
+    row = next(line for line in lines if line.startswith("notebook: dot product    no"))
+    assert row.split()[-5:] == ["0.950", "0.970", "1.008", "1.2", "5"]
+    assert any(line.startswith("ours: BiasedMF defaults  yes") and "28 (best 23)" in line
+               for line in lines)  # fmt: skip
+    assert "2016 snapshot" in text and "1. Shawshank Redemption, The (1994)" in text
+    assert result.to_dict()["rows"][0]["published_mse"] == 1.008
