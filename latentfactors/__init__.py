@@ -21,9 +21,9 @@ from latentfactors.data import (  # noqa: E402
     user_holdout_split,
 )
 from latentfactors.models import (  # noqa: E402
+    MLPMF,
     BiasedMF,
     DivergenceError,
-    MLPMF,
     ModelFileError,
     NotFittedError,
     load_model,

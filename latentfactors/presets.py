@@ -1,7 +1,7 @@
 """Named configurations, shared by the demo, the CLI, the benchmarks and the notebooks.
 
-The two ``notebook_*`` presets reproduce the original Keras notebook on
-MovieLens ``ml-latest-small`` (2016): Keras ``Embedding`` layers (initialised
+The two presets ``notebook_dot`` and ``notebook_mlp`` reproduce the original
+Keras notebook on MovieLens ``ml-latest-small`` (2016): Keras ``Embedding`` layers (initialised
 uniformly in +-0.05, i.e. standard deviation 0.05/sqrt(3)), no global mean
 (the biases learn the average), Keras's Adam (which moves every embedding
 row at every step: ``optimizer="adam-dense"``), learning rate 1e-2, five
@@ -37,3 +37,31 @@ def notebook_dot(**overrides):
     from latentfactors.models import BiasedMF
 
     return BiasedMF(**{**NOTEBOOK_DOT, **overrides})
+
+NOTEBOOK_MLP = {
+    "n_factors": 5,
+    "hidden": (5,),
+    "activation": "linear",
+    "optimizer": "adam-dense",
+    "learning_rate": 1e-2,
+    "n_epochs": 5,
+    "batch_size": 64,
+    "reg": 0.0,
+    "reg_weights": 0.0,
+    "reg_bias": 0.0,
+    "init_std": KERAS_INIT_STD,
+    "early_stopping": False,
+    "clip": False,
+    "center": False,
+}
+
+
+def notebook_mlp(**overrides):
+    """The notebook's "complex model" (concatenated embeddings, Dense(5), Dense(1), biases).
+
+    Its Dense layers have no activation, so the head is linear and the model
+    is additive in user and item: see :class:`~latentfactors.MLPMF`.
+    """
+    from latentfactors.models import MLPMF
+
+    return MLPMF(**{**NOTEBOOK_MLP, **overrides})

@@ -83,8 +83,26 @@ def adam(theta, g, m, v, alpha, beta1=0.9, beta2=0.999, eps=1e-7):
     theta -= alpha * m / (np.sqrt(v) + eps)
 
 
-def naive_epoch(users, items, ratings, order, batch_size, params, moments, *, mu, activation,
-                dropout, seed, optimizer, lr, reg, reg_bias, reg_weights, step0):
+def naive_epoch(
+    users,
+    items,
+    ratings,
+    order,
+    batch_size,
+    params,
+    moments,
+    *,
+    mu,
+    activation,
+    dropout,
+    seed,
+    optimizer,
+    lr,
+    reg,
+    reg_bias,
+    reg_weights,
+    step0,
+):
     """One epoch, batch by batch, in ``order``; ``params`` and ``moments`` change in place.
 
     ``params`` holds float64 ``P, Q, bu, bi`` and lists ``weights``, ``intercepts``;
@@ -136,7 +154,9 @@ def naive_epoch(users, items, ratings, order, batch_size, params, moments, *, mu
             rows_u = np.arange(len(bu))
             rows_i = np.arange(len(bi))
         for name, arr, grad, rows in (
-            ("P", P, gP, rows_u), ("Q", Q, gQ, rows_i), ("bu", bu, gbu, rows_u),
+            ("P", P, gP, rows_u),
+            ("Q", Q, gQ, rows_i),
+            ("bu", bu, gbu, rows_u),
             ("bi", bi, gbi, rows_i),
         ):
             sub, sub_m, sub_v = arr[rows], moments[name + "_m"][rows], moments[name + "_v"][rows]
@@ -145,8 +165,22 @@ def naive_epoch(users, items, ratings, order, batch_size, params, moments, *, mu
     return total
 
 
-def naive_objective(users, items, ratings, batch, params, *, mu, activation, dropout, seed,
-                    start, reg, reg_bias, reg_weights):
+def naive_objective(
+    users,
+    items,
+    ratings,
+    batch,
+    params,
+    *,
+    mu,
+    activation,
+    dropout,
+    seed,
+    start,
+    reg,
+    reg_bias,
+    reg_weights,
+):
     """``L_b`` of one batch (positions ``start ..`` in the epoch), the obvious way."""
     P, Q, bu, bi = params["P"], params["Q"], params["bu"], params["bi"]
     W, B = params["weights"], params["intercepts"]

@@ -17,9 +17,12 @@ layer ``l`` maps ``sizes[l]`` units to ``sizes[l + 1]`` units and occupies
     flat[offsets[l] : offsets[l] + sizes[l] * sizes[l + 1]]      W_l, row-major (in, out)
     flat[offsets[l] + sizes[l] * sizes[l + 1] : offsets[l + 1]]  b_l
 
-so ``offsets`` (int64, ``len(sizes)`` entries) ends with the total size. The
-activation buffer of one rating holds every layer's units one after another,
-starting at ``uoff[l]`` (see :func:`unit_offsets`).
+so ``offsets`` (int64, ``len(sizes)`` entries) ends with the total size.
+Ratings go through the head a chunk of :data:`CHUNK` at a time, in training
+and in prediction alike, so that each weight row is read once per chunk:
+layer ``l``'s units of a chunk form the ``(CHUNK, sizes[l])`` block starting
+at ``CHUNK * uoff[l]`` of the activation buffer (``uoff`` from
+:func:`unit_offsets`).
 
 Objective
 ---------
@@ -42,12 +45,14 @@ hash, so the mask does not depend on threads) and kept units are scaled by
 
 Determinism
 -----------
-A batch is cut into chunks of :data:`CHUNK` ratings, a number that depends on
-the batch size only. Each chunk computes its dense-weight gradient into its
-own buffer (in parallel), and the buffers are summed in chunk order. Each
-rating's gradient with respect to its input vector ``[P[u]; Q[i]]`` goes to
-its own slot and is added to the embedding rows serially in batch order. So
-one thread and many threads give bit-identical models.
+A batch is cut into chunks of :data:`CHUNK` ratings, and the chunks into at
+most :data:`GROUPS` groups of consecutive chunks: numbers that depend on the
+batch size only. Each group sums its chunks' dense-weight gradients into its
+own buffer (groups run in parallel), and the buffers are then added in group
+order. Each rating's gradient with respect to its input vector
+``[P[u]; Q[i]]`` goes to its own slot and is added to the embedding rows
+serially in batch order. So one thread and many threads give bit-identical
+models.
 
 Updates
 -------
@@ -73,8 +78,12 @@ RELU, TANH, LINEAR = 0, 1, 2
 OPTIMIZERS = {"sgd": 0, "adam": 1, "adam-dense": 2}
 SGD, ADAM, ADAM_DENSE = 0, 1, 2
 
-# Ratings per gradient chunk. Fixed, so the summation order never depends on threads.
+# Ratings per chunk (forward and backward passes run a chunk at a time, reusing each
+# weight row), and the most chunk groups a batch is split into (each group sums its
+# dense gradient into its own buffer; a thread runs whole groups). Both are fixed,
+# so the summation order never depends on the number of threads.
 CHUNK = 16
+GROUPS = 16
 # Pairs per task in parallel prediction.
 PREDICT_CHUNK = 2048
 
@@ -96,8 +105,30 @@ def dense_offsets(sizes: np.ndarray) -> np.ndarray:
 
 
 def unit_offsets(sizes: np.ndarray) -> np.ndarray:
-    """Start of every layer's units in a per-rating activation buffer (int64)."""
+    """Units before each layer, and in all (int64): ``[0, *cumsum(sizes)]``."""
     return np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+
+
+def batch_scratch(batch_size: int, sizes: np.ndarray, dtype=np.float32) -> list:
+    """The scratch arrays :func:`_batch_grads` needs for batches of up to ``batch_size``.
+
+    Returns ``[acts, derivs, deltas, prevs, gbuf, gflat, gx, gr, err2]``.
+    """
+    n_groups = min(-(-batch_size // CHUNK), GROUPS)
+    n_units = int(np.sum(sizes))
+    width = int(np.max(sizes))
+    n_par = int(dense_offsets(sizes)[-1])
+    return [
+        np.zeros((n_groups, CHUNK * n_units), dtype),
+        np.zeros((n_groups, CHUNK * n_units), dtype),
+        np.zeros((n_groups, CHUNK * width), dtype),
+        np.zeros((n_groups, CHUNK * width), dtype),
+        np.zeros((n_groups, n_par), dtype),
+        np.zeros(n_par, dtype),
+        np.zeros((batch_size, int(sizes[0])), dtype),
+        np.zeros(batch_size, dtype),
+        np.zeros(batch_size, dtype),
+    ]
 
 
 # ---------------------------------------------------------------- dropout masks
@@ -114,8 +145,10 @@ def _mix64(x):
 @numba.njit(**JIT)
 def _keep(seed, position, unit, dropout):
     """Whether hidden ``unit`` of the rating at epoch ``position`` survives dropout."""
-    h = _mix64(np.uint64(seed) ^ _mix64(np.uint64(position) * np.uint64(0x9E3779B97F4A7C15)
-                                        + np.uint64(unit)))
+    h = _mix64(
+        np.uint64(seed)
+        ^ _mix64(np.uint64(position) * np.uint64(0x9E3779B97F4A7C15) + np.uint64(unit))
+    )
     return np.float64(h >> np.uint64(11)) * (1.0 / 9007199254740992.0) >= dropout
 
 
@@ -123,151 +156,267 @@ def _keep(seed, position, unit, dropout):
 
 
 @numba.njit(**JIT)
-def _forward(u, i, P, Q, flat, offsets, sizes, uoff, act, dropout, keep_scale, seed, position,
-             a, d):
-    """Head output for ``[P[u]; Q[i]]``; fills activations ``a`` and derivatives ``d``.
+def _chunk_forward(
+    users,
+    items,
+    order,
+    lo,
+    hi,
+    P,
+    Q,
+    flat,
+    offsets,
+    sizes,
+    uoff,
+    act,
+    dropout,
+    keep_scale,
+    seed,
+    a,
+    d,
+    y,
+):
+    """Forward pass of the ratings ``order[lo:hi]`` together, so each weight row is reused.
 
-    A negative code (an unknown id, at prediction only) stands for a zero vector.
-
-    ``a[uoff[l]:uoff[l + 1]]`` holds layer ``l``'s outputs (layer 0 is the
-    input). For hidden units, ``d`` holds ``d a / d z`` including the dropout
-    mask and scale. With ``dropout == 0`` no mask is drawn.
+    ``a`` holds one block per layer: layer ``l``'s units of the chunk's
+    ratings are the ``(CHUNK, sizes[l])`` matrix starting at ``CHUNK * uoff[l]``
+    (layer 0 is the input); ``d`` holds the hidden units' derivatives likewise.
+    The head outputs go to ``y[:hi - lo]``. Dropout masks are keyed on the
+    position ``lo + r`` in the epoch's order.
     """
     k = P.shape[1]
-    for f in range(k):
-        a[f] = P[u, f] if u >= 0 else 0.0
-        a[k + f] = Q[i, f] if i >= 0 else 0.0
+    nr = hi - lo
+    X = a[0 : CHUNK * 2 * k].reshape((CHUNK, 2 * k))
+    for r in range(nr):
+        idx = order[lo + r]
+        u = users[idx]
+        i = items[idx]
+        for f in range(k):
+            # a negative code (an unknown id, in prediction only) stands for a zero vector
+            X[r, f] = P[u, f] if u >= 0 else 0.0
+            X[r, k + f] = Q[i, f] if i >= 0 else 0.0
     n_layers = len(sizes) - 1
-    # Slices keep the inner loops free of negative-index checks, so they vectorise.
     for layer in range(n_layers - 1):
         n_in = sizes[layer]
         n_out = sizes[layer + 1]
         w0 = offsets[layer]
-        x = a[uoff[layer] : uoff[layer] + n_in]
-        z = a[uoff[layer + 1] : uoff[layer + 1] + n_out]
-        dz = d[uoff[layer + 1] : uoff[layer + 1] + n_out]
+        src = CHUNK * uoff[layer]
+        dst = CHUNK * uoff[layer + 1]
+        # 2-D views: loop indices then need no negative-index fix-ups, so loops vectorise
+        X = a[src : src + CHUNK * n_in].reshape((CHUNK, n_in))
+        Z = a[dst : dst + CHUNK * n_out].reshape((CHUNK, n_out))
+        DZ = d[dst : dst + CHUNK * n_out].reshape((CHUNK, n_out))
+        Wl = flat[w0 : w0 + n_in * n_out].reshape((n_in, n_out))
         b = flat[w0 + n_in * n_out : w0 + n_in * n_out + n_out]
-        for j in range(n_out):
-            z[j] = b[j]
+        for r in range(nr):
+            for j in range(n_out):
+                Z[r, j] = b[j]
+        # weight row t stays in L1 while every rating of the chunk uses it
         for t in range(n_in):
-            xt = x[t]
-            if xt != 0.0:
-                w = flat[w0 + t * n_out : w0 + (t + 1) * n_out]
+            for r in range(nr):
+                xt = X[r, t]
+                if xt != 0.0:
+                    for j in range(n_out):
+                        Z[r, j] += xt * Wl[t, j]
+        unit0 = uoff[layer + 1]
+        for r in range(nr):
+            if act == RELU:
                 for j in range(n_out):
-                    z[j] += xt * w[j]
-        if act == RELU:
-            for j in range(n_out):
-                if z[j] > 0.0:
-                    dz[j] = 1.0
-                else:
-                    z[j] = 0.0
-                    dz[j] = 0.0
-        elif act == TANH:
-            for j in range(n_out):
-                y = math.tanh(z[j])
-                z[j] = y
-                dz[j] = 1.0 - y * y
-        else:
-            for j in range(n_out):
-                dz[j] = 1.0
-        if dropout > 0.0:
-            unit0 = uoff[layer + 1]
-            for j in range(n_out):
-                if _keep(seed, position, unit0 + j, dropout):
-                    z[j] *= keep_scale
-                    dz[j] *= keep_scale
-                else:
-                    z[j] = 0.0
-                    dz[j] = 0.0
-    # the linear output unit
+                    if Z[r, j] > 0.0:
+                        DZ[r, j] = 1.0
+                    else:
+                        Z[r, j] = 0.0
+                        DZ[r, j] = 0.0
+            elif act == TANH:
+                for j in range(n_out):
+                    t_j = math.tanh(Z[r, j])
+                    Z[r, j] = t_j
+                    DZ[r, j] = 1.0 - t_j * t_j
+            else:
+                for j in range(n_out):
+                    DZ[r, j] = 1.0
+            if dropout > 0.0:
+                for j in range(n_out):
+                    if _keep(seed, lo + r, unit0 + j, dropout):
+                        Z[r, j] *= keep_scale
+                        DZ[r, j] *= keep_scale
+                    else:
+                        Z[r, j] = 0.0
+                        DZ[r, j] = 0.0
     n_in = sizes[n_layers - 1]
     w0 = offsets[n_layers - 1]
-    x = a[uoff[n_layers - 1] : uoff[n_layers - 1] + n_in]
+    src = CHUNK * uoff[n_layers - 1]
+    X = a[src : src + CHUNK * n_in].reshape((CHUNK, n_in))
     w = flat[w0 : w0 + n_in]
-    y = flat[w0 + n_in]
-    for t in range(n_in):
-        y += x[t] * w[t]
-    return y
+    for r in range(nr):
+        s = flat[w0 + n_in]
+        for t in range(n_in):
+            s += X[r, t] * w[t]
+        y[r] = s
 
 
 @numba.njit(**JIT)
-def _backward(g, flat, offsets, sizes, uoff, a, d, delta, prev, grad, gx):
-    """Add ``g * d head / d params`` into ``grad`` and write ``g * d head / d input`` to ``gx``.
+def _chunk_backward(nr, g, flat, offsets, sizes, uoff, a, d, delta, prev, grad, gx, gx0):
+    """Add ``sum_r g[r] * d head_r / d params`` to ``grad``; input gradients to ``gx``.
 
-    ``g`` is the loss's derivative with respect to the head output; ``a`` and
-    ``d`` come from :func:`_forward`; ``delta`` and ``prev`` are scratch of
-    the widest layer's width.
+    ``a`` and ``d`` come from :func:`_chunk_forward`; ``delta`` and ``prev``
+    hold :data:`CHUNK` rows of ``max(sizes)`` floats. Rating ``r``'s gradient
+    with respect to its input goes to ``gx[gx0 + r]``. Every weight's
+    gradient adds the chunk's ratings in order.
     """
+    width = len(delta) // CHUNK
+    Dl = delta.reshape((CHUNK, width))
+    Pv = prev.reshape((CHUNK, width))
     n_layers = len(sizes) - 1
-    # output layer: one unit
     n_in = sizes[n_layers - 1]
     w0 = offsets[n_layers - 1]
-    x = a[uoff[n_layers - 1] : uoff[n_layers - 1] + n_in]
+    src = CHUNK * uoff[n_layers - 1]
+    X = a[src : src + CHUNK * n_in].reshape((CHUNK, n_in))
     w = flat[w0 : w0 + n_in]
     gw = grad[w0 : w0 + n_in]
-    grad[w0 + n_in] += g
-    for t in range(n_in):
-        gw[t] += g * x[t]
-        delta[t] = g * w[t]
+    for r in range(nr):
+        gr_ = g[r]
+        grad[w0 + n_in] += gr_
+        for t in range(n_in):
+            gw[t] += gr_ * X[r, t]
+            Dl[r, t] = gr_ * w[t]
     for layer in range(n_layers - 2, -1, -1):
         n_in = sizes[layer]
         n_out = sizes[layer + 1]
         w0 = offsets[layer]
-        x = a[uoff[layer] : uoff[layer] + n_in]
-        dx = d[uoff[layer] : uoff[layer] + n_in]
-        dz = d[uoff[layer + 1] : uoff[layer + 1] + n_out]
+        src = CHUNK * uoff[layer]
+        dst = CHUNK * uoff[layer + 1]
+        X = a[src : src + CHUNK * n_in].reshape((CHUNK, n_in))
+        DX = d[src : src + CHUNK * n_in].reshape((CHUNK, n_in))
+        DZ = d[dst : dst + CHUNK * n_out].reshape((CHUNK, n_out))
+        Wl = flat[w0 : w0 + n_in * n_out].reshape((n_in, n_out))
+        GW = grad[w0 : w0 + n_in * n_out].reshape((n_in, n_out))
         gb = grad[w0 + n_in * n_out : w0 + n_in * n_out + n_out]
-        for j in range(n_out):
-            delta[j] *= dz[j]
-            gb[j] += delta[j]
-        for t in range(n_in):
-            xt = x[t]
-            if layer > 0 and xt == 0.0 and dx[t] == 0.0:
-                # a dead or dropped unit: no weight gradient, no delta to pass on
-                prev[t] = 0.0
-                continue
-            w = flat[w0 + t * n_out : w0 + (t + 1) * n_out]
-            gw = grad[w0 + t * n_out : w0 + (t + 1) * n_out]
-            s = np.float32(0.0)  # widens to float64 with float64 parameters
+        for r in range(nr):
             for j in range(n_out):
-                gw[j] += xt * delta[j]
-                s += w[j] * delta[j]
-            prev[t] = s
+                Dl[r, j] *= DZ[r, j]
+                gb[j] += Dl[r, j]
         for t in range(n_in):
-            delta[t] = prev[t]
-    for t in range(sizes[0]):
-        gx[t] = delta[t]
+            for r in range(nr):
+                xt = X[r, t]
+                if layer > 0 and xt == 0.0 and DX[r, t] == 0.0:
+                    # a dead or dropped unit: no weight gradient, no delta to pass on
+                    Pv[r, t] = 0.0
+                    continue
+                s = np.float32(0.0)  # widens to float64 with float64 parameters
+                for j in range(n_out):
+                    GW[t, j] += xt * Dl[r, j]
+                    s += Wl[t, j] * Dl[r, j]
+                Pv[r, t] = s
+        for r in range(nr):
+            for t in range(n_in):
+                Dl[r, t] = Pv[r, t]
+    for r in range(nr):
+        for t in range(sizes[0]):
+            gx[gx0 + r, t] = Dl[r, t]
 
 
 @numba.njit(**JIT)
-def _chunk_grads(users, items, ratings, order, lo, hi, start, P, Q, bu, bi, mu, flat, offsets,
-                 sizes, uoff, act, dropout, keep_scale, seed, inv_m, a, d, delta, prev, grad,
-                 gx, gr, err2):
+def _chunk_grads(
+    users,
+    items,
+    ratings,
+    order,
+    lo,
+    hi,
+    start,
+    P,
+    Q,
+    bu,
+    bi,
+    mu,
+    flat,
+    offsets,
+    sizes,
+    uoff,
+    act,
+    dropout,
+    keep_scale,
+    seed,
+    inv_m,
+    a,
+    d,
+    delta,
+    prev,
+    grad,
+    gx,
+    gr,
+    err2,
+):
     """Forward and backward passes for ratings ``order[lo:hi]`` of a batch starting at ``start``.
 
-    The chunk's dense gradient goes to ``grad`` (zeroed first); rating
+    The chunk's dense gradient is added to ``grad``; rating
     ``j``'s input gradient to ``gx[j - start]``, its output gradient
     ``-2 e / m`` to ``gr[j - start]`` and ``e**2`` to ``err2[j - start]``.
     """
-    for p in range(len(grad)):
-        grad[p] = 0.0
-    for j in range(lo, hi):
-        idx = order[j]
+    nr = hi - lo
+    y = gr[lo - start : hi - start]  # holds the head outputs until the errors replace them
+    _chunk_forward(
+        users,
+        items,
+        order,
+        lo,
+        hi,
+        P,
+        Q,
+        flat,
+        offsets,
+        sizes,
+        uoff,
+        act,
+        dropout,
+        keep_scale,
+        seed,
+        a,
+        d,
+        y,
+    )
+    for r in range(nr):
+        idx = order[lo + r]
         u = users[idx]
         i = items[idx]
-        y = _forward(u, i, P, Q, flat, offsets, sizes, uoff, act, dropout, keep_scale, seed, j,
-                     a, d)
-        e = ratings[idx] - (mu + bu[u] + bi[i] + y)
-        g = -2.0 * inv_m * e
-        err2[j - start] = e * e
-        gr[j - start] = g
-        _backward(g, flat, offsets, sizes, uoff, a, d, delta, prev, grad, gx[j - start])
+        e = ratings[idx] - (mu + bu[u] + bi[i] + y[r])
+        err2[lo - start + r] = e * e
+        y[r] = -2.0 * inv_m * e
+    _chunk_backward(nr, y, flat, offsets, sizes, uoff, a, d, delta, prev, grad, gx, lo - start)
 
 
 @numba.njit(**PARALLEL_JIT)
-def _batch_grads(users, items, ratings, order, start, stop, P, Q, bu, bi, mu, flat, offsets,
-                 sizes, uoff, act, dropout, seed, reg_weights, acts, derivs, deltas, prevs,
-                 gbuf, gflat, gx, gr, err2):
+def _batch_grads(
+    users,
+    items,
+    ratings,
+    order,
+    start,
+    stop,
+    P,
+    Q,
+    bu,
+    bi,
+    mu,
+    flat,
+    offsets,
+    sizes,
+    uoff,
+    act,
+    dropout,
+    seed,
+    reg_weights,
+    acts,
+    derivs,
+    deltas,
+    prevs,
+    gbuf,
+    gflat,
+    gx,
+    gr,
+    err2,
+):
     """Squared errors and gradients of the batch ``order[start:stop]``, chunk-parallel.
 
     Parameters
@@ -288,12 +437,12 @@ def _batch_grads(users, items, ratings, order, start, stop, P, Q, bu, bi, mu, fl
         Dropout seed of the epoch.
     reg_weights : float
         L2 penalty of the dense weights.
-    acts, derivs : arrays, shape (n_chunks, uoff[-1])
-        Per-chunk activation scratch.
-    deltas, prevs : arrays, shape (n_chunks, max(sizes))
-        Per-chunk backward scratch.
-    gbuf : array, shape (n_chunks, len(flat))
-        Per-chunk dense gradients, ``n_chunks >= ceil(m / CHUNK)``.
+    acts, derivs : arrays, shape (n_groups, CHUNK * uoff[-1])
+        Per-group activation scratch, ``n_groups >= min(ceil(m / CHUNK), GROUPS)``.
+    deltas, prevs : arrays, shape (n_groups, CHUNK * max(sizes))
+        Per-group backward scratch.
+    gbuf : array, shape (n_groups, len(flat))
+        Per-group dense gradients.
     gflat : array, shape (len(flat),)
         Out: the dense gradient of ``L_b``.
     gx : array, shape (>= m, 2k)
@@ -308,20 +457,53 @@ def _batch_grads(users, items, ratings, order, start, stop, P, Q, bu, bi, mu, fl
     """
     m = stop - start
     n_chunks = (m + CHUNK - 1) // CHUNK
+    n_groups = min(n_chunks, GROUPS)
     inv_m = 1.0 / m
     keep_scale = 1.0 / (1.0 - dropout)
-    for c in numba.prange(n_chunks):
-        lo = start + c * CHUNK
-        hi = min(stop, lo + CHUNK)
-        _chunk_grads(users, items, ratings, order, lo, hi, start, P, Q, bu, bi, mu, flat,
-                     offsets, sizes, uoff, act, dropout, keep_scale, seed, inv_m, acts[c],
-                     derivs[c], deltas[c], prevs[c], gbuf[c], gx, gr, err2)
     n_par = len(flat)
+    for g in numba.prange(n_groups):
+        grad = gbuf[g]
+        for p in range(n_par):
+            grad[p] = 0.0
+        for c in range(g * n_chunks // n_groups, (g + 1) * n_chunks // n_groups):
+            lo = start + c * CHUNK
+            hi = min(stop, lo + CHUNK)
+            _chunk_grads(
+                users,
+                items,
+                ratings,
+                order,
+                lo,
+                hi,
+                start,
+                P,
+                Q,
+                bu,
+                bi,
+                mu,
+                flat,
+                offsets,
+                sizes,
+                uoff,
+                act,
+                dropout,
+                keep_scale,
+                seed,
+                inv_m,
+                acts[g],
+                derivs[g],
+                deltas[g],
+                prevs[g],
+                grad,
+                gx,
+                gr,
+                err2,
+            )
     for p in range(n_par):
         gflat[p] = 0.0
-    for c in range(n_chunks):
+    for g in range(n_groups):
         for p in range(n_par):
-            gflat[p] += gbuf[c, p]
+            gflat[p] += gbuf[g, p]
     if reg_weights != 0.0:
         two_reg = 2.0 * reg_weights
         for layer in range(len(sizes) - 1):
@@ -335,8 +517,9 @@ def _batch_grads(users, items, ratings, order, start, stop, P, Q, bu, bi, mu, fl
 
 
 @numba.njit(**JIT)
-def _mark_rows(users, items, order, start, stop, gP, gQ, gbu, gbi, stamp_u, stamp_i, touched_u,
-               touched_i, step):
+def _mark_rows(
+    users, items, order, start, stop, gP, gQ, gbu, gbi, stamp_u, stamp_i, touched_u, touched_i, step
+):
     """List the distinct rows of the batch in ``touched_*`` and zero their gradient rows.
 
     A row is new to the batch when ``stamp_*[row] != step``. Returns
@@ -367,8 +550,9 @@ def _mark_rows(users, items, order, start, stop, gP, gQ, gbu, gbi, stamp_u, stam
 
 
 @numba.njit(**JIT)
-def _row_grads(users, items, order, start, stop, P, Q, bu, bi, reg, reg_bias, gx, gr,
-               gP, gQ, gbu, gbi):
+def _row_grads(
+    users, items, order, start, stop, P, Q, bu, bi, reg, reg_bias, gx, gr, gP, gQ, gbu, gbi
+):
     """Add the batch's embedding and bias gradients into zeroed rows, serially in batch order."""
     k = P.shape[1]
     scale = 2.0 / (stop - start)
@@ -386,19 +570,81 @@ def _row_grads(users, items, order, start, stop, P, Q, bu, bi, reg, reg_bias, gx
 
 
 @numba.njit(**JIT)
-def _loss_grad(users, items, ratings, order, start, stop, P, Q, bu, bi, mu, flat, offsets, sizes,
-               uoff, act, dropout, seed, reg, reg_bias, reg_weights, acts, derivs, deltas,
-               prevs, gbuf, gx, gr, err2, gP, gQ, gbu, gbi, gflat):
+def _loss_grad(
+    users,
+    items,
+    ratings,
+    order,
+    start,
+    stop,
+    P,
+    Q,
+    bu,
+    bi,
+    mu,
+    flat,
+    offsets,
+    sizes,
+    uoff,
+    act,
+    dropout,
+    seed,
+    reg,
+    reg_bias,
+    reg_weights,
+    acts,
+    derivs,
+    deltas,
+    prevs,
+    gbuf,
+    gflat,
+    gx,
+    gr,
+    err2,
+    gP,
+    gQ,
+    gbu,
+    gbi,
+):
     """The batch objective ``L_b`` and its gradient for every parameter.
 
     Runs the same code as a training step (:func:`_batch_grads` then
     :func:`_mark_rows`, :func:`_row_grads`) and also sums the penalties, so it serves gradient
-    checks; it works for float32 and float64 parameters alike. ``gP``, ``gQ``,
-    ``gbu``, ``gbi`` are full-size outputs (rows outside the batch are zero).
+    checks; it works for float32 and float64 parameters alike. The scratch
+    arrays come from :func:`batch_scratch`; ``gflat`` receives the dense
+    gradient and ``gP``, ``gQ``, ``gbu``, ``gbi`` the full-size embedding and
+    bias gradients (rows outside the batch are zero).
     """
-    sse = _batch_grads(users, items, ratings, order, start, stop, P, Q, bu, bi, mu, flat,
-                       offsets, sizes, uoff, act, dropout, seed, reg_weights, acts, derivs,
-                       deltas, prevs, gbuf, gflat, gx, gr, err2)
+    sse = _batch_grads(
+        users,
+        items,
+        ratings,
+        order,
+        start,
+        stop,
+        P,
+        Q,
+        bu,
+        bi,
+        mu,
+        flat,
+        offsets,
+        sizes,
+        uoff,
+        act,
+        dropout,
+        seed,
+        reg_weights,
+        acts,
+        derivs,
+        deltas,
+        prevs,
+        gbuf,
+        gflat,
+        gx,
+        gr,
+        err2,
+    )
     gP[:] = 0.0
     gQ[:] = 0.0
     gbu[:] = 0.0
@@ -407,10 +653,25 @@ def _loss_grad(users, items, ratings, order, start, stop, P, Q, bu, bi, mu, flat
     stamp_i = np.full(len(bi), -1, dtype=np.int64)
     touched_u = np.zeros(len(bu), dtype=np.int32)
     touched_i = np.zeros(len(bi), dtype=np.int32)
-    _mark_rows(users, items, order, start, stop, gP, gQ, gbu, gbi, stamp_u, stamp_i, touched_u,
-               touched_i, 0)
-    _row_grads(users, items, order, start, stop, P, Q, bu, bi, reg, reg_bias, gx, gr,
-               gP, gQ, gbu, gbi)
+    _mark_rows(
+        users,
+        items,
+        order,
+        start,
+        stop,
+        gP,
+        gQ,
+        gbu,
+        gbi,
+        stamp_u,
+        stamp_i,
+        touched_u,
+        touched_i,
+        0,
+    )
+    _row_grads(
+        users, items, order, start, stop, P, Q, bu, bi, reg, reg_bias, gx, gr, gP, gQ, gbu, gbi
+    )
     m = stop - start
     pen = 0.0
     for j in range(start, stop):
@@ -453,12 +714,62 @@ def _sgd_rows(rows, n_rows, W, gW, b, gb, lr):
 
 @numba.njit(**JIT)
 def _mlp_epoch(
-    users, items, ratings, order, batch_size, P, Q, bu, bi, mu, flat, offsets, sizes, uoff,
-    act, dropout, seed,
-    mP, vP, mQ, vQ, mbu, vbu, mbi, vbi, mW, vW,
-    gP, gQ, gbu, gbi, stamp_u, stamp_i, touched_u, touched_i,
-    acts, derivs, deltas, prevs, gbuf, gflat, gx, gr, err2,
-    optimizer, lr, beta1, beta2, eps, reg, reg_bias, reg_weights, step0, last_u, last_i, drift,
+    users,
+    items,
+    ratings,
+    order,
+    batch_size,
+    P,
+    Q,
+    bu,
+    bi,
+    mu,
+    flat,
+    offsets,
+    sizes,
+    uoff,
+    act,
+    dropout,
+    seed,
+    mP,
+    vP,
+    mQ,
+    vQ,
+    mbu,
+    vbu,
+    mbi,
+    vbi,
+    mW,
+    vW,
+    gP,
+    gQ,
+    gbu,
+    gbi,
+    stamp_u,
+    stamp_i,
+    touched_u,
+    touched_i,
+    acts,
+    derivs,
+    deltas,
+    prevs,
+    gbuf,
+    gflat,
+    gx,
+    gr,
+    err2,
+    optimizer,
+    lr,
+    beta1,
+    beta2,
+    eps,
+    reg,
+    reg_bias,
+    reg_weights,
+    step0,
+    last_u,
+    last_i,
+    drift,
 ):
     """One epoch over ``order`` in batches of ``batch_size``; parameters change in place.
 
@@ -505,19 +816,91 @@ def _mlp_epoch(
     for start in range(0, n, batch_size):
         stop = min(n, start + batch_size)
         step += 1
-        nu, ni = _mark_rows(users, items, order, start, stop, gP, gQ, gbu, gbi, stamp_u, stamp_i,
-                            touched_u, touched_i, step)
+        nu, ni = _mark_rows(
+            users,
+            items,
+            order,
+            start,
+            stop,
+            gP,
+            gQ,
+            gbu,
+            gbi,
+            stamp_u,
+            stamp_i,
+            touched_u,
+            touched_i,
+            step,
+        )
         if optimizer == ADAM_DENSE:
             # Keras semantics: the rows drifted at every step since they were last touched.
-            _catch_up(touched_u, nu, P, mP, vP, bu, mbu, vbu, last_u, step - 1, drift, step0,
-                      beta1, beta2, gamma)
-            _catch_up(touched_i, ni, Q, mQ, vQ, bi, mbi, vbi, last_i, step - 1, drift, step0,
-                      beta1, beta2, gamma)
-        total += _batch_grads(users, items, ratings, order, start, stop, P, Q, bu, bi, mu, flat,
-                              offsets, sizes, uoff, act, dropout, seed, reg_weights, acts,
-                              derivs, deltas, prevs, gbuf, gflat, gx, gr, err2)
-        _row_grads(users, items, order, start, stop, P, Q, bu, bi, reg, reg_bias, gx, gr,
-                   gP, gQ, gbu, gbi)
+            _catch_up(
+                touched_u,
+                nu,
+                P,
+                mP,
+                vP,
+                bu,
+                mbu,
+                vbu,
+                last_u,
+                step - 1,
+                drift,
+                step0,
+                beta1,
+                beta2,
+                gamma,
+            )
+            _catch_up(
+                touched_i,
+                ni,
+                Q,
+                mQ,
+                vQ,
+                bi,
+                mbi,
+                vbi,
+                last_i,
+                step - 1,
+                drift,
+                step0,
+                beta1,
+                beta2,
+                gamma,
+            )
+        total += _batch_grads(
+            users,
+            items,
+            ratings,
+            order,
+            start,
+            stop,
+            P,
+            Q,
+            bu,
+            bi,
+            mu,
+            flat,
+            offsets,
+            sizes,
+            uoff,
+            act,
+            dropout,
+            seed,
+            reg_weights,
+            acts,
+            derivs,
+            deltas,
+            prevs,
+            gbuf,
+            gflat,
+            gx,
+            gr,
+            err2,
+        )
+        _row_grads(
+            users, items, order, start, stop, P, Q, bu, bi, reg, reg_bias, gx, gr, gP, gQ, gbu, gbi
+        )
         if optimizer == SGD:
             _sgd_rows(touched_u, nu, P, gP, bu, gbu, lr)
             _sgd_rows(touched_i, ni, Q, gQ, bi, gbi, lr)
@@ -536,10 +919,40 @@ def _mlp_epoch(
     if optimizer == ADAM_DENSE:
         all_u = np.arange(len(last_u))
         all_i = np.arange(len(last_i))
-        _catch_up(all_u, len(all_u), P, mP, vP, bu, mbu, vbu, last_u, step, drift, step0,
-                  beta1, beta2, gamma)
-        _catch_up(all_i, len(all_i), Q, mQ, vQ, bi, mbi, vbi, last_i, step, drift, step0,
-                  beta1, beta2, gamma)
+        _catch_up(
+            all_u,
+            len(all_u),
+            P,
+            mP,
+            vP,
+            bu,
+            mbu,
+            vbu,
+            last_u,
+            step,
+            drift,
+            step0,
+            beta1,
+            beta2,
+            gamma,
+        )
+        _catch_up(
+            all_i,
+            len(all_i),
+            Q,
+            mQ,
+            vQ,
+            bi,
+            mbi,
+            vbi,
+            last_i,
+            step,
+            drift,
+            step0,
+            beta1,
+            beta2,
+            gamma,
+        )
     return total
 
 
@@ -547,40 +960,174 @@ def _mlp_epoch(
 
 
 @numba.njit(**JIT)
-def _predict_range(users, items, P, Q, bu, bi, mu, flat, offsets, sizes, uoff, act, lo, hi,
-                   out, start, stop, a, d):
-    # An unknown id (code -1) has no bias and a zero vector, the prior mean of its
-    # L2-penalised embedding: the head still runs on the known side.
-    for t in range(start, stop):
-        u = users[t]
-        i = items[t]
-        s = mu
-        if u >= 0:
-            s += bu[u]
-        if i >= 0:
-            s += bi[i]
-        s += _forward(u, i, P, Q, flat, offsets, sizes, uoff, act, 0.0, 1.0, 0, 0, a, d)
-        out[t] = min(max(s, lo), hi)
+def _predict_range(
+    users,
+    items,
+    ident,
+    P,
+    Q,
+    bu,
+    bi,
+    mu,
+    flat,
+    offsets,
+    sizes,
+    uoff,
+    act,
+    lo,
+    hi,
+    out,
+    start,
+    stop,
+    a,
+    d,
+    y,
+):
+    # The training forward pass, a chunk at a time, without dropout. An unknown id
+    # (code -1) has no bias and a zero vector, the mean its L2 penalty pulls every
+    # vector towards: the head still runs on the known side.
+    for c0 in range(start, stop, CHUNK):
+        c1 = min(stop, c0 + CHUNK)
+        _chunk_forward(
+            users,
+            items,
+            ident,
+            c0,
+            c1,
+            P,
+            Q,
+            flat,
+            offsets,
+            sizes,
+            uoff,
+            act,
+            0.0,
+            1.0,
+            np.uint64(0),
+            a,
+            d,
+            y,
+        )
+        for r in range(c1 - c0):
+            u = users[c0 + r]
+            i = items[c0 + r]
+            s = mu + y[r]
+            if u >= 0:
+                s += bu[u]
+            if i >= 0:
+                s += bi[i]
+            out[c0 + r] = min(max(s, lo), hi)
 
 
 @numba.njit(**JIT)
-def _predict_serial(users, items, P, Q, bu, bi, mu, flat, offsets, sizes, uoff, act, lo, hi,
-                    out, scratch):
-    _predict_range(users, items, P, Q, bu, bi, mu, flat, offsets, sizes, uoff, act, lo, hi,
-                   out, 0, len(users), scratch[0, 0], scratch[0, 1])
+def _predict_serial(
+    users,
+    items,
+    ident,
+    P,
+    Q,
+    bu,
+    bi,
+    mu,
+    flat,
+    offsets,
+    sizes,
+    uoff,
+    act,
+    lo,
+    hi,
+    out,
+    acts,
+    derivs,
+    ys,
+):
+    _predict_range(
+        users,
+        items,
+        ident,
+        P,
+        Q,
+        bu,
+        bi,
+        mu,
+        flat,
+        offsets,
+        sizes,
+        uoff,
+        act,
+        lo,
+        hi,
+        out,
+        0,
+        len(users),
+        acts[0],
+        derivs[0],
+        ys[0],
+    )
 
 
 @numba.njit(**PARALLEL_JIT)
-def _predict_parallel(users, items, P, Q, bu, bi, mu, flat, offsets, sizes, uoff, act, lo, hi,
-                      out, scratch):
+def _predict_parallel(
+    users,
+    items,
+    ident,
+    P,
+    Q,
+    bu,
+    bi,
+    mu,
+    flat,
+    offsets,
+    sizes,
+    uoff,
+    act,
+    lo,
+    hi,
+    out,
+    acts,
+    derivs,
+    ys,
+):
     """Predictions for pairs of codes (``-1`` = unknown), clipped to ``[lo, hi]``.
 
-    ``scratch`` has shape ``(n_tasks, 2, uoff[-1])`` with ``n_tasks`` =
-    ``ceil(n / PREDICT_CHUNK)``. Each output depends only on its own pair.
+    ``ident`` is ``arange(n)`` (int32); ``acts``, ``derivs`` and ``ys`` come
+    from :func:`predict_scratch` with one row per task of
+    :data:`PREDICT_CHUNK` pairs. Each output depends only on its own pair.
     """
     n = len(users)
     n_tasks = (n + PREDICT_CHUNK - 1) // PREDICT_CHUNK
     for c in numba.prange(n_tasks):
         start = c * PREDICT_CHUNK
-        _predict_range(users, items, P, Q, bu, bi, mu, flat, offsets, sizes, uoff, act, lo, hi,
-                       out, start, min(n, start + PREDICT_CHUNK), scratch[c, 0], scratch[c, 1])
+        _predict_range(
+            users,
+            items,
+            ident,
+            P,
+            Q,
+            bu,
+            bi,
+            mu,
+            flat,
+            offsets,
+            sizes,
+            uoff,
+            act,
+            lo,
+            hi,
+            out,
+            start,
+            min(n, start + PREDICT_CHUNK),
+            acts[c],
+            derivs[c],
+            ys[c],
+        )
+
+
+def predict_scratch(n_tasks: int, sizes: np.ndarray) -> list:
+    """``[acts, derivs, ys]`` for :func:`_predict_serial` (1 task) or :func:`_predict_parallel`."""
+    n_units = int(np.sum(sizes))
+    return [
+        np.zeros((n_tasks, CHUNK * n_units), np.float32),
+        np.zeros((n_tasks, CHUNK * n_units), np.float32),
+        np.zeros((n_tasks, CHUNK), np.float32),
+    ]

@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 
+from latentfactors.kernels import adam as adam_kernels
 from latentfactors.kernels import mlp as mlp_kernels
 from latentfactors.kernels import sgd as sgd_kernels
 from latentfactors.kernels._config import resolve_threads
@@ -48,18 +49,24 @@ class MLPMF(FactorModel):
         ``"adam"``: Adam on the dense parameters every batch and lazy Adam on
         the embedding rows a batch touches (as :class:`BiasedMF`'s ``"adam"``).
         ``"adam-dense"``: Keras semantics, every embedding row moves at every
-        step; costs O(users + items) per batch and exists to reproduce Keras.
-        ``"sgd"``: plain mini-batch gradient descent on the batch objective.
+        step (applied in closed form when a row is next touched, as in
+        :class:`BiasedMF`); it exists to reproduce Keras results.
+        ``"sgd"``: plain gradient descent on the batch-mean objective. An
+        embedding row then moves by about ``learning_rate / batch_size`` per
+        rating, so SGD wants small batches (e.g. ``batch_size=16``).
     learning_rate : float, optional
-        ``None`` means 0.001 for Adam and 0.05 for SGD.
+        ``None`` means 0.001 for Adam and 0.1 for SGD.
     reg : float, default 0.05
         L2 penalty on the user and item vectors, per rating a row appears in.
-    reg_weights : float, default 1e-4
-        L2 penalty on the dense weights (not the intercepts), per rating.
-    reg_bias : float, default 0.01
+    reg_weights : float, default 3e-3
+        L2 penalty on the dense weights (not the intercepts), per rating. It
+        is the regulariser that matters most for this model.
+    reg_bias : float, default 0.05
         L2 penalty on the user and item biases; ``None`` means the same as ``reg``.
-    n_epochs : int, default 30
-        Maximum number of passes over the ratings.
+    n_epochs : int, default 10
+        Maximum number of passes over the ratings. With the defaults the
+        validation error bottoms out after 4-6 epochs, so 10 also keeps a fit
+        without ``valid`` from overfitting much.
     batch_size : int, default 256
         Ratings per step.
     init_std : float, default 0.05
@@ -89,27 +96,44 @@ class MLPMF(FactorModel):
     -----
     **A linear head is a biases-only model.** With ``activation="linear"``
     (the original notebook's "complex model": its Dense layers had no
-    activation) the head is one affine map of its input,
+    activation) the layers compose into one affine map of the input,
     ``head([p; q]) = p . w_user + q . w_item + c``, so every prediction is
     ``f(user) + g(item)``: the user and item vectors never interact and
-    ``pred(u, i) - pred(u, j)`` is the same for every user ``u``. That is
-    the biases-only baseline written with extra parameters, which is why it
-    beat the dot-product model in the notebook: with few epochs and no
-    regularisation, not being able to overfit interactions was an advantage.
-    A nonlinear activation (the default ReLU) lets the head model interactions.
+    ``pred(u, i) - pred(u, j)`` is the same for every user ``u``. That is the
+    biases-only baseline written with extra parameters, and it is why the
+    notebook's "complex" model beat its dot-product model (test MSE 0.842
+    against 1.008): with 5 epochs of Adam at 1e-2 and no regularisation, the
+    dot product overfits its interactions, while a model that cannot express
+    interactions cannot overfit them. A nonlinear activation (the default
+    ReLU) lets the head model interactions.
 
-    The notebook's configuration reads
-    ``MLPMF(5, hidden=(5,), activation="linear", optimizer="adam-dense",
-    learning_rate=1e-2, n_epochs=5, batch_size=64, reg=0, reg_bias=0,
-    reg_weights=0, center=False, clip=False, init_std=0.029)``
-    (Keras starts embeddings uniform in +-0.05, whose standard deviation is 0.029).
+    The notebook's configuration reads ``MLPMF(5, hidden=(5,),
+    activation="linear", optimizer="adam-dense", learning_rate=1e-2,
+    n_epochs=5, batch_size=64, reg=0, reg_bias=0, reg_weights=0,
+    center=False, clip=False, init_std=0.029, early_stopping=False)``
+    (Keras starts embeddings uniform in +-0.05, whose standard deviation is
+    0.029). Fitted on the train part only, it gives a test MSE of 0.819
+    (median of seeds 0-4, range 0.817-0.846) in about 0.25 s.
 
-    The defaults were tuned on the validation part of ``random_split`` of
-    MovieLens ``ml-latest-small`` (2016) for seeds 0, 1 and 2. As published
-    work finds (Rendle et al. 2020, "Neural collaborative filtering vs. matrix
-    factorization revisited"), a well-regularised dot product
-    (:class:`BiasedMF`) is at least as accurate as an MLP head on this data;
-    the MLP gets close to it, not past it.
+    **Unknown ids.** An id not seen in training has no bias and a zero
+    vector, the mean its L2 penalty pulls every vector towards; the head
+    still runs on the other side's vector. A cold item for a known user is
+    predicted ``global_mean + user_bias[u] + head([user_factors[u]; 0])``.
+    (In Keras an unseen row keeps its small random initial vector, which is
+    nearly the same.)
+
+    **Defaults.** They were tuned on the validation part of ``random_split``
+    of MovieLens ``ml-latest-small`` (2016), seeds 0, 1 and 2, never on the
+    test part. The weight penalty and early stopping are what regularise
+    this model; width, depth, dropout, the embedding penalty and the batch
+    size all land within noise of each other (validation MSE 0.767-0.775,
+    against 0.788 with a linear head and 0.740 for :class:`BiasedMF`).
+    On the test part the defaults give 0.785 (median of seeds 0-2) in about
+    3 s, against 0.755 for :class:`BiasedMF` defaults on the same splits and
+    0.799 for the linear (biases-only) head: the MLP learns some interaction,
+    but as Rendle et al. (2020, "Neural collaborative filtering vs. matrix
+    factorization revisited") found, a well-regularised dot product models
+    it better.
 
     Attributes
     ----------
@@ -129,7 +153,7 @@ class MLPMF(FactorModel):
         Epochs actually run; ``best_epoch_`` is the one whose parameters are kept.
     """
 
-    _default_lr = {"adam": 0.001, "adam-dense": 0.001, "sgd": 0.05}
+    _default_lr = {"adam": 0.001, "adam-dense": 0.001, "sgd": 0.1}
 
     def __init__(
         self,
@@ -141,9 +165,9 @@ class MLPMF(FactorModel):
         optimizer="adam",
         learning_rate=None,
         reg=0.05,
-        reg_weights=1e-4,
-        reg_bias=0.01,
-        n_epochs=30,
+        reg_weights=3e-3,
+        reg_bias=0.05,
+        n_epochs=10,
         batch_size=256,
         init_std=0.05,
         early_stopping=True,
@@ -188,8 +212,7 @@ class MLPMF(FactorModel):
         for n, width in enumerate(hidden):
             if not _is_int(width) or not 1 <= width <= 100_000:
                 raise ValueError(
-                    f"hidden[{n}] must be a positive integer layer width <= 100000, "
-                    f"got {width!r}"
+                    f"hidden[{n}] must be a positive integer layer width <= 100000, got {width!r}"
                 )
         check_choice("activation", self.activation, set(mlp_kernels.ACTIVATIONS))
         check_choice("optimizer", self.optimizer, set(mlp_kernels.OPTIMIZERS))
@@ -219,12 +242,8 @@ class MLPMF(FactorModel):
             w = rng.uniform(-limit, limit, size=n_in * n_out)
             dense[offsets[layer] : offsets[layer] + n_in * n_out] = w
         return {
-            "user_factors_": (rng.standard_normal((n_users, k)) * self.init_std).astype(
-                np.float32
-            ),
-            "item_factors_": (rng.standard_normal((n_items, k)) * self.init_std).astype(
-                np.float32
-            ),
+            "user_factors_": (rng.standard_normal((n_users, k)) * self.init_std).astype(np.float32),
+            "item_factors_": (rng.standard_normal((n_items, k)) * self.init_std).astype(np.float32),
             "user_bias_": np.zeros(n_users, dtype=np.float32),
             "item_bias_": np.zeros(n_items, dtype=np.float32),
             "dense_": dense,
@@ -284,40 +303,43 @@ class MLPMF(FactorModel):
         sizes, offsets, uoff = self._layout()
         n_par = int(offsets[-1])
         batch = min(int(self.batch_size), len(data.ratings))
-        n_chunks = -(-batch // mlp_kernels.CHUNK)
-        width = int(sizes.max())
+        # Read-only views (zero-copy): the kernels never write the ratings, and a
+        # single array type means a single compiled signature, whatever the caller passed.
+        for name in ("users", "items", "ratings"):
+            view = getattr(data, name).view()
+            view.flags.writeable = False
+            setattr(data, name, view)
         return {
             "data": data,
             "mu": f32(self.global_mean_),
             "layout": (sizes, offsets, uoff),
             "order": np.arange(len(data.ratings), dtype=np.int32),
-            "all_u": np.arange(n_users, dtype=np.int32),
-            "all_i": np.arange(n_items, dtype=np.int32),
+            "last_u": np.zeros(n_users, np.int64),
+            "last_i": np.zeros(n_items, np.int64),
             "step": 0,
             "moments": [
-                np.zeros((n_users, k), f32), np.zeros((n_users, k), f32),
-                np.zeros((n_items, k), f32), np.zeros((n_items, k), f32),
-                np.zeros(n_users, f32), np.zeros(n_users, f32),
-                np.zeros(n_items, f32), np.zeros(n_items, f32),
-                np.zeros(n_par, f32), np.zeros(n_par, f32),
+                np.zeros((n_users, k), f32),
+                np.zeros((n_users, k), f32),
+                np.zeros((n_items, k), f32),
+                np.zeros((n_items, k), f32),
+                np.zeros(n_users, f32),
+                np.zeros(n_users, f32),
+                np.zeros(n_items, f32),
+                np.zeros(n_items, f32),
+                np.zeros(n_par, f32),
+                np.zeros(n_par, f32),
             ],
             "rows": [
-                np.zeros((n_users, k), f32), np.zeros((n_items, k), f32),
-                np.zeros(n_users, f32), np.zeros(n_items, f32),
-                np.full(n_users, -1, np.int64), np.full(n_items, -1, np.int64),
-                np.zeros(n_users, np.int32), np.zeros(n_items, np.int32),
+                np.zeros((n_users, k), f32),
+                np.zeros((n_items, k), f32),
+                np.zeros(n_users, f32),
+                np.zeros(n_items, f32),
+                np.full(n_users, -1, np.int64),
+                np.full(n_items, -1, np.int64),
+                np.zeros(n_users, np.int32),
+                np.zeros(n_items, np.int32),
             ],
-            "batch": [
-                np.zeros((n_chunks, int(uoff[-1])), f32),  # activations
-                np.zeros((n_chunks, int(uoff[-1])), f32),  # their derivatives
-                np.zeros((n_chunks, width), f32),  # backward deltas
-                np.zeros((n_chunks, width), f32),
-                np.zeros((n_chunks, n_par), f32),  # per-chunk dense gradients
-                np.zeros(n_par, f32),
-                np.zeros((batch, 2 * k), f32),  # per-rating input gradients
-                np.zeros(batch, f32),
-                np.zeros(batch, f32),
-            ],
+            "batch": mlp_kernels.batch_scratch(batch, sizes),
         }
 
     def _epoch(self, ctx, epoch, rng):
@@ -327,19 +349,53 @@ class MLPMF(FactorModel):
         ctx["dropout_seed"] = seed  # kept for inspection (tests replay the epoch)
         sizes, offsets, uoff = ctx["layout"]
         f32 = np.float32
-        sse = with_threads(
-            self._threads, mlp_kernels._mlp_epoch,
-            data.users, data.items, data.ratings, order, int(self.batch_size),
-            self.user_factors_, self.item_factors_, self.user_bias_, self.item_bias_, ctx["mu"],
-            self.dense_, offsets, sizes, uoff,
-            mlp_kernels.ACTIVATIONS[self.activation], float(self.dropout), seed,
-            *ctx["moments"], *ctx["rows"], *ctx["batch"],
-            mlp_kernels.OPTIMIZERS[self.optimizer], f32(self.learning_rate_),
-            f32(0.9), f32(0.999), f32(1e-7),
-            f32(self.reg), f32(self.reg_bias_), f32(self.reg_weights), ctx["step"],
-            ctx["all_u"], ctx["all_i"],
+        lr, beta1, beta2 = f32(self.learning_rate_), f32(0.9), f32(0.999)
+        n_batches = math.ceil(len(order) / self.batch_size)
+        dense = self.optimizer == "adam-dense"
+        drift = (
+            adam_kernels.drift_table(
+                float(lr), float(beta1), float(beta2), ctx["step"], ctx["step"] + n_batches
+            )
+            if dense
+            else np.zeros(1)
         )
-        ctx["step"] += math.ceil(len(order) / self.batch_size)
+        sse = with_threads(
+            self._threads,
+            mlp_kernels._mlp_epoch,
+            data.users,
+            data.items,
+            data.ratings,
+            order,
+            int(self.batch_size),
+            self.user_factors_,
+            self.item_factors_,
+            self.user_bias_,
+            self.item_bias_,
+            ctx["mu"],
+            self.dense_,
+            offsets,
+            sizes,
+            uoff,
+            mlp_kernels.ACTIVATIONS[self.activation],
+            float(self.dropout),
+            seed,
+            *ctx["moments"],
+            *ctx["rows"],
+            *ctx["batch"],
+            mlp_kernels.OPTIMIZERS[self.optimizer],
+            lr,
+            beta1,
+            beta2,
+            f32(1e-7),
+            f32(self.reg),
+            f32(self.reg_bias_),
+            f32(self.reg_weights),
+            ctx["step"],
+            ctx["last_u"],
+            ctx["last_i"],
+            drift,
+        )
+        ctx["step"] += n_batches
         return sse
 
     # ---- prediction
@@ -347,19 +403,29 @@ class MLPMF(FactorModel):
     def _predict_codes(self, users, items):
         lo, hi = self._clip_range()
         sizes, offsets, uoff = self._layout()
-        act = mlp_kernels.ACTIVATIONS[self.activation]
-        out = np.empty(len(users), dtype=np.float64)
         args = (
-            users, items, self.user_factors_, self.item_factors_, self.user_bias_,
-            self.item_bias_, self.global_mean_, self.dense_, offsets, sizes, uoff, act, lo, hi,
-            out,
+            users,
+            items,
+            np.arange(len(users), dtype=np.int32),
+            self.user_factors_,
+            self.item_factors_,
+            self.user_bias_,
+            self.item_bias_,
+            self.global_mean_,
+            self.dense_,
+            offsets,
+            sizes,
+            uoff,
+            mlp_kernels.ACTIVATIONS[self.activation],
+            lo,
+            hi,
         )
+        out = np.empty(len(users), dtype=np.float64)
         n_threads = resolve_threads(self.n_threads)
         if n_threads > 1 and len(users) >= PARALLEL_PREDICT_MIN:
             n_tasks = -(-len(users) // mlp_kernels.PREDICT_CHUNK)
-            scratch = np.zeros((n_tasks, 2, int(uoff[-1])), np.float32)
-            with_threads(n_threads, mlp_kernels._predict_parallel, *args, scratch)
+            scratch = mlp_kernels.predict_scratch(n_tasks, sizes)
+            with_threads(n_threads, mlp_kernels._predict_parallel, *args, out, *scratch)
         else:
-            scratch = np.zeros((1, 2, int(uoff[-1])), np.float32)
-            mlp_kernels._predict_serial(*args, scratch)
+            mlp_kernels._predict_serial(*args, out, *mlp_kernels.predict_scratch(1, sizes))
         return out
