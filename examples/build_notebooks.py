@@ -41,7 +41,9 @@ def load_notebook_data():
 NOTEBOOKS = {}
 
 NOTEBOOKS["01_latent_factors_from_scratch"] = [
-    ("md", """\
+    (
+        "md",
+        """\
 # Latent factors from scratch
 
 A recommender for explicit ratings has one job: guess how much user *u* will
@@ -59,45 +61,66 @@ $$\\hat r_{ui} = \\mu + b_u + b_i + p_u \\cdot q_i$$
 
 This notebook retells a classic Keras notebook on MovieLens with
 `latentfactors`: load, explore, split, train its 5-factor model, see why it
-overfits, then fix it with regularisation and early stopping."""),
+overfits, then fix it with regularisation and early stopping.""",
+    ),
     ("code", SETUP),
     ("md", "## Load and explore"),
-    ("code", """\
+    (
+        "code",
+        """\
 name, ratings = load_notebook_data()
 print(name, f"{len(ratings):,} ratings, {ratings.user.nunique():,} users, "
       f"{ratings.item.nunique():,} movies")
-ratings.head()"""),
-    ("code", """\
+ratings.head()""",
+    ),
+    (
+        "code",
+        """\
 fig, axes = plt.subplots(1, 2)
 ratings.rating.value_counts().sort_index().plot.bar(ax=axes[0], title="ratings")
 ratings.item.value_counts().reset_index(drop=True).plot(
     ax=axes[1], logy=True, title="ratings per movie (sorted)")
-plt.tight_layout()"""),
-    ("md", """\
+plt.tight_layout()""",
+    ),
+    (
+        "md",
+        """\
 Half-star ratings, with 4 the most common. The right-hand plot is the long
 tail: a few movies have hundreds of ratings, most have one or two. Those rare
 movies are where a model is most tempted to overfit.
 
 ## Split like the original notebook
 
-One random permutation, cut 80/12/8 into train, validation and test."""),
-    ("code", """\
+One random permutation, cut 80/12/8 into train, validation and test.""",
+    ),
+    (
+        "code",
+        """\
 train, valid, test = lf.random_split(ratings, random_state=0)
-len(train), len(valid), len(test)"""),
-    ("md", """\
+len(train), len(valid), len(test)""",
+    ),
+    (
+        "md",
+        """\
 ## The notebook's model: 5 factors, Adam, no regularisation
 
 `latentfactors.presets.notebook_dot()` is the original configuration: 5
 factors, Adam with learning rate 0.01, batch 32, no regularisation. We let it
-run 12 epochs instead of 5 and record the validation error after each one."""),
-    ("code", """\
+run 12 epochs instead of 5 and record the validation error after each one.""",
+    ),
+    (
+        "code",
+        """\
 from latentfactors.presets import notebook_dot
 
 keras_like = notebook_dot(n_epochs=12, random_state=0, verbose=1).fit(train, valid=valid)
 curves = pd.DataFrame(keras_like.history_).set_index("epoch")
 curves[["train_mse", "valid_mse"]].plot(marker="o", title="5 factors, no regularisation")
-plt.ylabel("MSE");"""),
-    ("md", """\
+plt.ylabel("MSE");""",
+    ),
+    (
+        "md",
+        """\
 The training error keeps falling while the validation error turns back up
 after an epoch or two: the model memorises the training ratings. With no
 penalty, the factors of a movie rated once can grow until they reproduce that
@@ -109,16 +132,22 @@ Two standard cures:
 
 * **L2 regularisation** (`reg`) adds $\\lambda (\\|p_u\\|^2 + \\|q_i\\|^2)$ to
   every rating's error, so a factor only grows if many ratings ask for it;
-* **early stopping** watches the validation error and keeps the best epoch."""),
-    ("code", """\
+* **early stopping** watches the validation error and keeps the best epoch.""",
+    ),
+    (
+        "code",
+        """\
 results = {}
 for reg in (0.0, 0.02, 0.05, 0.1):
     model = lf.BiasedMF(5, optimizer="adam", learning_rate=0.005, reg=reg, n_epochs=40,
                         early_stopping=False, random_state=0).fit(train, valid=valid)
     results[f"reg={reg}"] = model.history_["valid_mse"]
 pd.DataFrame(results, index=range(1, 41)).plot(title="validation MSE, 5 factors, Adam")
-plt.xlabel("epoch"); plt.ylabel("MSE");"""),
-    ("md", """\
+plt.xlabel("epoch"); plt.ylabel("MSE");""",
+    ),
+    (
+        "md",
+        """\
 With a penalty the curves flatten instead of turning up, and the best
 validation error drops. Early stopping does the rest: `early_stopping=True`
 (the default) stops after `patience` epochs without improvement and restores
@@ -127,8 +156,11 @@ the best parameters.
 ## The tuned model
 
 `BiasedMF()`'s defaults were chosen on the validation split: many factors
-(256), started near zero and held back by L2, trained by per-rating SGD."""),
-    ("code", """\
+(256), started near zero and held back by L2, trained by per-rating SGD.""",
+    ),
+    (
+        "code",
+        """\
 import time
 
 rows = []
@@ -140,8 +172,11 @@ for label, model, use_valid in [
     model.fit(train, valid=valid if use_valid else None)
     rows.append({"model": label, **model.evaluate(test),
                  "fit s": time.perf_counter() - start, "epochs": model.n_epochs_})
-pd.DataFrame(rows).set_index("model")"""),
-    ("md", """\
+pd.DataFrame(rows).set_index("model")""",
+    ),
+    (
+        "md",
+        """\
 ## What the kernels compute
 
 **SGD** (the default) visits the ratings one at a time in a fresh random
@@ -165,29 +200,41 @@ with $\\alpha_t = \\eta \\sqrt{1-\\beta_2^t}/(1-\\beta_1^t)$. Only the rows in t
 batch move (`optimizer="adam"`), unless you ask for Keras's behaviour
 (`"adam-dense"`), where every row keeps drifting with its momentum. Each
 kernel is one compiled Numba function per epoch; the loop around it, early
-stopping and progress are plain Python in `latentfactors/models/base.py`."""),
+stopping and progress are plain Python in `latentfactors/models/base.py`.""",
+    ),
 ]
 
 NOTEBOOKS["04_speed"] = [
-    ("md", """\
+    (
+        "md",
+        """\
 # Speed: how the kernels work
 
 All training happens in a handful of Numba functions, one call per epoch.
 This notebook looks at how the SGD epoch is organised so that it is both
 fast and reproducible on several threads, and measures it on synthetic
-data."""),
+data.""",
+    ),
     ("code", SETUP),
-    ("md", """\
+    (
+        "md",
+        """\
 ## Synthetic data with a known answer
 
 `make_synthetic_ratings` plants a true model (biases plus rank-`rank`
 factors plus noise) and reports the **noise floor**: the MSE the true model
-itself gets on fresh ratings. No model can beat it."""),
-    ("code", """\
+itself gets on fresh ratings. No model can beat it.""",
+    ),
+    (
+        "code",
+        """\
 ratings, truth = lf.make_synthetic_ratings(20_000, 5_000, 2_000_000, rank=8, random_state=0)
 fresh = truth.sample(100_000, random_state=1)
-print(f"{len(ratings):,} ratings; noise floor {truth.noise_floor:.4f}")"""),
-    ("md", """\
+print(f"{len(ratings):,} ratings; noise floor {truth.noise_floor:.4f}")""",
+    ),
+    (
+        "md",
+        """\
 ## The block schedule
 
 A per-rating SGD step reads and writes one user row and one item row. In a
@@ -201,13 +248,19 @@ and the order of ratings inside each block, is reshuffled every epoch.
 
 Because blocks in a round never share a row, the result does not depend on
 which thread runs which block: one thread and two threads give the same
-model, bit for bit."""),
-    ("code", """\
+model, bit for bit.""",
+    ),
+    (
+        "code",
+        """\
 from latentfactors.models.biased_mf import grid_size
 
 for k in (8, 32, 128):
-    print(f"{k:>3} factors: grid {grid_size(20_000, 5_000, len(ratings), k)}")"""),
-    ("code", """\
+    print(f"{k:>3} factors: grid {grid_size(20_000, 5_000, len(ratings), k)}")""",
+    ),
+    (
+        "code",
+        """\
 import time
 
 timings = []
@@ -223,15 +276,21 @@ for threads in (1, 2):
 print("identical models:",
       np.array_equal(models[1].user_factors_, models[2].user_factors_))
 print(f"test MSE {models[1].evaluate(fresh)['mse']:.4f} vs noise floor {truth.noise_floor:.4f}")
-pd.DataFrame(timings).set_index("threads")"""),
-    ("md", """\
+pd.DataFrame(timings).set_index("threads")""",
+    ),
+    (
+        "md",
+        """\
 ## Adam
 
 The Adam kernel processes mini-batches. It only updates the rows that
 appear in a batch ("lazy" Adam), so an epoch costs time proportional to the
 number of ratings, not to the number of users and items times the number of
-batches."""),
-    ("code", """\
+batches.""",
+    ),
+    (
+        "code",
+        """\
 rows = []
 for batch in (64, 1024):
     model = lf.BiasedMF(32, optimizer="adam", learning_rate=0.005, batch_size=batch,
@@ -240,14 +299,156 @@ for batch in (64, 1024):
     model.fit(ratings)
     epoch = np.median(model.history_["seconds"][1:])
     rows.append({"batch": batch, "s/epoch": epoch, "M ratings/s": len(ratings) / epoch / 1e6})
-pd.DataFrame(rows).set_index("batch")"""),
-    ("md", """\
+pd.DataFrame(rows).set_index("batch")""",
+    ),
+    (
+        "md",
+        """\
 For the full comparison with LIBMF and Surprise on 20 million ratings, run
-`python benchmarks/throughput.py`."""),
+`python benchmarks/throughput.py`.""",
+    ),
+]
+NOTEBOOKS["02_the_mlp_head"] = [
+    (
+        "md",
+        """\
+# The MLP head
+
+The original notebook's second, "complex" model replaced the dot product by
+a small neural network: the user and item vectors are concatenated and fed
+through a dense layer of 5 units and a dense layer of 1, plus the biases. It
+scored better than the dot product (test MSE 0.842 against 1.008), which
+looks like a win for deep learning. This notebook shows why it is not, and
+what a real nonlinear head does.
+
+`MLPMF` implements the model, with its forward and backward passes written
+by hand in Numba:
+
+$$\\hat r_{ui} = \\mu + b_u + b_i + \\mathrm{head}([p_u; q_i])$$""",
+    ),
+    ("code", SETUP),
+    (
+        "code",
+        """\
+from latentfactors.presets import notebook_mlp
+
+name, ratings = load_notebook_data()
+train, valid, test = lf.random_split(ratings, random_state=0)
+keras_like = notebook_mlp(random_state=0).fit(train)
+print(f"{name}: notebook MLP head, test MSE {keras_like.evaluate(test)['mse']:.3f}")""",
+    ),
+    (
+        "md",
+        """\
+## A linear head is a biases-only model
+
+The notebook's dense layers have no activation function. Two linear layers
+in a row are one linear map, so the head computes
+$w_u \\cdot p_u + w_i \\cdot q_i + c$: a number for the user plus a number
+for the item. The vectors never meet. Then for any two items $i, j$ the
+difference $\\hat r_{ui} - \\hat r_{uj}$ is the same for every user: the model
+ranks the movies in the same order for everyone.""",
+    ),
+    (
+        "code",
+        """\
+users = train.user.unique()[:200]
+i, j = 1, 2571   # Toy Story, The Matrix
+diff = keras_like.predict(users, np.full(len(users), i)) - keras_like.predict(
+    users, np.full(len(users), j))
+print(f"p(u, Toy Story) - p(u, Matrix) over 200 users: mean {diff.mean():.4f}, "
+      f"spread (std) {diff.std():.1e}")""",
+    ),
+    (
+        "md",
+        """\
+The spread is zero up to float rounding. So the "complex model" is the
+biases-only baseline in disguise, and it won because, with no
+regularisation and a learning rate that overfits interactions within a
+couple of epochs, *not being able* to model interactions was an advantage.
+A plain biases-only model (one tiny, heavily regularised factor), with its
+biases regularised, does even better:""",
+    ),
+    (
+        "code",
+        """\
+biases_only = lf.BiasedMF(1, init_std=1e-4, reg=100.0, reg_bias=0.02,
+                          random_state=0).fit(train, valid=valid)
+print(f"biases only: test MSE {biases_only.evaluate(test)['mse']:.3f}")""",
+    ),
+    (
+        "md",
+        """\
+## A nonlinear head
+
+With a ReLU between the layers the head can model interactions.
+`MLPMF()`'s defaults use 32-dimensional vectors, two hidden layers (64 and
+32 units), L2 on everything, Adam and early stopping.""",
+    ),
+    (
+        "code",
+        """\
+import time
+
+rows = []
+for label, model in [("notebook MLP (linear head)", keras_like),
+                     ("biases only", biases_only)]:
+    rows.append({"model": label, **model.evaluate(test)})
+for label, model in [("MLPMF() defaults", lf.MLPMF(random_state=0)),
+                     ("BiasedMF() defaults", lf.BiasedMF(random_state=0))]:
+    start = time.perf_counter()
+    model.fit(train, valid=valid)
+    rows.append({"model": label, **model.evaluate(test), "fit s": time.perf_counter() - start})
+    if label.startswith("MLPMF"):
+        mlp = model
+pd.DataFrame(rows).set_index("model")""",
+    ),
+    (
+        "code",
+        """\
+diff = mlp.predict(users, np.full(len(users), i)) - mlp.predict(users, np.full(len(users), j))
+print(f"ReLU head: p(u, Toy Story) - p(u, Matrix) spread over users {diff.std():.3f}")""",
+    ),
+    (
+        "md",
+        """\
+The ReLU head beats the notebook's model by a wide margin and now ranks
+movies differently for different users. It still does not beat a
+well-regularised dot product: published work (Rendle et al. 2020,
+*Neural Collaborative Filtering vs. Matrix Factorization Revisited*) finds
+the same. A dot product is a very good inductive bias for ratings, and an
+MLP has to learn to approximate it from data.
+
+## Where the MLP is needed: a planted interaction
+
+On synthetic data we can plant an interaction that no additive model can
+express: users of one kind love items of one kind and dislike the rest.
+The linear head cannot learn it; the ReLU head can.""",
+    ),
+    (
+        "code",
+        """\
+rng = np.random.default_rng(0)
+n_users, n_items = 300, 200
+user_kind = rng.integers(0, 2, n_users)
+item_kind = rng.integers(0, 2, n_items)
+pairs = rng.choice(n_users * n_items, 30_000, replace=False)
+u, it = pairs // n_items, pairs % n_items
+r = 3.0 + np.where(user_kind[u] == item_kind[it], 1.0, -1.0) + rng.normal(0, 0.3, len(u))
+planted = pd.DataFrame({"user": u, "item": it, "rating": r})
+ptrain, pvalid, ptest = lf.random_split(planted, random_state=0)
+for act in ("linear", "relu"):
+    model = lf.MLPMF(8, hidden=(16,), activation=act, random_state=0).fit(ptrain, valid=pvalid)
+    print(f"{act:>6} head: test MSE {model.evaluate(ptest)['mse']:.3f} "
+          f"(noise floor {0.3 ** 2:.3f}; predicting the mean: {ptest.rating.var():.3f})")""",
+    ),
 ]
 
+
 NOTEBOOKS["03_recommending"] = [
-    ("md", """\
+    (
+        "md",
+        """\
 # Recommending
 
 Predicting a rating is a means; what people want from a recommender is a
@@ -255,69 +456,102 @@ short list of things to try next. This notebook fits a model on MovieLens
 and uses it the way an application would: top-N lists with titles, similar
 movies, a brand-new user folded in from a handful of ratings without
 refitting, ranking metrics against a popularity baseline, and a map of the
-movie vectors."""),
+movie vectors.""",
+    ),
     ("code", SETUP),
-    ("code", """\
+    (
+        "code",
+        """\
 ratings = lf.load_movielens("ml-latest-small")
 movies = lf.load_movielens_items("ml-latest-small")
 train, test = lf.user_holdout_split(ratings, 0.2, random_state=0)
 model = lf.BiasedMF(random_state=0).fit(train)
 print(f"{len(train):,} training ratings, {len(test):,} held out; test RMSE "
-      f"{model.evaluate(test)['rmse']:.3f}")"""),
-    ("md", """\
+      f"{model.evaluate(test)['rmse']:.3f}")""",
+    ),
+    (
+        "md",
+        """\
 ## Top-N for one user
 
 `recommend` scores every movie for the user, drops the ones they already
-rated, and returns the best `n`. `titles=` joins the movie titles."""),
-    ("code", """\
+rated, and returns the best `n`. `titles=` joins the movie titles.""",
+    ),
+    (
+        "code",
+        """\
 user = 1
 seen = train[train.user == user].merge(movies, on="item")
 print("user 1 liked:", ", ".join(seen.nlargest(5, "rating").title))
-model.recommend(user, 10, titles=movies)"""),
-    ("md", """\
+model.recommend(user, 10, titles=movies)""",
+    ),
+    (
+        "md",
+        """\
 A model trained only to predict ratings favours movies that few people
 rated, but highly. A small **popularity prior** (`popularity_weight`) adds
 `w * ln(1 + number of ratings)` to the score and brings in films the user is
-more likely to have heard of:"""),
+more likely to have heard of:""",
+    ),
     ("code", "model.recommend(user, 10, popularity_weight=1.0, titles=movies)"),
-    ("md", """\
+    (
+        "md",
+        """\
 ## Similar movies
 
 Movies with similar latent vectors (cosine similarity) are liked by similar
-people. Here are the neighbours of *Toy Story* (item 1):"""),
+people. Here are the neighbours of *Toy Story* (item 1):""",
+    ),
     ("code", "model.similar_items(1, 8, titles=movies)"),
-    ("md", """\
+    (
+        "md",
+        """\
 A vector is only as good as the ratings behind it: a movie rated twice has
 a vector that is mostly its random start, and can land next to anything.
 Keeping neighbours with enough ratings gives a cleaner list, here for
-*The Matrix* (item 2571):"""),
-    ("code", """\
+*The Matrix* (item 2571):""",
+    ),
+    (
+        "code",
+        """\
 counts = train.item.value_counts()
 near = model.similar_items(2571, 200, titles=movies)
-near[near.item.map(counts).fillna(0) >= 30].head(8)"""),
-    ("md", """\
+near[near.item.map(counts).fillna(0) >= 30].head(8)""",
+    ),
+    (
+        "md",
+        """\
 ## A new user, without refitting
 
 A user who was not in the training data has no vector. `fold_in` solves
 for one in closed form, keeping every movie vector fixed: the same
 regularised least-squares problem training solves for each user. It takes
-milliseconds and leaves the model untouched."""),
-    ("code", """\
+milliseconds and leaves the model untouched.""",
+    ),
+    (
+        "code",
+        """\
 new_user = pd.DataFrame({
     "item": [1, 2355, 4886, 6377, 8961, 2571, 1200],   # Pixar films; The Matrix; Aliens
     "rating": [5.0, 4.5, 5.0, 5.0, 4.5, 2.0, 1.5],
 })
 print(new_user.merge(movies, on="item")[["title", "rating"]].to_string(index=False))
-model.recommend_for(new_user, 10, popularity_weight=1.0, titles=movies)"""),
-    ("md", """\
+model.recommend_for(new_user, 10, popularity_weight=1.0, titles=movies)""",
+    ),
+    (
+        "md",
+        """\
 ## Ranking metrics
 
 For every test user, we recommend 10 movies they did not rate in training
 and count how many they rated 4 or more in the held-out part: precision@10,
 recall@10, NDCG@10 (which rewards hits near the top), MAP@10, the hit rate
 and the share of the catalogue that appears in some list. The baseline
-recommends the most-rated movies to everyone."""),
-    ("code", """\
+recommends the most-rated movies to everyone.""",
+    ),
+    (
+        "code",
+        """\
 from latentfactors.metrics import evaluate_ranking
 
 rows = {
@@ -327,8 +561,11 @@ rows = {
 ranker = lf.BiasedMF(center=False, random_state=0).fit(train)
 rows["BiasedMF center=False + prior"] = evaluate_ranking(ranker, train, test, k=10,
                                                          popularity_weight=1.0)
-pd.DataFrame(rows).T"""),
-    ("md", """\
+pd.DataFrame(rows).T""",
+    ),
+    (
+        "md",
+        """\
 The honest picture: a rating model used raw loses to popularity on this
 data, because the held-out movies a user rated are mostly popular ones.
 Ranked with the popularity prior it beats the baseline. Models trained for
@@ -338,8 +575,11 @@ ranking directly (on implicit feedback) are a different family.
 
 The movie vectors live in many dimensions; their two main directions
 (principal components) give a picture. Nearby movies are liked by the same
-people."""),
-    ("code", """\
+people.""",
+    ),
+    (
+        "code",
+        """\
 top = counts.index[:400]
 codes = model.item_index_.encode(top)
 vectors = model.item_factors_[codes].astype(np.float64)
@@ -353,19 +593,24 @@ ends = np.concatenate([np.argsort(xy[:, 0])[[0, 1, 2, 3, -4, -3, -2, -1]],
                        np.argsort(xy[:, 1])[[0, 1, 2, -3, -2, -1]]])
 for idx in ends:
     ax.annotate(titles.get(top[idx], str(top[idx]))[:30], xy[idx], fontsize=7)
-ax.set_title("400 most-rated movies, first two principal components of their vectors");"""),
+ax.set_title("400 most-rated movies, first two principal components of their vectors");""",
+    ),
 ]
 
 
 def build(name, cells):
     nb = new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
-                                 "language": "python"}
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
     for kind, source in cells:
         nb.cells.append(new_markdown_cell(source) if kind == "md" else new_code_cell(source))
     start = time.perf_counter()
-    NotebookClient(nb, timeout=600, kernel_name="python3",
-                   resources={"metadata": {"path": str(HERE)}}).execute()
+    NotebookClient(
+        nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(HERE)}}
+    ).execute()
     path = HERE / f"{name}.ipynb"
     nbformat.write(nb, path)
     print(f"{path.name}: executed in {time.perf_counter() - start:.0f}s")

@@ -205,17 +205,23 @@ def ranking_metrics(recs, test, k=10, *, threshold=4.0, catalogue=None) -> dict:
         raise ValueError(f"user {dup!r} has more than one recommendation list")
     if len(rel_u) == 0:
         raise ValueError(f"no test rating is >= threshold={threshold}: nothing is relevant")
-    ucodes, _ = pd.factorize(np.concatenate([users.astype(object), rel_u.astype(object)])
-                             if users.dtype != rel_u.dtype else np.concatenate([users, rel_u]))
-    rec_uc, rel_uc = ucodes[: len(users)], ucodes[len(users):]
+    ucodes, _ = pd.factorize(
+        np.concatenate([users.astype(object), rel_u.astype(object)])
+        if users.dtype != rel_u.dtype
+        else np.concatenate([users, rel_u])
+    )
+    rec_uc, rel_uc = ucodes[: len(users)], ucodes[len(users) :]
     flat_items = items[valid]
-    both = (np.concatenate([flat_items.astype(object), rel_i.astype(object)])
-            if flat_items.dtype != rel_i.dtype else np.concatenate([flat_items, rel_i]))
+    both = (
+        np.concatenate([flat_items.astype(object), rel_i.astype(object)])
+        if flat_items.dtype != rel_i.dtype
+        else np.concatenate([flat_items, rel_i])
+    )
     icodes, iuniq = pd.factorize(both)
     n_icodes = max(1, len(iuniq))
     rec_ic = np.full(items.shape, -1, dtype=np.int64)
     rec_ic[valid] = icodes[: len(flat_items)]
-    rel_keys = np.unique(rel_uc.astype(np.int64) * n_icodes + icodes[len(flat_items):])
+    rel_keys = np.unique(rel_uc.astype(np.int64) * n_icodes + icodes[len(flat_items) :])
     n_users_all = int(ucodes.max()) + 1
     n_rel = np.bincount(rel_keys // n_icodes, minlength=n_users_all)
     rec_keys = np.where(valid, rec_uc[:, None].astype(np.int64) * n_icodes + rec_ic, -1)
@@ -235,8 +241,7 @@ def ranking_metrics(recs, test, k=10, *, threshold=4.0, catalogue=None) -> dict:
         "precision": float(n_hits.sum() / k / n_eval),
         "recall": float((n_hits / rel_row).sum() / n_eval),
         "ndcg": float(((hits @ discount) / ideal).sum() / n_eval),
-        "map": float(((precision_at * hits).sum(axis=1) / np.minimum(k, rel_row)).sum()
-                     / n_eval),
+        "map": float(((precision_at * hits).sum(axis=1) / np.minimum(k, rel_row)).sum() / n_eval),
         "hit_rate": float((n_hits > 0).sum() / n_eval),
     }
     size = _catalogue_size(catalogue)
@@ -284,8 +289,9 @@ def catalogue_coverage(recs, catalogue, k=10) -> float:
     return float(len(pd.unique(items[valid])) / size)
 
 
-def evaluate_ranking(model, train, test, k=10, *, threshold=4.0, batch_size=None,
-                     popularity_weight=0.0) -> dict:
+def evaluate_ranking(
+    model, train, test, k=10, *, threshold=4.0, batch_size=None, popularity_weight=0.0
+) -> dict:
     """Ranking metrics of a fitted model (or the popularity baseline) on held-out ratings.
 
     Every test user with at least one relevant test item who is also in
@@ -341,8 +347,13 @@ def evaluate_ranking(model, train, test, k=10, *, threshold=4.0, batch_size=None
         if len(users) == 0:
             raise ValueError("no test user with relevant items is known to the model")
         recs = model.recommend_all(
-            k, users=users, exclude_seen=False, exclude=train, batch_size=batch_size,
-            popularity_weight=popularity_weight, as_frame=False,
+            k,
+            users=users,
+            exclude_seen=False,
+            exclude=train,
+            batch_size=batch_size,
+            popularity_weight=popularity_weight,
+            as_frame=False,
         )
         catalogue = len(model.item_index_)
     scored = test[test["user"].isin(users)]

@@ -38,6 +38,7 @@ def notebook_dot(**overrides):
 
     return BiasedMF(**{**NOTEBOOK_DOT, **overrides})
 
+
 NOTEBOOK_MLP = {
     "n_factors": 5,
     "hidden": (5,),

@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from tests.conftest import dataset_dir
 
 from latentfactors.data import movielens as ml
+from tests.conftest import dataset_dir
 
 # ---------------------------------------------------------------------------- real data
 

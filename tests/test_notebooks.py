@@ -12,8 +12,9 @@ from tests.conftest import REPO
 nbformat = pytest.importorskip("nbformat", reason="install the 'notebooks' extra")
 nbclient = pytest.importorskip("nbclient", reason="install the 'notebooks' extra")
 
-spec = importlib.util.spec_from_file_location("build_notebooks",
-                                              REPO / "examples" / "build_notebooks.py")
+spec = importlib.util.spec_from_file_location(
+    "build_notebooks", REPO / "examples" / "build_notebooks.py"
+)
 build = importlib.util.module_from_spec(spec)
 sys.modules["build_notebooks"] = build
 spec.loader.exec_module(build)
@@ -38,5 +39,9 @@ def test_notebook_runs_top_to_bottom(name, shared_data, monkeypatch):
     for cell in nb.cells:
         if cell.cell_type == "code":
             cell.outputs = []
-    nbclient.NotebookClient(nb, timeout=300, kernel_name="python3",
-                            resources={"metadata": {"path": str(REPO / "examples")}}).execute()
+    nbclient.NotebookClient(
+        nb,
+        timeout=300,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(REPO / "examples")}},
+    ).execute()

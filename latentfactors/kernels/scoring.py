@@ -79,5 +79,5 @@ def _csr_by_user(users, items, n_users):
         indices[cursor[u]] = items[k]
         cursor[u] += 1
     for u in range(n_users):
-        indices[indptr[u]:indptr[u + 1]].sort()
+        indices[indptr[u] : indptr[u + 1]].sort()
     return indptr, indices

@@ -362,8 +362,11 @@ class FactorModel(RecommenderMixin):
 
     def _report(self, epoch, logs):
         if self.verbose:
-            parts = [f"epoch {epoch}/{self.n_epochs}", f"{logs['seconds']:.2f}s",
-                     f"train_mse {logs['train_mse']:.4f}"]
+            parts = [
+                f"epoch {epoch}/{self.n_epochs}",
+                f"{logs['seconds']:.2f}s",
+                f"train_mse {logs['train_mse']:.4f}",
+            ]
             if "valid_mse" in logs:
                 parts.append(f"valid_mse {logs['valid_mse']:.4f}")
             print(" - ".join(parts), file=sys.stdout, flush=True)
@@ -435,7 +438,8 @@ class FactorModel(RecommenderMixin):
                 raise ValueError("predict needs items: predict(users, items) or predict(frame)")
             u, i, _ = _columns(
                 (np.atleast_1d(np.asarray(users)), np.atleast_1d(np.asarray(items))),
-                need_rating=False, what="predict",
+                need_rating=False,
+                what="predict",
             )
         return self._predict_codes(self.user_index_.encode(u), self.item_index_.encode(i))
 
@@ -477,9 +481,14 @@ class FactorModel(RecommenderMixin):
             "model_class": np.array(type(self).__name__),
             "hyperparams": np.array(self._hyperparams_json()),
             "history": np.array(json.dumps(self.history_)),
-            "fit_info": np.array(json.dumps({
-                "n_epochs_": self.n_epochs_, "best_epoch_": self.best_epoch_,
-            })),
+            "fit_info": np.array(
+                json.dumps(
+                    {
+                        "n_epochs_": self.n_epochs_,
+                        "best_epoch_": self.best_epoch_,
+                    }
+                )
+            ),
             "user_ids": self.user_index_.to_array(),
             "item_ids": self.item_index_.to_array(),
             "global_mean": np.array(self.global_mean_),
@@ -551,13 +560,21 @@ class FactorModel(RecommenderMixin):
             model.rating_range_ = tuple(float(x) for x in contents["rating_range"])
             model.seen_indptr_ = contents["seen_indptr"].astype(np.int64, copy=False)
             model.seen_items_ = contents["seen_items"].astype(np.int32, copy=False)
-            if (len(model.seen_indptr_) != len(model.user_index_) + 1
-                    or model.seen_indptr_[-1] != len(model.seen_items_)
-                    or (len(model.seen_items_) and (model.seen_items_.min() < 0 or
-                        model.seen_items_.max() >= len(model.item_index_)))):
+            if (
+                len(model.seen_indptr_) != len(model.user_index_) + 1
+                or model.seen_indptr_[-1] != len(model.seen_items_)
+                or (
+                    len(model.seen_items_)
+                    and (
+                        model.seen_items_.min() < 0
+                        or model.seen_items_.max() >= len(model.item_index_)
+                    )
+                )
+            ):
                 raise ModelFileError("the seen-items arrays do not match the id maps")
             state = {
-                key[len("state/"):]: value for key, value in contents.items()
+                key[len("state/") :]: value
+                for key, value in contents.items()
                 if key.startswith("state/")
             }
             model._restore_state(state)
@@ -569,9 +586,7 @@ class FactorModel(RecommenderMixin):
         """Check loaded arrays against the model's shapes, then install them."""
         expected = set(self._state_names())
         if set(state) != expected:
-            raise ModelFileError(
-                f"expected arrays {sorted(expected)}, found {sorted(state)}"
-            )
+            raise ModelFileError(f"expected arrays {sorted(expected)}, found {sorted(state)}")
         self._set_state(state)
         self._check_state_shapes()
 

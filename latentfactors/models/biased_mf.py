@@ -134,8 +134,16 @@ class BlockLayout:
     def epoch_args(self, rng) -> tuple:
         """The layout arguments of :func:`~latentfactors.kernels.sgd._sgd_block_epoch`."""
         schedule, seeds = self.schedule(rng)
-        return (self.users, self.items, self.ratings, self.block_groups, self.group_ptr,
-                self.group_order, schedule, seeds)
+        return (
+            self.users,
+            self.items,
+            self.ratings,
+            self.block_groups,
+            self.group_ptr,
+            self.group_order,
+            schedule,
+            seeds,
+        )
 
 
 class BiasedMF(FactorModel):
@@ -269,12 +277,8 @@ class BiasedMF(FactorModel):
     def _init_state(self, rng, n_users, n_items):
         k = self.n_factors
         return {
-            "user_factors_": (rng.standard_normal((n_users, k)) * self.init_std).astype(
-                np.float32
-            ),
-            "item_factors_": (rng.standard_normal((n_items, k)) * self.init_std).astype(
-                np.float32
-            ),
+            "user_factors_": (rng.standard_normal((n_users, k)) * self.init_std).astype(np.float32),
+            "item_factors_": (rng.standard_normal((n_items, k)) * self.init_std).astype(np.float32),
             "user_bias_": np.zeros(n_users, dtype=np.float32),
             "item_bias_": np.zeros(n_items, dtype=np.float32),
         }
@@ -317,16 +321,24 @@ class BiasedMF(FactorModel):
             last_i=np.zeros(n_items, np.int64),
             step=0,
             moments=[
-                np.zeros((n_users, k), f32), np.zeros((n_users, k), f32),
-                np.zeros((n_items, k), f32), np.zeros((n_items, k), f32),
-                np.zeros(n_users, f32), np.zeros(n_users, f32),
-                np.zeros(n_items, f32), np.zeros(n_items, f32),
+                np.zeros((n_users, k), f32),
+                np.zeros((n_users, k), f32),
+                np.zeros((n_items, k), f32),
+                np.zeros((n_items, k), f32),
+                np.zeros(n_users, f32),
+                np.zeros(n_users, f32),
+                np.zeros(n_items, f32),
+                np.zeros(n_items, f32),
             ],
             scratch=[
-                np.zeros((n_users, k), f32), np.zeros((n_items, k), f32),
-                np.zeros(n_users, f32), np.zeros(n_items, f32),
-                np.full(n_users, -1, np.int64), np.full(n_items, -1, np.int64),
-                np.zeros(n_users, np.int32), np.zeros(n_items, np.int32),
+                np.zeros((n_users, k), f32),
+                np.zeros((n_items, k), f32),
+                np.zeros(n_users, f32),
+                np.zeros(n_items, f32),
+                np.full(n_users, -1, np.int64),
+                np.full(n_items, -1, np.int64),
+                np.zeros(n_users, np.int32),
+                np.zeros(n_items, np.int32),
             ],
         )
         return ctx
@@ -335,8 +347,17 @@ class BiasedMF(FactorModel):
         P, Q, bu, bi = self.user_factors_, self.item_factors_, self.user_bias_, self.item_bias_
         if self.optimizer == "sgd":
             return with_threads(
-                self._threads, sgd_kernels._sgd_block_epoch, *ctx["layout"].epoch_args(rng),
-                P, Q, bu, bi, ctx["mu"], ctx["lr"], ctx["reg"], ctx["reg_bias"],
+                self._threads,
+                sgd_kernels._sgd_block_epoch,
+                *ctx["layout"].epoch_args(rng),
+                P,
+                Q,
+                bu,
+                bi,
+                ctx["mu"],
+                ctx["lr"],
+                ctx["reg"],
+                ctx["reg_bias"],
             )
         data, order = ctx["data"], ctx["order"]
         sgd_kernels._shuffle_order(order, rng.integers(1, 2**63, dtype=np.uint64))
@@ -345,15 +366,43 @@ class BiasedMF(FactorModel):
         n_batches = math.ceil(len(order) / self.batch_size)
         beta1, beta2 = np.float32(0.9), np.float32(0.999)
         drift = (
-            adam_kernels.drift_table(float(ctx["lr"]), float(beta1), float(beta2),
-                                     ctx["step"], ctx["step"] + n_batches)
-            if dense else np.zeros(1)
+            adam_kernels.drift_table(
+                float(ctx["lr"]), float(beta1), float(beta2), ctx["step"], ctx["step"] + n_batches
+            )
+            if dense
+            else np.zeros(1)
         )
         sse = adam_kernels._adam_epoch(
-            data.users, data.items, data.ratings, order, int(self.batch_size),
-            P, Q, bu, bi, ctx["mu"], mP, vP, mQ, vQ, mbu, vbu, mbi, vbi, *ctx["scratch"],
-            ctx["lr"], beta1, beta2, np.float32(1e-7),
-            ctx["reg"], ctx["reg_bias"], ctx["step"], dense, ctx["last_u"], ctx["last_i"], drift,
+            data.users,
+            data.items,
+            data.ratings,
+            order,
+            int(self.batch_size),
+            P,
+            Q,
+            bu,
+            bi,
+            ctx["mu"],
+            mP,
+            vP,
+            mQ,
+            vQ,
+            mbu,
+            vbu,
+            mbi,
+            vbi,
+            *ctx["scratch"],
+            ctx["lr"],
+            beta1,
+            beta2,
+            np.float32(1e-7),
+            ctx["reg"],
+            ctx["reg_bias"],
+            ctx["step"],
+            dense,
+            ctx["last_u"],
+            ctx["last_i"],
+            drift,
         )
         ctx["step"] += n_batches
         return sse
@@ -363,15 +412,28 @@ class BiasedMF(FactorModel):
     def _predict_codes(self, users, items):
         lo, hi = self._clip_range()
         return predict_pairs(
-            users, items, self.user_factors_, self.item_factors_, self.user_bias_,
-            self.item_bias_, self.global_mean_, lo, hi, resolve_threads(self.n_threads),
+            users,
+            items,
+            self.user_factors_,
+            self.item_factors_,
+            self.user_bias_,
+            self.item_bias_,
+            self.global_mean_,
+            lo,
+            hi,
+            resolve_threads(self.n_threads),
         )
 
     # ---- recommending: hooks of RecommenderMixin (see models/recommend.py)
 
     def _dot_parts(self):
-        return (self.user_factors_, self.item_factors_, self.user_bias_, self.item_bias_,
-                self.global_mean_)
+        return (
+            self.user_factors_,
+            self.item_factors_,
+            self.user_bias_,
+            self.item_bias_,
+            self.global_mean_,
+        )
 
     def _fold_in(self, item_codes, ratings):
         return fold_in_dot(self, item_codes, ratings)
