@@ -72,6 +72,7 @@ import numpy as np
 
 from latentfactors.kernels._config import JIT, PARALLEL_JIT
 from latentfactors.kernels.adam import _adam_rows, _catch_up
+from latentfactors.kernels.adam import _mark_batch as _mark_rows
 
 ACTIVATIONS = {"relu": 0, "tanh": 1, "linear": 2}
 RELU, TANH, LINEAR = 0, 1, 2
@@ -514,39 +515,6 @@ def _batch_grads(
     for j in range(m):
         sse += err2[j]
     return sse
-
-
-@numba.njit(**JIT)
-def _mark_rows(
-    users, items, order, start, stop, gP, gQ, gbu, gbi, stamp_u, stamp_i, touched_u, touched_i, step
-):
-    """List the distinct rows of the batch in ``touched_*`` and zero their gradient rows.
-
-    A row is new to the batch when ``stamp_*[row] != step``. Returns
-    ``(n touched users, n touched items)``.
-    """
-    k = gP.shape[1]
-    nu = 0
-    ni = 0
-    for j in range(start, stop):
-        idx = order[j]
-        u = users[idx]
-        i = items[idx]
-        if stamp_u[u] != step:
-            stamp_u[u] = step
-            touched_u[nu] = u
-            nu += 1
-            gbu[u] = 0.0
-            for f in range(k):
-                gP[u, f] = 0.0
-        if stamp_i[i] != step:
-            stamp_i[i] = step
-            touched_i[ni] = i
-            ni += 1
-            gbi[i] = 0.0
-            for f in range(k):
-                gQ[i, f] = 0.0
-    return nu, ni
 
 
 @numba.njit(**JIT)
