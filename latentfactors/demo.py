@@ -5,9 +5,8 @@ release and compares their test error:
 
 * the original Keras notebook's two configurations, dot product
   (:func:`latentfactors.presets.notebook_dot`) and MLP head
-  (``latentfactors.presets.notebook_mlp``, or the configuration MLPMF's
-  docstring documents when that preset is absent), fitted without validation data as
-  the notebook did, beside the figures the notebook published (test MSE
+  (:func:`latentfactors.presets.notebook_mlp`), fitted without validation
+  data as the notebook did, beside the figures the notebook published (test MSE
   1.008 and 0.842, on the 2016 snapshot of ``ml-latest-small``);
 * our defaults, :class:`~latentfactors.BiasedMF` and
   :class:`~latentfactors.MLPMF`, fitted with ``valid=`` (early stopping).
@@ -144,7 +143,6 @@ def _configurations(seed: int, quick: bool, n_threads: int):
     cap = {"n_epochs": QUICK_EPOCHS} if quick else {}
     common = {"random_state": seed, "n_threads": n_threads, **cap}
     published = presets.NOTEBOOK_PUBLISHED
-    notebook_mlp = getattr(presets, "notebook_mlp", None)
     rows = [
         (
             DemoRow("notebook: dot product", "BiasedMF", "", False, published.get("dot")),
@@ -152,44 +150,12 @@ def _configurations(seed: int, quick: bool, n_threads: int):
         ),
         (
             DemoRow("notebook: MLP head", "MLPMF", "", False, published.get("mlp")),
-            (lambda: notebook_mlp(**common))
-            if notebook_mlp is not None
-            else (lambda: MLPMF(**{**_notebook_mlp_config(), **common})),
+            lambda: presets.notebook_mlp(**common),
         ),
         (DemoRow("ours: BiasedMF defaults", "BiasedMF", "", True), lambda: BiasedMF(**common)),
         (DemoRow("ours: MLPMF defaults", "MLPMF", "", True), lambda: MLPMF(**common)),
     ]
-    if notebook_mlp is None:
-        rows[1][0].note = (
-            "latentfactors.presets.notebook_mlp is not available; used the notebook "
-            "configuration documented in MLPMF's docstring"
-        )
     return rows
-
-
-def _notebook_mlp_config() -> dict:
-    """The notebook's "complex model" as MLPMF's docstring documents it.
-
-    Only used when :mod:`latentfactors.presets` has no ``notebook_mlp``.
-    """
-    from latentfactors.presets import KERAS_INIT_STD
-
-    return {
-        "n_factors": 5,
-        "hidden": (5,),
-        "activation": "linear",
-        "optimizer": "adam-dense",
-        "learning_rate": 1e-2,
-        "n_epochs": 5,
-        "batch_size": 64,
-        "reg": 0.0,
-        "reg_bias": 0.0,
-        "reg_weights": 0.0,
-        "init_std": KERAS_INIT_STD,
-        "early_stopping": False,
-        "clip": False,
-        "center": False,
-    }
 
 
 def run_demo(
