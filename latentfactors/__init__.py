@@ -5,45 +5,47 @@
 >>> train, valid, test = random_split(ratings, random_state=0)
 >>> model = BiasedMF(random_state=0).fit(train, valid=valid)
 >>> model.evaluate(test)["rmse"]  # doctest: +SKIP
+
+The public names are imported on first use, so ``import latentfactors`` (and
+``latentfactors.__version__``) stays quick and does not load Numba until a
+model or a loader is needed.
 """
+
+from __future__ import annotations
+
+import importlib
 
 __version__ = "0.1.0"
 
-from latentfactors.data import (  # noqa: E402
-    IdIndex,
-    kfold,
-    load_movielens,
-    load_movielens_items,
-    load_ratings,
-    make_synthetic_ratings,
-    random_split,
-    temporal_split,
-    user_holdout_split,
-)
-from latentfactors.models import (  # noqa: E402
-    MLPMF,
-    BiasedMF,
-    DivergenceError,
-    ModelFileError,
-    NotFittedError,
-    load_model,
-)
+_PUBLIC = {
+    "IdIndex": "latentfactors.data",
+    "kfold": "latentfactors.data",
+    "load_movielens": "latentfactors.data",
+    "load_movielens_items": "latentfactors.data",
+    "load_ratings": "latentfactors.data",
+    "make_synthetic_ratings": "latentfactors.data",
+    "random_split": "latentfactors.data",
+    "temporal_split": "latentfactors.data",
+    "user_holdout_split": "latentfactors.data",
+    "BiasedMF": "latentfactors.models",
+    "MLPMF": "latentfactors.models",
+    "DivergenceError": "latentfactors.models",
+    "ModelFileError": "latentfactors.models",
+    "NotFittedError": "latentfactors.models",
+    "load_model": "latentfactors.models",
+}
 
-__all__ = [
-    "__version__",
-    "BiasedMF",
-    "DivergenceError",
-    "MLPMF",
-    "ModelFileError",
-    "NotFittedError",
-    "load_model",
-    "IdIndex",
-    "kfold",
-    "load_movielens",
-    "load_movielens_items",
-    "load_ratings",
-    "make_synthetic_ratings",
-    "random_split",
-    "temporal_split",
-    "user_holdout_split",
-]
+__all__ = ["__version__", *_PUBLIC]
+
+
+def __getattr__(name):
+    module = _PUBLIC.get(name)
+    if module is None:
+        raise AttributeError(f"module 'latentfactors' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_PUBLIC))
