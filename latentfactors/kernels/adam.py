@@ -232,6 +232,131 @@ def _catch_up(rows, n_rows, W, mW, vW, b, mb, vb, last, target, drift, first, be
 
 
 @numba.njit(**JIT)
+def _catch_up_pair(
+    users,
+    nu,
+    items,
+    ni,
+    P,
+    Q,
+    bu,
+    bi,
+    mP,
+    vP,
+    mQ,
+    vQ,
+    mbu,
+    vbu,
+    mbi,
+    vbi,
+    last_u,
+    last_i,
+    target,
+    drift,
+    first,
+    beta1,
+    beta2,
+):
+    """:func:`_catch_up` for the listed user rows and item rows alike."""
+    gamma = beta1 / math.sqrt(beta2)
+    _catch_up(users, nu, P, mP, vP, bu, mbu, vbu, last_u, target, drift, first, beta1, beta2, gamma)
+    _catch_up(items, ni, Q, mQ, vQ, bi, mbi, vbi, last_i, target, drift, first, beta1, beta2, gamma)
+
+
+@numba.njit(**JIT)
+def _catch_up_all(
+    P,
+    Q,
+    bu,
+    bi,
+    mP,
+    vP,
+    mQ,
+    vQ,
+    mbu,
+    vbu,
+    mbi,
+    vbi,
+    last_u,
+    last_i,
+    target,
+    drift,
+    first,
+    beta1,
+    beta2,
+):
+    """Bring every row up to step ``target`` (dense mode, at the end of an epoch)."""
+    all_u = np.arange(len(last_u))
+    all_i = np.arange(len(last_i))
+    _catch_up_pair(
+        all_u,
+        len(all_u),
+        all_i,
+        len(all_i),
+        P,
+        Q,
+        bu,
+        bi,
+        mP,
+        vP,
+        mQ,
+        vQ,
+        mbu,
+        vbu,
+        mbi,
+        vbi,
+        last_u,
+        last_i,
+        target,
+        drift,
+        first,
+        beta1,
+        beta2,
+    )
+
+
+@numba.njit(**JIT)
+def _adam_embeddings(
+    touched_u,
+    nu,
+    touched_i,
+    ni,
+    P,
+    Q,
+    bu,
+    bi,
+    gP,
+    gQ,
+    gbu,
+    gbi,
+    mP,
+    vP,
+    mQ,
+    vQ,
+    mbu,
+    vbu,
+    mbi,
+    vbi,
+    alpha,
+    beta1,
+    beta2,
+    eps,
+    dense,
+    last_u,
+    last_i,
+    step,
+):
+    """Adam step of a batch's user and item rows; in dense mode, mark them up to date."""
+    _adam_rows(touched_u, nu, P, gP, mP, vP, bu, gbu, mbu, vbu, alpha, beta1, beta2, eps)
+    _adam_rows(touched_i, ni, Q, gQ, mQ, vQ, bi, gbi, mbi, vbi, alpha, beta1, beta2, eps)
+    if dense:
+        for a in range(nu):
+            last_u[touched_u[a]] = step
+        for a in range(ni):
+            last_i[touched_i[a]] = step
+
+
+@numba.njit(**JIT)
 def _adam_epoch(
     users,
     items,
@@ -283,7 +408,6 @@ def _adam_epoch(
     n = len(order)
     total = 0.0
     step = step0
-    gamma = beta1 / math.sqrt(beta2)
     for start in range(0, n, batch_size):
         stop = min(n, start + batch_size)
         step += 1
@@ -304,39 +428,30 @@ def _adam_epoch(
             step,
         )
         if dense:
-            _catch_up(
+            _catch_up_pair(
                 touched_u,
                 nu,
-                P,
-                mP,
-                vP,
-                bu,
-                mbu,
-                vbu,
-                last_u,
-                step - 1,
-                drift,
-                step0,
-                beta1,
-                beta2,
-                gamma,
-            )
-            _catch_up(
                 touched_i,
                 ni,
+                P,
                 Q,
+                bu,
+                bi,
+                mP,
+                vP,
                 mQ,
                 vQ,
-                bi,
+                mbu,
+                vbu,
                 mbi,
                 vbi,
+                last_u,
                 last_i,
                 step - 1,
                 drift,
                 step0,
                 beta1,
                 beta2,
-                gamma,
             )
         total += _accumulate(
             users,
@@ -358,48 +473,56 @@ def _adam_epoch(
             gbi,
         )
         alpha = lr * math.sqrt(1.0 - beta2**step) / (1.0 - beta1**step)
-        _adam_rows(touched_u, nu, P, gP, mP, vP, bu, gbu, mbu, vbu, alpha, beta1, beta2, eps)
-        _adam_rows(touched_i, ni, Q, gQ, mQ, vQ, bi, gbi, mbi, vbi, alpha, beta1, beta2, eps)
-        if dense:
-            for a in range(nu):
-                last_u[touched_u[a]] = step
-            for a in range(ni):
-                last_i[touched_i[a]] = step
-    if dense:
-        all_u = np.arange(len(last_u))
-        all_i = np.arange(len(last_i))
-        _catch_up(
-            all_u,
-            len(all_u),
+        _adam_embeddings(
+            touched_u,
+            nu,
+            touched_i,
+            ni,
             P,
+            Q,
+            bu,
+            bi,
+            gP,
+            gQ,
+            gbu,
+            gbi,
             mP,
             vP,
-            bu,
-            mbu,
-            vbu,
-            last_u,
-            step,
-            drift,
-            step0,
-            beta1,
-            beta2,
-            gamma,
-        )
-        _catch_up(
-            all_i,
-            len(all_i),
-            Q,
             mQ,
             vQ,
-            bi,
+            mbu,
+            vbu,
             mbi,
             vbi,
+            alpha,
+            beta1,
+            beta2,
+            eps,
+            dense,
+            last_u,
+            last_i,
+            step,
+        )
+    if dense:
+        _catch_up_all(
+            P,
+            Q,
+            bu,
+            bi,
+            mP,
+            vP,
+            mQ,
+            vQ,
+            mbu,
+            vbu,
+            mbi,
+            vbi,
+            last_u,
             last_i,
             step,
             drift,
             step0,
             beta1,
             beta2,
-            gamma,
         )
     return total

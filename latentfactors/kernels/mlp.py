@@ -71,7 +71,7 @@ import numba
 import numpy as np
 
 from latentfactors.kernels._config import JIT, PARALLEL_JIT
-from latentfactors.kernels.adam import _adam_rows, _catch_up
+from latentfactors.kernels.adam import _adam_embeddings, _catch_up_all, _catch_up_pair
 from latentfactors.kernels.adam import _mark_batch as _mark_rows
 
 ACTIVATIONS = {"relu": 0, "tanh": 1, "linear": 2}
@@ -780,7 +780,6 @@ def _mlp_epoch(
     n = len(order)
     total = 0.0
     step = step0
-    gamma = beta1 / math.sqrt(beta2)
     for start in range(0, n, batch_size):
         stop = min(n, start + batch_size)
         step += 1
@@ -802,39 +801,30 @@ def _mlp_epoch(
         )
         if optimizer == ADAM_DENSE:
             # Keras semantics: the rows drifted at every step since they were last touched.
-            _catch_up(
+            _catch_up_pair(
                 touched_u,
                 nu,
-                P,
-                mP,
-                vP,
-                bu,
-                mbu,
-                vbu,
-                last_u,
-                step - 1,
-                drift,
-                step0,
-                beta1,
-                beta2,
-                gamma,
-            )
-            _catch_up(
                 touched_i,
                 ni,
+                P,
                 Q,
+                bu,
+                bi,
+                mP,
+                vP,
                 mQ,
                 vQ,
-                bi,
+                mbu,
+                vbu,
                 mbi,
                 vbi,
+                last_u,
                 last_i,
                 step - 1,
                 drift,
                 step0,
                 beta1,
                 beta2,
-                gamma,
             )
         total += _batch_grads(
             users,
@@ -877,49 +867,57 @@ def _mlp_epoch(
             continue
         alpha = lr * math.sqrt(1.0 - beta2**step) / (1.0 - beta1**step)
         _adam_flat(flat, gflat, mW, vW, alpha, beta1, beta2, eps)
-        _adam_rows(touched_u, nu, P, gP, mP, vP, bu, gbu, mbu, vbu, alpha, beta1, beta2, eps)
-        _adam_rows(touched_i, ni, Q, gQ, mQ, vQ, bi, gbi, mbi, vbi, alpha, beta1, beta2, eps)
-        if optimizer == ADAM_DENSE:
-            for a in range(nu):
-                last_u[touched_u[a]] = step
-            for a in range(ni):
-                last_i[touched_i[a]] = step
-    if optimizer == ADAM_DENSE:
-        all_u = np.arange(len(last_u))
-        all_i = np.arange(len(last_i))
-        _catch_up(
-            all_u,
-            len(all_u),
+        _adam_embeddings(
+            touched_u,
+            nu,
+            touched_i,
+            ni,
             P,
+            Q,
+            bu,
+            bi,
+            gP,
+            gQ,
+            gbu,
+            gbi,
             mP,
             vP,
-            bu,
-            mbu,
-            vbu,
-            last_u,
-            step,
-            drift,
-            step0,
-            beta1,
-            beta2,
-            gamma,
-        )
-        _catch_up(
-            all_i,
-            len(all_i),
-            Q,
             mQ,
             vQ,
-            bi,
+            mbu,
+            vbu,
             mbi,
             vbi,
+            alpha,
+            beta1,
+            beta2,
+            eps,
+            optimizer == ADAM_DENSE,
+            last_u,
+            last_i,
+            step,
+        )
+    if optimizer == ADAM_DENSE:
+        _catch_up_all(
+            P,
+            Q,
+            bu,
+            bi,
+            mP,
+            vP,
+            mQ,
+            vQ,
+            mbu,
+            vbu,
+            mbi,
+            vbi,
+            last_u,
             last_i,
             step,
             drift,
             step0,
             beta1,
             beta2,
-            gamma,
         )
     return total
 
