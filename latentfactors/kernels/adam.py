@@ -202,9 +202,15 @@ def drift_table(lr, beta1, beta2, first, last, tail=800):
     steps = np.arange(first + 1, last + tail + 1, dtype=np.float64)
     alpha = lr * np.sqrt(1.0 - beta2**steps) / (1.0 - beta1**steps)
     table = np.zeros(last + tail - first + 1)
+    _discounted_tail(alpha, gamma, table)
+    return table[: last - first + 1]
+
+
+@numba.njit(**JIT)
+def _discounted_tail(alpha, gamma, table):
+    """``table[s] = gamma * (alpha[s] + table[s + 1])``, from the end (one pass per epoch)."""
     for s in range(len(table) - 2, -1, -1):
         table[s] = gamma * (alpha[s] + table[s + 1])
-    return table[: last - first + 1]
 
 
 @numba.njit(**JIT)
