@@ -1,11 +1,12 @@
 """Named configurations, shared by the demo, the CLI, the benchmarks and the notebooks.
 
 The two presets ``notebook_dot`` and ``notebook_mlp`` reproduce the original
-Keras notebook on MovieLens ``ml-latest-small`` (2016): Keras ``Embedding`` layers (initialised
-uniformly in +-0.05, i.e. standard deviation 0.05/sqrt(3)), no global mean
-(the biases learn the average), Keras's Adam (which moves every embedding
-row at every step: ``optimizer="adam-dense"``), learning rate 1e-2, five
-epochs, no regularisation, no early stopping and no clipping.
+Keras notebook on MovieLens ``ml-latest-small`` (2016): Keras ``Embedding``
+layers (vectors and biases start uniform in +-0.05: ``init="uniform"`` with
+standard deviation 0.05/sqrt(3)), no global mean (the biases learn the
+average), Keras's Adam (which moves every embedding row at every step:
+``optimizer="adam-dense"``), learning rate 1e-2 throughout, five epochs, no
+regularisation, no early stopping and no clipping.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ NOTEBOOK_DOT = {
     "reg": 0.0,
     "reg_bias": 0.0,
     "init_std": KERAS_INIT_STD,
+    "init": "uniform",
     "early_stopping": False,
     "clip": False,
     "center": False,
@@ -45,12 +47,14 @@ NOTEBOOK_MLP = {
     "activation": "linear",
     "optimizer": "adam-dense",
     "learning_rate": 1e-2,
+    "lr_decay": 1.0,
     "n_epochs": 5,
     "batch_size": 64,
     "reg": 0.0,
     "reg_weights": 0.0,
     "reg_bias": 0.0,
     "init_std": KERAS_INIT_STD,
+    "init": "uniform",
     "early_stopping": False,
     "clip": False,
     "center": False,

@@ -98,6 +98,7 @@ def naive_epoch(
     seed,
     optimizer,
     lr,
+    lr_embed,
     reg,
     reg_bias,
     reg_weights,
@@ -143,10 +144,13 @@ def naive_epoch(
         rows_u = np.unique(users[batch])
         rows_i = np.unique(items[batch])
         if optimizer == "sgd":
-            for arr, grad in zip([P, Q, bu, bi, *W, *B], [gP, gQ, gbu, gbi, *gW, *gB]):
+            for arr, grad in zip([P, Q, bu, bi], [gP, gQ, gbu, gbi]):
+                arr -= lr_embed * grad
+            for arr, grad in zip([*W, *B], [*gW, *gB]):
                 arr -= lr * grad
             continue
         alpha = lr * math.sqrt(1 - 0.999**step) / (1 - 0.9**step)
+        alpha_embed = lr_embed * math.sqrt(1 - 0.999**step) / (1 - 0.9**step)
         for layer in range(len(W)):
             adam(W[layer], gW[layer], moments["W_m"][layer], moments["W_v"][layer], alpha)
             adam(B[layer], gB[layer], moments["B_m"][layer], moments["B_v"][layer], alpha)
@@ -160,7 +164,7 @@ def naive_epoch(
             ("bi", bi, gbi, rows_i),
         ):
             sub, sub_m, sub_v = arr[rows], moments[name + "_m"][rows], moments[name + "_v"][rows]
-            adam(sub, grad[rows], sub_m, sub_v, alpha)
+            adam(sub, grad[rows], sub_m, sub_v, alpha_embed)
             arr[rows], moments[name + "_m"][rows], moments[name + "_v"][rows] = sub, sub_m, sub_v
     return total
 

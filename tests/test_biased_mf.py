@@ -344,6 +344,7 @@ PARAM_CHANGES = {
     "reg_bias": 0.5,
     "n_epochs": 3,
     "init_std": 0.3,
+    "init": "uniform",
     "center": False,
     "random_state": 9,
 }
@@ -566,6 +567,7 @@ BAD_PARAMS = [
     ({"n_epochs": 0}, "n_epochs must be an integer >= 1"),
     ({"batch_size": 0}, "batch_size must be an integer >= 1"),
     ({"init_std": 0.0}, "init_std must be a finite number > 0"),
+    ({"init": "zeros"}, "init must be one of"),
     ({"early_stopping": "yes"}, "early_stopping must be True or False"),
     ({"patience": 0}, "patience must be an integer >= 1"),
     ({"clip": 1}, "clip must be True or False"),

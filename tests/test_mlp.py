@@ -226,6 +226,7 @@ def test_epoch_matches_numpy_twin(optimizer, activation, dropout, batch_size):
         reg_bias=0.02,
         reg_weights=0.01,
         learning_rate=0.01,
+        embedding_learning_rate=0.03,
         random_state=3,
     )
     before, after, (users, items, ratings), ctx, sse = run_one_epoch(model, frame)
@@ -265,6 +266,7 @@ def test_epoch_matches_numpy_twin(optimizer, activation, dropout, batch_size):
         seed=int(ctx["dropout_seed"]),
         optimizer=optimizer,
         lr=0.01,
+        lr_embed=0.03,
         reg=0.05,
         reg_bias=0.02,
         reg_weights=0.01,
@@ -382,6 +384,9 @@ def test_learns_planted_interaction_linear_head_cannot():
         dict(activation="linear"),
         dict(dropout=0.3),
         dict(learning_rate=0.003),
+        dict(embedding_learning_rate=0.02),
+        dict(lr_decay=0.3),
+        dict(init="uniform"),
         dict(reg=0.2),
         dict(reg_weights=0.05),
         dict(reg_bias=0.5),
@@ -418,6 +423,13 @@ def test_every_hyperparameter_changes_the_result(change):
         (dict(reg_weights=-1.0), "reg_weights must be a finite number >= 0"),
         (dict(reg=-1.0), "reg must be a finite number >= 0"),
         (dict(learning_rate=0.0), "learning_rate must be a finite number > 0"),
+        (
+            dict(embedding_learning_rate=-1e-3),
+            "embedding_learning_rate must be a finite number > 0",
+        ),
+        (dict(lr_decay=0.0), "lr_decay must be a finite number > 0 and <= 1"),
+        (dict(lr_decay=1.5), "lr_decay must be a finite number > 0 and <= 1"),
+        (dict(init="keras"), "init must be one of"),
         (dict(batch_size=0), "batch_size must be an integer >= 1"),
         (dict(n_factors=0), "n_factors must be an integer >= 1"),
     ],
@@ -570,3 +582,42 @@ def test_defaults_on_movielens(shared_data):
     train, valid, test = random_split(df, random_state=0)
     model = MLPMF(random_state=0).fit(train, valid=valid)
     assert model.evaluate(test)["mse"] < 0.79
+
+
+def test_learning_rates_and_their_decay():
+    model = MLPMF()
+    assert (model.learning_rate_, model.embedding_learning_rate_) == (0.001, 0.005)
+    # An explicit learning_rate applies to every parameter unless the embeddings get their own.
+    assert MLPMF(learning_rate=0.01).embedding_learning_rate_ == 0.01
+    assert MLPMF(learning_rate=0.01, embedding_learning_rate=0.1).embedding_learning_rate_ == 0.1
+    assert MLPMF(optimizer="sgd").embedding_learning_rate_ == 0.1
+    # lr_decay multiplies both rates once per epoch: the same as halving them by hand
+    # between epochs (the rates are read at the start of every epoch).
+    frame = synthetic(n=400)
+    kw = dict(SMALL, n_epochs=3, learning_rate=0.004, embedding_learning_rate=0.02)
+    decayed = MLPMF(**kw, lr_decay=0.5).fit(frame)
+    by_hand = MLPMF(**kw, lr_decay=1.0)
+
+    def halve(epoch, logs):
+        by_hand.learning_rate /= 2
+        by_hand.embedding_learning_rate /= 2
+
+    by_hand.callback = halve
+    by_hand.fit(frame)
+    assert state_equal(decayed, by_hand)
+    assert not state_equal(decayed, MLPMF(**kw, lr_decay=1.0).fit(frame))
+
+
+def test_uniform_init_draws_vectors_and_biases_like_keras():
+    model = MLPMF(**{**SMALL, "n_epochs": 1, "init": "uniform", "init_std": 0.05})
+    rng = np.random.default_rng(0)
+    model.n_factors = 64
+    model.hidden = (4,)
+    state = model._init_embeddings(rng, 300, 200)
+    half = 0.05 * np.sqrt(3.0)
+    for name, arr in state.items():
+        assert arr.dtype == np.float32
+        assert np.abs(arr).max() <= half
+        assert np.std(arr) == pytest.approx(0.05, rel=0.1), name
+    normal = MLPMF(init_std=0.05)._init_embeddings(np.random.default_rng(0), 300, 200)
+    assert not normal["user_bias_"].any() and not normal["item_bias_"].any()

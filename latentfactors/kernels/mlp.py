@@ -728,6 +728,7 @@ def _mlp_epoch(
     err2,
     optimizer,
     lr,
+    lr_embed,
     beta1,
     beta2,
     eps,
@@ -762,7 +763,8 @@ def _mlp_epoch(
         Batch scratch as in :func:`_batch_grads`, sized for ``batch_size``.
     optimizer : int
         :data:`SGD`, :data:`ADAM` or :data:`ADAM_DENSE`.
-    lr, beta1, beta2, eps, reg, reg_bias, reg_weights : float32
+    lr, lr_embed, beta1, beta2, eps, reg, reg_bias, reg_weights : float32
+        ``lr`` steps the dense head, ``lr_embed`` the embedding rows and biases.
     step0 : int
         Batches run before this epoch (Adam's step counter continues from it).
     last_u, last_i, drift
@@ -860,12 +862,13 @@ def _mlp_epoch(
             users, items, order, start, stop, P, Q, bu, bi, reg, reg_bias, gx, gr, gP, gQ, gbu, gbi
         )
         if optimizer == SGD:
-            _sgd_rows(touched_u, nu, P, gP, bu, gbu, lr)
-            _sgd_rows(touched_i, ni, Q, gQ, bi, gbi, lr)
+            _sgd_rows(touched_u, nu, P, gP, bu, gbu, lr_embed)
+            _sgd_rows(touched_i, ni, Q, gQ, bi, gbi, lr_embed)
             for p in range(len(flat)):
                 flat[p] -= lr * gflat[p]
             continue
         alpha = lr * math.sqrt(1.0 - beta2**step) / (1.0 - beta1**step)
+        alpha_embed = lr_embed * math.sqrt(1.0 - beta2**step) / (1.0 - beta1**step)
         _adam_flat(flat, gflat, mW, vW, alpha, beta1, beta2, eps)
         _adam_embeddings(
             touched_u,
@@ -888,7 +891,7 @@ def _mlp_epoch(
             vbu,
             mbi,
             vbi,
-            alpha,
+            alpha_embed,
             beta1,
             beta2,
             eps,

@@ -36,6 +36,11 @@ from latentfactors.models.recommend import RecommenderMixin
 FORMAT_NAME = "latentfactors-model"
 FORMAT_VERSION = 1
 
+# How embedding rows start: "normal" draws vectors N(0, init_std) and zero
+# biases; "uniform" draws vectors *and* biases uniformly with the same standard
+# deviation, as a Keras ``Embedding`` layer does (+-0.05 is std 0.029).
+INITS = ("normal", "uniform")
+
 
 class DivergenceError(FloatingPointError):
     """Training produced NaN or infinite values: the learning rate is too large."""
@@ -236,6 +241,7 @@ class FactorModel(RecommenderMixin):
             check_real("learning_rate", self.learning_rate, 0, low_open=True)
         check_int("batch_size", self.batch_size, 1)
         check_real("init_std", self.init_std, 0, low_open=True)
+        check_choice("init", self.init, set(INITS))
         check_bool("early_stopping", self.early_stopping)
         check_int("patience", self.patience, 1)
         check_bool("clip", self.clip)
@@ -397,6 +403,28 @@ class FactorModel(RecommenderMixin):
 
     def _state_names(self) -> list[str]:
         raise NotImplementedError
+
+    def _init_embeddings(self, rng, n_users, n_items) -> dict:
+        """Initial user and item vectors and biases, float32, as ``init`` says."""
+        k, std = self.n_factors, float(self.init_std)
+        if self.init == "uniform":
+            half = std * math.sqrt(3.0)
+
+            def draw(shape):
+                return rng.uniform(-half, half, size=shape).astype(np.float32)
+
+            return {
+                "user_factors_": draw((n_users, k)),
+                "item_factors_": draw((n_items, k)),
+                "user_bias_": draw(n_users),
+                "item_bias_": draw(n_items),
+            }
+        return {
+            "user_factors_": (rng.standard_normal((n_users, k)) * std).astype(np.float32),
+            "item_factors_": (rng.standard_normal((n_items, k)) * std).astype(np.float32),
+            "user_bias_": np.zeros(n_users, dtype=np.float32),
+            "item_bias_": np.zeros(n_items, dtype=np.float32),
+        }
 
     # ---- prediction
 

@@ -180,7 +180,11 @@ class BiasedMF(FactorModel):
     batch_size : int, default 256
         Ratings per Adam step (unused by SGD).
     init_std : float, default 0.02
-        Standard deviation of the normal initial factors (biases start at 0).
+        Standard deviation of the initial factors.
+    init : {"normal", "uniform"}, default "normal"
+        ``"normal"``: factors drawn normally, biases start at 0.
+        ``"uniform"``: factors and biases drawn uniformly with standard
+        deviation ``init_std``, as Keras's ``Embedding`` layer does.
     early_stopping : bool, default True
         With ``valid`` given to :meth:`fit`, stop after ``patience`` epochs
         without a better validation MSE and keep the best epoch's parameters.
@@ -241,6 +245,7 @@ class BiasedMF(FactorModel):
         n_epochs=30,
         batch_size=256,
         init_std=0.02,
+        init="normal",
         early_stopping=True,
         patience=5,
         clip=True,
@@ -258,6 +263,7 @@ class BiasedMF(FactorModel):
         self.n_epochs = n_epochs
         self.batch_size = batch_size
         self.init_std = init_std
+        self.init = init
         self.early_stopping = early_stopping
         self.patience = patience
         self.clip = clip
@@ -275,13 +281,7 @@ class BiasedMF(FactorModel):
         return ["user_factors_", "item_factors_", "user_bias_", "item_bias_"]
 
     def _init_state(self, rng, n_users, n_items):
-        k = self.n_factors
-        return {
-            "user_factors_": (rng.standard_normal((n_users, k)) * self.init_std).astype(np.float32),
-            "item_factors_": (rng.standard_normal((n_items, k)) * self.init_std).astype(np.float32),
-            "user_bias_": np.zeros(n_users, dtype=np.float32),
-            "item_bias_": np.zeros(n_items, dtype=np.float32),
-        }
+        return self._init_embeddings(rng, n_users, n_items)
 
     def _check_state_shapes(self):
         nu, ni = len(self.user_index_), len(self.item_index_)
