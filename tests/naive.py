@@ -56,6 +56,7 @@ def sgd_block_epoch(
     group_order,
     schedule,
     seeds,
+    reshuffle,
     P,
     Q,
     bu,
@@ -65,7 +66,11 @@ def sgd_block_epoch(
     reg,
     reg_bias,
 ):
-    """Blocks in schedule order; in each, groups in shuffled order, each shuffled, then swept."""
+    """Blocks in schedule order; in each, groups in shuffled order, each swept in turn.
+
+    With ``reshuffle`` a group is shuffled and then swept; without, it is swept
+    from a random start to its end and then from its beginning to the start.
+    """
     f32 = np.float32
     mu, lr, reg, reg_bias = f32(mu), f32(lr), f32(reg), f32(reg_bias)
     loss = 0.0
@@ -76,8 +81,15 @@ def sgd_block_epoch(
             state = shuffle_ints(group_order, g_lo, g_hi, state)
             for g in group_order[g_lo:g_hi]:
                 lo, hi = int(group_ptr[g]), int(group_ptr[g + 1])
-                state = shuffle_triples(users, items, ratings, lo, hi, state)
-                for idx in range(lo, hi):
+                if reshuffle:
+                    state = shuffle_triples(users, items, ratings, lo, hi, state)
+                    sweep = range(lo, hi)
+                elif hi > lo:
+                    state, start = below(state, hi - lo)
+                    sweep = [*range(lo + start, hi), *range(lo, lo + start)]
+                else:
+                    sweep = []
+                for idx in sweep:
                     u, i = users[idx], items[idx]
                     pu, qi = P[u].copy(), Q[i].copy()
                     e = f32(ratings[idx] - (mu + bu[u] + bi[i] + f32(np.dot(pu, qi))))

@@ -74,7 +74,8 @@ def test_sgd_block_epoch_matches_naive_twin(ratings, width, by_user):
     layout = bmf.BlockLayout(data, width, rng, by_user)
     args = layout.epoch_args(rng)
     P, Q, bu, bi = random_params(rng, 40, 30, 6)
-    twin_args = [a.copy() for a in args]
+    twin_args = [a.copy() if isinstance(a, np.ndarray) else a for a in args]
+    assert args[8] is (not by_user)  # grouped layouts sweep from a random start
     twin_params = [a.copy() for a in (P, Q, bu, bi)]
     f32 = np.float32
     scalars = (f32(3.0), f32(0.02), f32(0.05), f32(0.01))
@@ -94,7 +95,12 @@ def test_block_layout_groups_blocks_and_keeps_every_rating(ratings, by_user):
     before = set(zip(data.users.tolist(), data.items.tolist(), data.ratings.tolist()))
     layout = bmf.BlockLayout(data, 4, np.random.default_rng(0), by_user)
     assert data.users is None  # the layout took the arrays over: no second copy kept
-    after = set(zip(layout.users.tolist(), layout.items.tolist(), layout.ratings.tolist()))
+    if by_user:  # rows renumbered so that every stripe is a consecutive range
+        users, items = layout.user_rows[layout.users], layout.item_rows[layout.items]
+    else:
+        assert layout.user_rows is None and layout.item_rows is None
+        users, items = layout.users, layout.items
+    after = set(zip(users.tolist(), items.tolist(), layout.ratings.tolist()))
     assert before == after
     ptr = layout.block_ptr
     assert ptr[0] == 0 and ptr[-1] == len(ratings) and np.all(np.diff(ptr) >= 0)
@@ -112,6 +118,21 @@ def test_block_layout_groups_blocks_and_keeps_every_rating(ratings, by_user):
             assert len(set(layout.users[groups[g] : groups[g + 1]].tolist())) == 1
         block_of = np.searchsorted(ptr, np.arange(len(ratings)), side="right") - 1
         assert len(groups) - 1 == len(set(zip(layout.users.tolist(), block_of.tolist())))
+        # each stripe's rows are one consecutive range, in stripe order
+        for rows, stripe in ((user_stripe, 0), (item_stripe, 1)):
+            codes = np.array(sorted(rows))
+            stripes = np.array([rows[c] for c in codes])
+            assert np.all(np.diff(stripes) >= 0), stripe
+        P = np.arange(40 * 3, dtype=np.float32).reshape(40, 3)
+        Q = -np.arange(30 * 3, dtype=np.float32).reshape(30, 3)
+        bu, bi = P[:, 0].copy(), Q[:, 0].copy()
+        inside = layout.to_layout((P, Q, bu, bi))
+        assert np.array_equal(inside[0], P[layout.user_rows])
+        assert np.array_equal(inside[3], bi[layout.item_rows])
+        back = [np.zeros_like(a) for a in (P, Q, bu, bi)]
+        layout.to_model(inside, back)
+        for got, want in zip(back, (P, Q, bu, bi)):
+            assert np.array_equal(got, want)
 
 
 def test_shuffle_range_is_a_deterministic_permutation():

@@ -8,13 +8,20 @@ the same rows. Nothing depends on how blocks are spread over threads, so one
 and many threads give bit-identical models.
 
 Inside a block the ratings form *groups*, visited in a fresh random order
-every epoch, each group's ratings also reshuffled every epoch. A group is
-either the whole block (a plain shuffle: the classic loop when ``B == 1``)
-or, on data too large for the cache, the ratings of one user in that block:
-the user's row then stays in registers for the group while the item rows of
-the block's item stripe stay in the core's cache. Each block draws its
-random numbers from its own seed, first for the order of its groups and then
-for the order inside each group, in that order.
+every epoch. A group is either the whole block (the classic loop when
+``B == 1``), Fisher-Yates shuffled every epoch, or, on data too large for the
+cache, the ratings of one user in that block: the user's row then stays in
+registers for the group while the item rows of the block's item stripe stay
+in the core's cache. Such a group was shuffled once when the layout was
+built, and every epoch sweeps it from a fresh random starting point: a
+user's dozen-odd ratings in a block gain nothing from a full reshuffle, and
+reshuffling costs a random draw and three swaps per rating. Each block draws
+its random numbers from its own seed, first for the order of its groups and
+then for each group in that order.
+
+The loop is bound by the latency of loading factor rows, so the kernel
+prefetches the item rows a few updates ahead and the next group's user row
+(see :mod:`latentfactors.kernels._prefetch`); a prefetch changes no value.
 
 Update for a rating ``r`` of user ``u`` on item ``i`` (``lr`` learning rate):
 
@@ -31,6 +38,10 @@ import numba
 import numpy as np
 
 from latentfactors.kernels._config import JIT, PARALLEL_JIT
+from latentfactors.kernels._prefetch import prefetch_row
+
+# Item rows are fetched this many updates ahead of their use (see _prefetch).
+PREFETCH_AHEAD = 4
 
 
 @numba.njit(**JIT)
@@ -73,6 +84,21 @@ def _shuffle_range(users, items, ratings, lo, hi, seed):
 
 
 @numba.njit(**JIT)
+def _shuffle_groups(users, items, ratings, group_ptr, seed):
+    """Fisher-Yates shuffle of every group ``[group_ptr[g], group_ptr[g + 1])``, in place."""
+    state = np.uint64(seed) | np.uint64(1)
+    for g in range(len(group_ptr) - 1):
+        state = _shuffle_triples(users, items, ratings, group_ptr[g], group_ptr[g + 1], state)
+
+
+@numba.njit(**JIT)
+def _renumber(codes, new_of_old):
+    """``codes[k] = new_of_old[codes[k]]`` in place (no temporary the size of ``codes``)."""
+    for k in range(len(codes)):
+        codes[k] = new_of_old[codes[k]]
+
+
+@numba.njit(**JIT)
 def _shuffle_ints(values, lo, hi, state):
     """Fisher-Yates shuffle of ``values[lo:hi]`` in place; returns the RNG state."""
     for j in range(hi - 1, lo, -1):
@@ -104,6 +130,8 @@ def _sgd_range(users, items, ratings, lo, hi, P, Q, bu, bi, mu, lr, reg, reg_bia
     loss = 0.0
     shrink = np.float32(1.0) - lr * reg
     for idx in range(lo, hi):
+        if idx + PREFETCH_AHEAD < hi:
+            prefetch_row(Q, items[idx + PREFETCH_AHEAD])
         u = users[idx]
         i = items[idx]
         p = P[u]
@@ -134,6 +162,7 @@ def _sgd_block_epoch(
     group_order,
     schedule,
     seeds,
+    reshuffle,
     P,
     Q,
     bu,
@@ -160,6 +189,11 @@ def _sgd_block_epoch(
         ``schedule[t]`` lists the blocks of round ``t``; they share no row or column stripe.
     seeds : uint64 array, shape (B * B,)
         Per-block seeds for this epoch (non-zero).
+    reshuffle : bool
+        ``True``: Fisher-Yates shuffle every group in place before sweeping
+        it. ``False``: sweep every group from a random starting point to its
+        end, then from its start (one random draw per group; the groups were
+        shuffled once when the layout was built).
     P, Q : float32 arrays, shapes (n_users, k) and (n_items, k); updated in place.
     bu, bi : float32 arrays; updated in place.
     mu, lr, reg, reg_bias : float32 scalars.
@@ -183,10 +217,24 @@ def _sgd_block_epoch(
                 g = group_order[j]
                 lo = group_ptr[g]
                 hi = group_ptr[g + 1]
-                state = _shuffle_triples(users, items, ratings, lo, hi, state)
-                loss += _sgd_range(
-                    users, items, ratings, lo, hi, P, Q, bu, bi, mu, lr, reg, reg_bias
-                )
+                if j + 1 < g_hi:  # the next group's user row: load it while this group runs
+                    ahead = group_ptr[group_order[j + 1]]
+                    if ahead < len(users):
+                        prefetch_row(P, users[ahead])
+                if reshuffle:
+                    state = _shuffle_triples(users, items, ratings, lo, hi, state)
+                    loss += _sgd_range(
+                        users, items, ratings, lo, hi, P, Q, bu, bi, mu, lr, reg, reg_bias
+                    )
+                elif hi > lo:
+                    state, s = _below(state, hi - lo)
+                    mid = lo + s
+                    loss += _sgd_range(
+                        users, items, ratings, mid, hi, P, Q, bu, bi, mu, lr, reg, reg_bias
+                    )
+                    loss += _sgd_range(
+                        users, items, ratings, lo, mid, P, Q, bu, bi, mu, lr, reg, reg_bias
+                    )
             losses[b] = loss
     total = 0.0
     for b in range(len(losses)):

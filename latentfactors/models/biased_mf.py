@@ -21,8 +21,10 @@ CACHE_BYTES = 2 * 1024 * 1024
 STRIPE_BYTES = 1024 * 1024
 # ...a block must hold enough ratings to amortise the round barrier...
 MIN_RATINGS_PER_BLOCK = 1024
-# ...and there should be enough blocks per round to balance the threads.
+# ...and there should be enough blocks per round to balance the threads: B is
+# rounded up to a multiple of GRID_STEP, so 1, 2 or 4 threads get equal shares.
 MIN_GRID = 4
+GRID_STEP = 4
 
 
 def grid_plan(n_users: int, n_items: int, n_ratings: int, n_factors: int) -> tuple[int, bool]:
@@ -31,14 +33,16 @@ def grid_plan(n_users: int, n_items: int, n_ratings: int, n_factors: int) -> tup
     Depends on the data only, never on the thread count. When all factor rows
     fit in :data:`CACHE_BYTES` there is one block, shuffled as a whole.
     Otherwise the ratings of each block are grouped by user (a user's row is
-    reused across the group) and ``B`` is the smallest grid whose item stripes
-    fit in :data:`STRIPE_BYTES`, but at least :data:`MIN_GRID`, and capped so
-    that an average block holds :data:`MIN_RATINGS_PER_BLOCK` ratings.
+    reused across the group) and ``B`` is the smallest multiple of
+    :data:`GRID_STEP` whose item stripes fit in :data:`STRIPE_BYTES`, but at
+    least :data:`MIN_GRID`, and capped so that an average block holds
+    :data:`MIN_RATINGS_PER_BLOCK` ratings.
     """
     row_bytes = 4 * (n_factors + 1)
     if (n_users + n_items) * row_bytes <= CACHE_BYTES:
         return 1, False
     by_cache = max(MIN_GRID, math.ceil(n_items * row_bytes / STRIPE_BYTES))
+    by_cache = -(-by_cache // GRID_STEP) * GRID_STEP
     by_size = max(1, math.isqrt(n_ratings // MIN_RATINGS_PER_BLOCK))
     return int(max(1, min(by_cache, by_size))), True
 
@@ -72,6 +76,12 @@ class BlockLayout:
         Block ``b``'s groups are ``group_order[block_groups[b]:block_groups[b + 1]]``.
     group_order : int64 array
         The order in which a block visits its groups; reshuffled every epoch.
+    user_rows, item_rows : int32 arrays or None
+        With ``by_user``, the rows are renumbered so that every stripe's users
+        (items) are consecutive: ``users`` and ``items`` hold the new numbers,
+        and new row ``r`` is the model's row ``user_rows[r]`` (``item_rows[r]``).
+        A block's item rows and biases are then one compact slice of memory
+        instead of rows scattered over the whole array. ``None`` without.
     """
 
     def __init__(self, data, width: int, rng, by_user: bool = False):
@@ -80,6 +90,13 @@ class BlockLayout:
         self.by_user = by_user
         ublock = balanced_stripes(data.users, n_users, width, rng)
         iblock = balanced_stripes(data.items, n_items, width, rng)
+        self.user_rows = self.item_rows = None
+        if by_user:
+            self.user_rows = np.argsort(ublock, kind="stable").astype(np.int32)
+            self.item_rows = np.argsort(iblock, kind="stable").astype(np.int32)
+            sgd_kernels._renumber(data.users, _inverse(self.user_rows))
+            sgd_kernels._renumber(data.items, _inverse(self.item_rows))
+            ublock, iblock = ublock[self.user_rows], iblock[self.item_rows]
         stripe = 0
         urank = np.zeros(n_users, dtype=np.int32)
         if by_user:
@@ -110,6 +127,14 @@ class BlockLayout:
             self.block_groups = np.searchsorted(
                 cells, np.arange(width * width + 1, dtype=np.int64) * stripe
             ).astype(np.int64)
+            # Shuffled once here; each epoch then only picks where to start (see the kernel).
+            sgd_kernels._shuffle_groups(
+                self.users,
+                self.items,
+                self.ratings,
+                self.group_ptr,
+                rng.integers(1, 2**63, dtype=np.uint64),
+            )
         else:
             self.group_ptr = ptr
             self.block_groups = np.arange(width * width + 1, dtype=np.int64)
@@ -143,7 +168,29 @@ class BlockLayout:
             self.group_order,
             schedule,
             seeds,
+            not self.by_user,
         )
+
+    def to_layout(self, arrays):
+        """The model's ``(P, Q, bu, bi)`` in the layout's row numbering (copies if renumbered)."""
+        if self.user_rows is None:
+            return arrays
+        P, Q, bu, bi = arrays
+        return (P[self.user_rows], Q[self.item_rows], bu[self.user_rows], bi[self.item_rows])
+
+    def to_model(self, layout_arrays, arrays):
+        """Write layout-numbered ``(P, Q, bu, bi)`` back into the model's arrays, in place."""
+        if self.user_rows is None:
+            return
+        for src, dst, rows in zip(layout_arrays, arrays, (self.user_rows, self.item_rows) * 2):
+            dst[rows] = src
+
+
+def _inverse(perm: np.ndarray) -> np.ndarray:
+    """``inv[perm[r]] = r``."""
+    inv = np.empty_like(perm)
+    inv[perm] = np.arange(len(perm), dtype=perm.dtype)
+    return inv
 
 
 class BiasedMF(FactorModel):
@@ -300,6 +347,9 @@ class BiasedMF(FactorModel):
 
     # ---- training
 
+    def _sgd_arrays(self):
+        return self.user_factors_, self.item_factors_, self.user_bias_, self.item_bias_
+
     def _setup(self, data, rng):
         f32 = np.float32
         ctx = {
@@ -311,7 +361,10 @@ class BiasedMF(FactorModel):
         n_users, n_items = len(data.user_index), len(data.item_index)
         if self.optimizer == "sgd":
             width, by_user = grid_plan(n_users, n_items, len(data.ratings), self.n_factors)
-            ctx["layout"] = BlockLayout(data, width, rng, by_user)
+            layout = BlockLayout(data, width, rng, by_user)
+            ctx["layout"] = layout
+            # Train on the layout's numbering; the model's arrays are refreshed every epoch.
+            ctx["rows"] = layout.to_layout(self._sgd_arrays())
             return ctx
         k = self.n_factors
         ctx.update(
@@ -344,21 +397,21 @@ class BiasedMF(FactorModel):
         return ctx
 
     def _epoch(self, ctx, epoch, rng):
-        P, Q, bu, bi = self.user_factors_, self.item_factors_, self.user_bias_, self.item_bias_
+        P, Q, bu, bi = self._sgd_arrays()
         if self.optimizer == "sgd":
-            return with_threads(
+            layout = ctx["layout"]
+            sse = with_threads(
                 self._threads,
                 sgd_kernels._sgd_block_epoch,
-                *ctx["layout"].epoch_args(rng),
-                P,
-                Q,
-                bu,
-                bi,
+                *layout.epoch_args(rng),
+                *ctx["rows"],
                 ctx["mu"],
                 ctx["lr"],
                 ctx["reg"],
                 ctx["reg_bias"],
             )
+            layout.to_model(ctx["rows"], (P, Q, bu, bi))
+            return sse
         data, order = ctx["data"], ctx["order"]
         sgd_kernels._shuffle_order(order, rng.integers(1, 2**63, dtype=np.uint64))
         mP, vP, mQ, vQ, mbu, vbu, mbi, vbi = ctx["moments"]

@@ -1,0 +1,59 @@
+"""``prefetch_row(arr, row)``: ask the CPU to start loading a matrix row into its cache.
+
+The SGD inner loop is bound by the latency of fetching factor rows, not by
+arithmetic. Issuing the load of a row a few updates before it is needed
+overlaps that latency with useful work. A prefetch is only a hint: it never
+faults, changes no value and is free to be ignored, so results do not depend
+on it.
+"""
+
+from __future__ import annotations
+
+import numba
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+LINE_FLOATS = 16  # float32 values per 64-byte cache line
+
+
+@intrinsic
+def _prefetch(typingctx, arr, row, col):
+    """Prefetch the cache line holding ``arr[row, col]`` (a 2-D array), for writing."""
+    if not (
+        isinstance(arr, types.Array)
+        and arr.ndim == 2
+        and isinstance(row, types.Integer)
+        and isinstance(col, types.Integer)
+    ):
+        return None
+    sig = types.void(arr, row, col)
+
+    def codegen(context, builder, signature, args):
+        array_type, row_type, col_type = signature.args
+        array = context.make_array(array_type)(context, builder, args[0])
+        index = [
+            context.cast(builder, args[1], row_type, types.intp),
+            context.cast(builder, args[2], col_type, types.intp),
+        ]
+        ptr = cgutils.get_item_pointer(context, builder, array_type, array, index, wraparound=False)
+        byte_ptr = ir.IntType(8).as_pointer()
+        i32 = ir.IntType(32)
+        fn = cgutils.get_or_insert_function(
+            builder.module,
+            ir.FunctionType(ir.VoidType(), [byte_ptr, i32, i32, i32]),
+            "llvm.prefetch.p0i8",
+        )
+        # (address, rw=1 write, locality=3 keep in all cache levels, cache type=1 data)
+        builder.call(fn, [builder.bitcast(ptr, byte_ptr), i32(1), i32(3), i32(1)])
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@numba.njit(inline="always", cache=True)
+def prefetch_row(arr, row):
+    """Prefetch every cache line of ``arr[row]``; ``row`` must be a valid row."""
+    for col in range(0, arr.shape[1], LINE_FLOATS):
+        _prefetch(arr, row, col)
