@@ -271,14 +271,19 @@ def test_mlp_recommend_equals_brute_force(mlp):
         np.testing.assert_array_equal(top.scores[r], expected[1])
 
 
-def test_mlp_similarity_and_no_fold_in(mlp, ratings):
+def test_mlp_similarity_and_fold_in(mlp, ratings):
     assert len(mlp.similar_items(3, 5)) == 5
     assert len(mlp.similar_users(3, 5)) == 5
+    # Fold-in works for MLPMF too (tests/test_fold_in_mlp.py checks it in depth):
+    # recommend_for ranks as a brute force over predict_for with clipping off.
     mine = ratings[ratings["user"] == 1]
-    with pytest.raises(NotImplementedError, match="MLPMF cannot fold in a new user"):
-        mlp.fold_in(mine)
-    with pytest.raises(NotImplementedError, match="no closed form"):
-        mlp.recommend_for(mine)
+    p, b = mlp.fold_in(mine)
+    assert p.dtype == np.float32 and p.shape == (4,) and np.isfinite(b)
+    ids = mlp.item_index_.ids
+    unclipped = raw_copy(mlp).predict_for(mine, ids)
+    eligible = np.setdiff1d(np.arange(len(ids)), mlp.item_index_.encode(mine["item"]))
+    order = eligible[np.lexsort((eligible, -unclipped[eligible]))][:10]
+    assert_same(mlp.recommend_for(mine, 10), (ids[order], unclipped[order]))
 
 
 # ---------------------------------------------------------------- similarity

@@ -9,7 +9,9 @@
   on the learned vectors;
 * :meth:`~RecommenderMixin.fold_in`, :meth:`~RecommenderMixin.predict_for` and
   :meth:`~RecommenderMixin.recommend_for` for a user who was not in training,
-  without refitting and without changing the model.
+  without refitting and without changing the model: the user's vector and
+  bias are fitted to their ratings with every item held fixed, then scored
+  and ranked exactly as a known user with that vector and bias would be.
 
 **Ranking.** Items are ranked by the model's *raw* score
 ``mu + b_u + b_i + interaction`` (not clipped to the rating range, so items
@@ -30,16 +32,26 @@ it beats the popularity baseline there. ``0`` (the default) is the model alone.
 
 * ``_dot_parts()`` -> ``(P, Q, bu, bi, mu)`` when the model scores
   ``mu + bu[u] + bi[i] + P[u] . Q[i]``. Top-N then runs as a BLAS product per
-  block of users followed by an exact jitted selection, and new users can be
-  folded in by :func:`solve_fold_in`.
+  block of users followed by an exact jitted selection.
 * ``_score_block(user_codes, cands, out)`` -> exact float64 scores for a block
   of users x candidate items. The default calls ``_predict_codes`` on repeated
   pairs with clipping off (right for any model, e.g. the MLP head's forward pass).
 * ``_user_vectors()`` / ``_item_vectors()`` -> the vectors compared by
   :meth:`~RecommenderMixin.similar_users` / :meth:`~RecommenderMixin.similar_items`
   (default ``user_factors_`` / ``item_factors_``).
-* ``_fold_in(item_codes, ratings)`` -> ``(vector, bias)`` for a new user; the
-  default raises :class:`NotImplementedError`.
+* ``_fold_in(item_codes, ratings)`` -> ``(vector, bias)`` for a new user: the
+  minimiser of the model's training objective restricted to that user's
+  ratings, every item parameter fixed. :class:`~latentfactors.BiasedMF`
+  solves that least-squares problem in closed form (:func:`fold_in_dot`,
+  :func:`solve_fold_in`); :class:`~latentfactors.MLPMF`, whose user vector
+  enters a nonlinear head, minimises it iteratively
+  (:func:`latentfactors.models.fold_in_mlp.fold_in_mlp`). The default raises
+  :class:`NotImplementedError`.
+* ``_for_user(vector, bias)`` -> a copy of the model whose only user, code 0,
+  has that vector and bias, sharing every other array; ``predict_for`` and
+  ``recommend_for`` score the folded-in user through it with the model's own
+  ``_predict_codes`` and top-N paths. The default replaces ``user_factors_``
+  and ``user_bias_``.
 """
 
 from __future__ import annotations
@@ -55,7 +67,7 @@ import pandas as pd
 from latentfactors.data.ratings import IdIndex
 from latentfactors.kernels import topn as topn_kernels
 from latentfactors.kernels._config import resolve_threads
-from latentfactors.kernels.scoring import _csr_by_user, predict_pairs, with_threads
+from latentfactors.kernels.scoring import _csr_by_user, with_threads
 
 __all__ = [
     "RecommenderMixin",
@@ -335,10 +347,22 @@ class RecommenderMixin:
 
     def _fold_in(self, item_codes, ratings):
         raise NotImplementedError(
-            f"{type(self).__name__} cannot fold in a new user: its user vector enters a "
-            "nonlinear head, so there is no closed form. Refit with the new user's ratings, "
-            "or use BiasedMF, whose fold-in solves a small least-squares problem."
+            f"{type(self).__name__} does not fold in new users; refit with their ratings"
         )
+
+    def _for_user(self, vector, bias):
+        """A copy of the model for scoring one ad-hoc user, code 0; the model is unchanged.
+
+        Only ``user_factors_`` and ``user_bias_`` are replaced (by one-row
+        float32 arrays); every other array is shared with the model, so the
+        copy is cheap, and it serves ``_predict_codes`` and :meth:`_rank`
+        with ``user_codes = [0]`` only (its user index and seen items still
+        describe the training users).
+        """
+        one = copy.copy(self)
+        one.user_factors_ = np.asarray(vector, dtype=np.float32).reshape(1, -1)
+        one.user_bias_ = np.array([bias], dtype=np.float32)
+        return one
 
     def _score_block(self, user_codes, cands, out):
         """Exact float64 scores ``out[r, j]`` of user ``user_codes[r]`` for item ``cands[j]``.
@@ -421,16 +445,13 @@ class RecommenderMixin:
         np.cumsum(np.bincount(keys // n_items, minlength=n_users), out=indptr[1:])
         return indptr, (keys % n_items).astype(np.int32)
 
-    def _rank(
-        self, n, cands, exclusion, *, user_codes=None, vectors=None, weight=0.0, batch_size=None
-    ):
+    def _rank(self, n, cands, exclusion, *, user_codes, weight=0.0, batch_size=None):
         """Top ``n`` codes and scores per row, best first (see the module docstring).
 
-        Rows are ``user_codes`` (known users) or ``vectors = (P, bu)`` (folded-in
-        users, dot-product models only). Only ``batch_size`` rows are scored at once.
+        Row ``r`` is user ``user_codes[r]``. Only ``batch_size`` rows are scored at once.
         """
         starts, ends, seen = exclusion
-        m = len(user_codes) if vectors is None else len(vectors[0])
+        m = len(user_codes)
         width = min(n, len(cands))
         out_codes = np.empty((m, width), dtype=np.int32)
         out_scores = np.empty((m, width), dtype=np.float64)
@@ -455,11 +476,7 @@ class RecommenderMixin:
             block = buf[:rows]
             parallel = threads > 1 and rows > 1
             if parts is not None:
-                if vectors is None:
-                    Pu, bub = P[user_codes[sl]], bu[user_codes[sl]]
-                else:
-                    Pu = np.ascontiguousarray(vectors[0][sl], dtype=np.float32)
-                    bub = np.ascontiguousarray(vectors[1][sl], dtype=np.float32)
+                Pu, bub = P[user_codes[sl]], bu[user_codes[sl]]
                 np.matmul(Pu, Qc.T, out=block)
                 eps = topn_kernels.dot_error_bound(Pu, bub, mu, q_max, p_max, Q.shape[1])
                 with_threads(
@@ -768,10 +785,26 @@ class RecommenderMixin:
     def fold_in(self, ratings, *, ignore_unknown=False):
         """A vector and bias for a user who was not in training; the model is unchanged.
 
-        For :class:`~latentfactors.BiasedMF` this solves, in closed form, the
-        training objective restricted to this user with every item vector and
-        bias held fixed (see :func:`solve_fold_in`): what training would give
-        the user at convergence if the items did not move.
+        The result minimises the model's training objective restricted to
+        this user's ratings, with every item vector, item bias and (for
+        :class:`~latentfactors.MLPMF`) head weight held fixed,
+
+            sum_j (r_j - pred_j)**2 + reg * n * |p|**2 + reg_bias * n * b**2
+
+        for the ``n`` ratings ``r_j`` (each rating penalises the user's row
+        once, as in training): what training would give the user at
+        convergence if the items did not move.
+
+        * :class:`~latentfactors.BiasedMF` (``pred_j = mu + b + bi_j + p . q_j``):
+          a linear least-squares problem, solved exactly in closed form (see
+          :func:`solve_fold_in`).
+        * :class:`~latentfactors.MLPMF` (``pred_j = mu + b + bi_j + head([p; q_j])``):
+          minimised iteratively from ``p = 0`` in float64, by
+          Levenberg-Marquardt for linear and tanh heads and by BFGS for
+          ReLU heads, whose objective is piecewise quadratic (see
+          :mod:`latentfactors.models.fold_in_mlp`). With a linear head this
+          is the exact least-squares solution; otherwise a local minimum
+          (deterministic: the same ratings give the same vector).
 
         Parameters
         ----------
@@ -785,6 +818,13 @@ class RecommenderMixin:
         -------
         vector : numpy.ndarray of float32, (n_factors,)
         bias : float
+
+        Raises
+        ------
+        UnknownIdError
+            If a rated item is unknown and ``ignore_unknown`` is False.
+        FloatingPointError
+            If the solution is not finite.
         """
         self._check_fitted()
         ignore_unknown = _check_flag("ignore_unknown", ignore_unknown)
@@ -794,9 +834,10 @@ class RecommenderMixin:
     def predict_for(self, ratings, items, *, ignore_unknown=False) -> np.ndarray:
         """Predicted ratings of ``items`` for a new user described by ``ratings``.
 
-        The user is folded in (:meth:`fold_in`); predictions then follow
-        ``predict`` exactly (unknown items fall back to the global mean plus the
-        user's bias; ``clip`` applies).
+        The user is folded in (:meth:`fold_in`); predictions are then exactly
+        what ``predict`` gives a known user with that vector and bias
+        (unknown items get no bias and a zero vector, as in ``predict``;
+        ``clip`` applies).
 
         Returns
         -------
@@ -805,21 +846,9 @@ class RecommenderMixin:
         self._check_fitted()
         items = _id_array(items, "items")
         vector, bias = self.fold_in(ratings, ignore_unknown=ignore_unknown)
-        P, Q, bu, bi, mu = self._dot_parts()
-        lo, hi = self._clip_range()
         codes = self.item_index_.encode(items)
-        return predict_pairs(
-            np.zeros(len(codes), dtype=np.int32),
-            codes,
-            vector[None, :],
-            Q,
-            np.array([bias], dtype=np.float32),
-            bi,
-            mu,
-            lo,
-            hi,
-            1,
-        )
+        users = np.zeros(len(codes), dtype=np.int32)
+        return self._for_user(vector, bias)._predict_codes(users, codes)
 
     def recommend_for(
         self,
@@ -835,8 +864,9 @@ class RecommenderMixin:
         """The best ``n`` items for a new user described by ``ratings``, without refitting.
 
         The user is folded in (:meth:`fold_in`) and ranked exactly as
-        :meth:`recommend` ranks a known user; ``exclude_seen`` leaves out the
-        items in ``ratings``.
+        :meth:`recommend` ranks a known user with that vector and bias (same
+        scores, ties to the smaller item code, same ``popularity_weight``);
+        ``exclude_seen`` leaves out the items in ``ratings``.
 
         Returns
         -------
@@ -853,11 +883,11 @@ class RecommenderMixin:
         vector, bias = self._fold_in(codes, values)
         seen = np.unique(codes).astype(np.int32) if exclude_seen else np.zeros(0, np.int32)
         exclusion = (np.zeros(1, np.int64), np.array([len(seen)], np.int64), seen)
-        out_codes, out_scores = self._rank(
+        out_codes, out_scores = self._for_user(vector, bias)._rank(
             n,
             cands,
             exclusion,
-            vectors=(vector[None, :], np.array([bias], np.float32)),
+            user_codes=np.zeros(1, dtype=np.int32),
             weight=weight,
             batch_size=1,
         )
