@@ -112,10 +112,13 @@ def surprise_epoch_seconds(frame, k, extra, sample=2_000_000) -> float:
 
 
 def bytes_per_update(k) -> tuple[int, int]:
-    """(streamed bytes: the rating triple read and shuffled in place; all bytes touched)."""
+    """(streamed bytes: the rating triple, read once per epoch; all bytes touched).
+
+    A per-epoch reshuffle in place would read and write each triple once more.
+    """
     triple = 12
     rows = 2 * 2 * (4 * k + 4)  # P[u], Q[i] with their biases, read and written
-    return 3 * triple, 3 * triple + rows
+    return triple, triple + rows
 
 
 def peak_rss_child(n_ratings, k, threads):
@@ -227,7 +230,7 @@ def main(argv=None):
         )
     print(
         f"(memory bandwidth here: about {BANDWIDTH_GBS:.0f} GB/s; 'stream' counts the rating "
-        "triples read for the shuffle and the sweep, 'all' adds the factor rows as if "
+        "triples read by the sweep, 'all' adds the factor rows read and written as if "
         "nothing stayed in cache)"
     )
     _ratios(rows, n)
