@@ -243,8 +243,16 @@ its time waiting for them. `BiasedMF` therefore lays the ratings out once per
 fit in a grid of `B x B` blocks (users split into `B` stripes, items into
 `B` stripes). An epoch runs `B` rounds; each round holds `B` blocks that
 share no user stripe and no item stripe, so they can run on different
-threads without ever touching the same row. The order of rounds and blocks,
-and the order of ratings inside each block, is reshuffled every epoch.
+threads without ever touching the same row. The order of rounds and blocks
+is reshuffled every epoch.
+
+On data too large for the cache, three more things keep the rows close:
+the rows are renumbered so that each stripe's items (and users) are one
+compact slice of memory; inside a block the ratings are grouped by user,
+so the user's row stays in registers while the block's item rows stay in
+cache; and the kernel asks the processor to fetch the next rows a few
+updates before it needs them (a prefetch). The groups are visited in a
+fresh random order every epoch, each from a random starting point.
 
 Because blocks in a round never share a row, the result does not depend on
 which thread runs which block: one thread and two threads give the same
