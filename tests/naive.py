@@ -35,8 +35,10 @@ def shuffle_triples(users, items, ratings, lo, hi, state):
     return state
 
 
-def shuffle_range(users, items, ratings, lo, hi, seed):
-    shuffle_triples(users, items, ratings, lo, hi, int(seed) | 1)
+def shuffle_groups(users, items, ratings, group_ptr, seed):
+    state = int(seed) | 1
+    for g in range(len(group_ptr) - 1):
+        state = shuffle_triples(users, items, ratings, group_ptr[g], group_ptr[g + 1], state)
 
 
 def shuffle_ints(values, lo, hi, state):

@@ -135,17 +135,19 @@ def test_block_layout_groups_blocks_and_keeps_every_rating(ratings, by_user):
             assert np.array_equal(got, want)
 
 
-def test_shuffle_range_is_a_deterministic_permutation():
+def test_shuffle_groups_permutes_each_group_deterministically():
     u = np.arange(100, dtype=np.int32)
     i = u.copy()
     r = u.astype(np.float32)
-    sgd_kernels._shuffle_range(u, i, r, 10, 90, np.uint64(12345))
-    assert np.array_equal(u[:10], np.arange(10)) and np.array_equal(u[90:], np.arange(90, 100))
-    assert sorted(u[10:90].tolist()) == list(range(10, 90))
+    ptr = np.array([0, 10, 90, 90, 100], dtype=np.int64)  # an empty group too
+    sgd_kernels._shuffle_groups(u, i, r, ptr, np.uint64(12345))
+    for lo, hi in zip(ptr[:-1], ptr[1:]):
+        assert sorted(u[lo:hi].tolist()) == list(range(lo, hi))  # stays inside its group
     assert not np.array_equal(u[10:90], np.arange(10, 90))
-    assert np.array_equal(u, i) and np.array_equal(u, r.astype(np.int32))
+    assert not np.array_equal(u[90:], np.arange(90, 100))
+    assert np.array_equal(u, i) and np.array_equal(u, r.astype(np.int32))  # triples move together
     u2 = np.arange(100, dtype=np.int32)
-    naive.shuffle_range(u2, u2.copy(), u2.astype(np.float32), 10, 90, 12345)
+    naive.shuffle_groups(u2, u2.copy(), u2.astype(np.float32), ptr, 12345)
     assert np.array_equal(u, u2)
 
 

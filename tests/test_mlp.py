@@ -609,11 +609,8 @@ def test_learning_rates_and_their_decay():
 
 
 def test_uniform_init_draws_vectors_and_biases_like_keras():
-    model = MLPMF(**{**SMALL, "n_epochs": 1, "init": "uniform", "init_std": 0.05})
-    rng = np.random.default_rng(0)
-    model.n_factors = 64
-    model.hidden = (4,)
-    state = model._init_embeddings(rng, 300, 200)
+    model = MLPMF(64, init="uniform", init_std=0.05)
+    state = model._init_embeddings(np.random.default_rng(0), 300, 200)
     half = 0.05 * np.sqrt(3.0)
     for name, arr in state.items():
         assert arr.dtype == np.float32

@@ -78,12 +78,6 @@ def _shuffle_triples(users, items, ratings, lo, hi, state):
 
 
 @numba.njit(**JIT)
-def _shuffle_range(users, items, ratings, lo, hi, seed):
-    """Fisher-Yates shuffle of the triples in ``[lo, hi)`` from a fresh seed."""
-    _shuffle_triples(users, items, ratings, lo, hi, np.uint64(seed) | np.uint64(1))
-
-
-@numba.njit(**JIT)
 def _shuffle_groups(users, items, ratings, group_ptr, seed):
     """Fisher-Yates shuffle of every group ``[group_ptr[g], group_ptr[g + 1])``, in place."""
     state = np.uint64(seed) | np.uint64(1)
