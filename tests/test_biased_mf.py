@@ -151,8 +151,9 @@ def test_shuffle_groups_permutes_each_group_deterministically():
     assert np.array_equal(u, u2)
 
 
+@pytest.mark.parametrize("parts", [1, 3])
 @pytest.mark.parametrize("dense", [False, True])
-def test_adam_epoch_matches_naive_twin(ratings, dense):
+def test_adam_epoch_matches_naive_twin(ratings, dense, parts):
     data = encoded(ratings)
     rng = np.random.default_rng(5)
     nu, ni, k = 40, 30, 4
@@ -197,6 +198,7 @@ def test_adam_epoch_matches_naive_twin(ratings, dense):
         np.zeros(nu, np.int64),
         np.zeros(ni, np.int64),
         drift,
+        parts,
     )
     twin_moments = [(np.zeros(a.shape), np.zeros(a.shape)) for a in twin]
     twin_loss = naive.adam_epoch(
@@ -313,6 +315,17 @@ def test_threads_give_bit_identical_sgd(monkeypatch, synthetic, cache_bytes):
     assert width > 2
     one = BiasedMF(**FAST, n_threads=1).fit(frame)
     two = BiasedMF(**FAST, n_threads=2).fit(frame)
+    for name in ("user_factors_", "item_factors_", "user_bias_", "item_bias_"):
+        assert np.array_equal(getattr(one, name), getattr(two, name))
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "adam-dense"])
+def test_threads_give_bit_identical_adam(synthetic, optimizer):
+    frame, _ = synthetic
+    kw = {**FAST, "optimizer": optimizer, "batch_size": 512, "n_epochs": 3}
+    one = BiasedMF(**kw, n_threads=1).fit(frame)
+    two = BiasedMF(**kw, n_threads=2).fit(frame)
+    assert one.history_["train_mse"] == two.history_["train_mse"]
     for name in ("user_factors_", "item_factors_", "user_bias_", "item_bias_"):
         assert np.array_equal(getattr(one, name), getattr(two, name))
 

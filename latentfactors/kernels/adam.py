@@ -43,15 +43,12 @@ import math
 import numba
 import numpy as np
 
-from latentfactors.kernels._config import JIT
+from latentfactors.kernels._config import JIT, PARALLEL_JIT
 
 
 @numba.njit(**JIT)
-def _mark_batch(
-    users, items, order, start, stop, gP, gQ, gbu, gbi, stamp_u, stamp_i, touched_u, touched_i, step
-):
-    """List the distinct rows of a batch and zero their gradient rows."""
-    k = gP.shape[1]
+def _list_rows(users, items, order, start, stop, stamp_u, stamp_i, touched_u, touched_i, step):
+    """List the distinct rows of a batch in ``touched_*``; returns how many of each."""
     nu = 0
     ni = 0
     for j in range(start, stop):
@@ -62,43 +59,24 @@ def _mark_batch(
             stamp_u[u] = step
             touched_u[nu] = u
             nu += 1
-            gbu[u] = 0.0
-            for f in range(k):
-                gP[u, f] = 0.0
         if stamp_i[i] != step:
             stamp_i[i] = step
             touched_i[ni] = i
             ni += 1
-            gbi[i] = 0.0
-            for f in range(k):
-                gQ[i, f] = 0.0
     return nu, ni
 
 
 @numba.njit(**JIT)
-def _accumulate(
-    users, items, ratings, order, start, stop, P, Q, bu, bi, mu, reg, reg_bias, gP, gQ, gbu, gbi
+def _mark_batch(
+    users, items, order, start, stop, gP, gQ, gbu, gbi, stamp_u, stamp_i, touched_u, touched_i, step
 ):
-    """Add the batch's gradient of ``L_b`` into zeroed rows; returns the sum of e**2."""
-    k = P.shape[1]
-    scale = 2.0 / (stop - start)
-    loss = 0.0
-    for j in range(start, stop):
-        idx = order[j]
-        u = users[idx]
-        i = items[idx]
-        dot = 0.0
-        for f in range(k):
-            dot += P[u, f] * Q[i, f]
-        e = ratings[idx] - (mu + bu[u] + bi[i] + dot)
-        loss += e * e
-        c = -scale * e
-        gbu[u] += c + scale * reg_bias * bu[u]
-        gbi[i] += c + scale * reg_bias * bi[i]
-        for f in range(k):
-            gP[u, f] += c * Q[i, f] + scale * reg * P[u, f]
-            gQ[i, f] += c * P[u, f] + scale * reg * Q[i, f]
-    return loss
+    """List the distinct rows of a batch and zero their gradient rows."""
+    nu, ni = _list_rows(
+        users, items, order, start, stop, stamp_u, stamp_i, touched_u, touched_i, step
+    )
+    _zero_rows(touched_u, nu, gP, gbu)
+    _zero_rows(touched_i, ni, gQ, gbi)
+    return nu, ni
 
 
 @numba.njit(**JIT)
@@ -128,6 +106,7 @@ def _batch_gradient(
 ):
     """Gradient of ``L_b`` for the batch ``order[start:stop]``, into the row buffers.
 
+    The serial composition of what :func:`_adam_epoch` runs in parallel.
     Errors and penalties all use the parameters as they were at the start of
     the batch. Rows are zeroed on first touch (``stamp_* != step``) and listed
     in ``touched_*``. Returns ``(sum of e**2, n touched users, n touched items)``.
@@ -148,15 +127,86 @@ def _batch_gradient(
         touched_i,
         step,
     )
-    loss = _accumulate(
-        users, items, ratings, order, start, stop, P, Q, bu, bi, mu, reg, reg_bias, gP, gQ, gbu, gbi
+    m = stop - start
+    c = np.empty(m)
+    e2 = np.empty(m)
+    _batch_errors(users, items, ratings, order, start, 0, m, P, Q, bu, bi, mu, m, c, e2)
+    _accumulate_owned(
+        users, items, order, start, stop, P, Q, bu, bi, reg, reg_bias, m, c, gP, gQ, gbu, gbi, 0, 1
     )
+    loss = 0.0
+    for j in range(m):
+        loss += e2[j]
     return loss, nu, ni
 
 
 @numba.njit(**JIT)
+def _batch_errors(users, items, ratings, order, start, lo, hi, P, Q, bu, bi, mu, m, c, e2):
+    """For batch positions ``lo..hi-1``: ``c[j] = -2 e / m`` and ``e2[j] = e**2``."""
+    k = P.shape[1]
+    scale = 2.0 / m
+    for j in range(lo, hi):
+        idx = order[start + j]
+        u = users[idx]
+        i = items[idx]
+        dot = 0.0
+        for f in range(k):
+            dot += P[u, f] * Q[i, f]
+        e = ratings[idx] - (mu + bu[u] + bi[i] + dot)
+        e2[j] = e * e
+        c[j] = -scale * e
+
+
+@numba.njit(**JIT)
+def _accumulate_owned(
+    users,
+    items,
+    order,
+    start,
+    stop,
+    P,
+    Q,
+    bu,
+    bi,
+    reg,
+    reg_bias,
+    m,
+    c,
+    gP,
+    gQ,
+    gbu,
+    gbi,
+    part,
+    parts,
+):
+    """Add the batch's gradient into the zeroed rows with ``row % parts == part``.
+
+    Every row is summed in batch order whatever ``parts`` is, so splitting the
+    rows between threads leaves the result bit-identical.
+    """
+    k = P.shape[1]
+    scale = 2.0 / m
+    for j in range(start, stop):
+        idx = order[j]
+        u = users[idx]
+        i = items[idx]
+        cj = c[j - start]
+        if u % parts == part:
+            gbu[u] += cj + scale * reg_bias * bu[u]
+            for f in range(k):
+                gP[u, f] += cj * Q[i, f] + scale * reg * P[u, f]
+        if i % parts == part:
+            gbi[i] += cj + scale * reg_bias * bi[i]
+            for f in range(k):
+                gQ[i, f] += cj * P[u, f] + scale * reg * Q[i, f]
+
+
+@numba.njit(**JIT)
 def _adam_rows(rows, n_rows, W, gW, mW, vW, b, gb, mb, vb, alpha, beta1, beta2, eps):
-    """Adam step for the listed rows of a factor matrix and its bias vector."""
+    """Adam step for the listed rows of a factor matrix and its bias vector.
+
+    The gradient rows it consumes are left zero, ready for the next batch.
+    """
     k = W.shape[1]
     # Keep the arithmetic in the parameters' precision so the row loops vectorise.
     a = W.dtype.type(alpha)
@@ -175,8 +225,10 @@ def _adam_rows(rows, n_rows, W, gW, mW, vW, b, gb, mb, vb, alpha, beta1, beta2, 
         gw = gW[r]
         m = mW[r]
         v = vW[r]
+        gb[r] = 0.0
         for f in range(k):
             g = gw[f]
+            gw[f] = 0.0
             m[f] = b1 * m[f] + c1 * g
             v[f] = b2 * v[f] + c2 * g * g
             w[f] -= a * m[f] / (np.sqrt(v[f]) + ep)
@@ -362,7 +414,12 @@ def _adam_embeddings(
             last_i[touched_i[a]] = step
 
 
-@numba.njit(**JIT)
+# Ratings or rows per parallel task within a batch. Tasks are independent, so
+# the size only sets how work is shared, never a result.
+TASK = 64
+
+
+@numba.njit(**PARALLEL_JIT)
 def _adam_epoch(
     users,
     items,
@@ -401,114 +458,170 @@ def _adam_epoch(
     last_u,
     last_i,
     drift,
+    parts,
 ):
     """One epoch of mini-batch Adam over ``order`` in batches of ``batch_size``.
 
-    ``step0`` is the number of batches run before this epoch; buffers ``g*``,
-    ``stamp_*`` and ``touched_*`` are scratch space sized like the parameters
-    (``stamp_*`` must start at -1). With ``dense``, ``last_*`` hold each row's
+    ``step0`` is the number of batches run before this epoch; ``g*`` are
+    gradient buffers sized like the parameters that must be zero on entry
+    (they are zero again on exit), ``stamp_*`` (starting at -1) and
+    ``touched_*`` scratch space. With ``dense``, ``last_*`` hold each row's
     last up-to-date step (all equal to ``step0`` on entry, and again on exit)
     and ``drift`` is :func:`drift_table` for steps ``step0..step0 + batches``.
     Returns the sum of squared errors, each measured before its batch's update.
+
+    Each batch runs in three parallel passes: the errors (by ratings), the
+    gradient (task ``t`` of ``parts``, one per thread, sums the rows with
+    ``row % parts == t``, each in batch order) and the Adam step (by rows).
+    Nothing is summed in an order that depends on ``parts`` or the thread
+    count, so the result is bit-identical for any.
     """
     n = len(order)
+    c = np.empty(batch_size)
+    e2 = np.empty(batch_size)
+    gamma = beta1 / math.sqrt(beta2)
     total = 0.0
     step = step0
     for start in range(0, n, batch_size):
         stop = min(n, start + batch_size)
+        m = stop - start
         step += 1
-        nu, ni = _mark_batch(
-            users,
-            items,
-            order,
-            start,
-            stop,
-            gP,
-            gQ,
-            gbu,
-            gbi,
-            stamp_u,
-            stamp_i,
-            touched_u,
-            touched_i,
-            step,
+        nu, ni = _list_rows(
+            users, items, order, start, stop, stamp_u, stamp_i, touched_u, touched_i, step
         )
+        tu = (nu + TASK - 1) // TASK
+        ti = (ni + TASK - 1) // TASK
         if dense:
-            _catch_up_pair(
-                touched_u,
-                nu,
-                touched_i,
-                ni,
+            for t in numba.prange(tu + ti):
+                if t < tu:
+                    lo = t * TASK
+                    hi = min(nu, lo + TASK)
+                    _catch_up(
+                        touched_u[lo:hi],
+                        hi - lo,
+                        P,
+                        mP,
+                        vP,
+                        bu,
+                        mbu,
+                        vbu,
+                        last_u,
+                        step - 1,
+                        drift,
+                        step0,
+                        beta1,
+                        beta2,
+                        gamma,
+                    )
+                else:
+                    lo = (t - tu) * TASK
+                    hi = min(ni, lo + TASK)
+                    _catch_up(
+                        touched_i[lo:hi],
+                        hi - lo,
+                        Q,
+                        mQ,
+                        vQ,
+                        bi,
+                        mbi,
+                        vbi,
+                        last_i,
+                        step - 1,
+                        drift,
+                        step0,
+                        beta1,
+                        beta2,
+                        gamma,
+                    )
+        for t in numba.prange((m + TASK - 1) // TASK):
+            lo = t * TASK
+            _batch_errors(
+                users,
+                items,
+                ratings,
+                order,
+                start,
+                lo,
+                min(m, lo + TASK),
                 P,
                 Q,
                 bu,
                 bi,
-                mP,
-                vP,
-                mQ,
-                vQ,
-                mbu,
-                vbu,
-                mbi,
-                vbi,
-                last_u,
-                last_i,
-                step - 1,
-                drift,
-                step0,
-                beta1,
-                beta2,
+                mu,
+                m,
+                c,
+                e2,
             )
-        total += _accumulate(
-            users,
-            items,
-            ratings,
-            order,
-            start,
-            stop,
-            P,
-            Q,
-            bu,
-            bi,
-            mu,
-            reg,
-            reg_bias,
-            gP,
-            gQ,
-            gbu,
-            gbi,
-        )
+        for p in numba.prange(parts):
+            _accumulate_owned(
+                users,
+                items,
+                order,
+                start,
+                stop,
+                P,
+                Q,
+                bu,
+                bi,
+                reg,
+                reg_bias,
+                m,
+                c,
+                gP,
+                gQ,
+                gbu,
+                gbi,
+                p,
+                parts,
+            )
+        for j in range(m):
+            total += e2[j]
         alpha = lr * math.sqrt(1.0 - beta2**step) / (1.0 - beta1**step)
-        _adam_embeddings(
-            touched_u,
-            nu,
-            touched_i,
-            ni,
-            P,
-            Q,
-            bu,
-            bi,
-            gP,
-            gQ,
-            gbu,
-            gbi,
-            mP,
-            vP,
-            mQ,
-            vQ,
-            mbu,
-            vbu,
-            mbi,
-            vbi,
-            alpha,
-            beta1,
-            beta2,
-            eps,
-            dense,
-            last_u,
-            last_i,
-            step,
-        )
+        for t in numba.prange(tu + ti):
+            if t < tu:
+                lo = t * TASK
+                hi = min(nu, lo + TASK)
+                _adam_rows(
+                    touched_u[lo:hi],
+                    hi - lo,
+                    P,
+                    gP,
+                    mP,
+                    vP,
+                    bu,
+                    gbu,
+                    mbu,
+                    vbu,
+                    alpha,
+                    beta1,
+                    beta2,
+                    eps,
+                )
+                if dense:
+                    for a in range(lo, hi):
+                        last_u[touched_u[a]] = step
+            else:
+                lo = (t - tu) * TASK
+                hi = min(ni, lo + TASK)
+                _adam_rows(
+                    touched_i[lo:hi],
+                    hi - lo,
+                    Q,
+                    gQ,
+                    mQ,
+                    vQ,
+                    bi,
+                    gbi,
+                    mbi,
+                    vbi,
+                    alpha,
+                    beta1,
+                    beta2,
+                    eps,
+                )
+                if dense:
+                    for a in range(lo, hi):
+                        last_i[touched_i[a]] = step
     if dense:
         _catch_up_all(
             P,

@@ -211,7 +211,8 @@ class BiasedMF(FactorModel):
         (parallel over ``n_threads``, bit-identical for any thread count).
         ``"adam"``: mini-batch Adam with lazy row updates (see
         :mod:`latentfactors.kernels.adam` for the exact rule): only the rows
-        in a batch move, so an epoch costs O(ratings x factors).
+        in a batch move, so an epoch costs O(ratings x factors). Each batch
+        runs in parallel over ``n_threads``, bit-identical for any count.
         ``"adam-dense"``: Adam as Keras applies it to embeddings, where every
         row's moments decay and every row moves at every step. It costs
         O(users + items) per batch and exists to reproduce Keras results.
@@ -246,8 +247,8 @@ class BiasedMF(FactorModel):
     random_state : None, int or numpy.random.Generator
         Seeds the initial factors and every epoch's order.
     n_threads : int, default 1
-        Threads for SGD epochs and large predictions; ``-1`` = all cores.
-        The result does not depend on it.
+        Threads for training epochs and large predictions; ``-1`` = all
+        cores. The result does not depend on it.
     verbose : int, default 0
         ``1`` prints one line per epoch.
     callback : callable, optional
@@ -426,7 +427,9 @@ class BiasedMF(FactorModel):
             if dense
             else np.zeros(1)
         )
-        sse = adam_kernels._adam_epoch(
+        sse = with_threads(
+            self._threads,
+            adam_kernels._adam_epoch,
             data.users,
             data.items,
             data.ratings,
@@ -457,6 +460,7 @@ class BiasedMF(FactorModel):
             ctx["last_u"],
             ctx["last_i"],
             drift,
+            self._threads,
         )
         ctx["step"] += n_batches
         return sse
