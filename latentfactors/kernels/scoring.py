@@ -64,19 +64,44 @@ def with_threads(n_threads, kernel, *args):
         numba.set_num_threads(previous)
 
 
+# Buckets of the first pass of _csr_by_user: few enough that every bucket's
+# write position stays in cache.
+CSR_RADIX_BITS = 8
+
+
 @numba.njit(**JIT)
 def _csr_by_user(users, items, n_users):
-    """Items each user rated, as CSR (``indptr`` int64, ``indices`` int32, sorted per user)."""
+    """Items each user rated, as CSR (``indptr`` int64, ``indices`` int32, sorted per user).
+
+    Two counting-sort passes (by the high bits of the user, then by user
+    within each bucket), so that writes stay within a cache-sized range
+    instead of going all over memory.
+    """
+    n = len(users)
     indptr = np.zeros(n_users + 1, dtype=np.int64)
-    for k in range(len(users)):
+    for k in range(n):
         indptr[users[k] + 1] += 1
     for u in range(n_users):
         indptr[u + 1] += indptr[u]
+    shift = 0
+    while (n_users - 1) >> (shift + CSR_RADIX_BITS) > 0:
+        shift += 1
+    n_high = ((max(n_users, 1) - 1) >> shift) + 1
+    bucket = np.empty(n_high, dtype=np.int64)
+    for h in range(n_high):
+        bucket[h] = indptr[min(h << shift, n_users)]
+    tmp_users = np.empty(n, dtype=np.int32)
+    tmp_items = np.empty(n, dtype=np.int32)
+    for k in range(n):
+        h = users[k] >> shift
+        tmp_users[bucket[h]] = users[k]
+        tmp_items[bucket[h]] = items[k]
+        bucket[h] += 1
     cursor = indptr[:-1].copy()
-    indices = np.empty(len(items), dtype=np.int32)
-    for k in range(len(users)):
-        u = users[k]
-        indices[cursor[u]] = items[k]
+    indices = np.empty(n, dtype=np.int32)
+    for k in range(n):
+        u = tmp_users[k]
+        indices[cursor[u]] = tmp_items[k]
         cursor[u] += 1
     for u in range(n_users):
         indices[indptr[u] : indptr[u + 1]].sort()

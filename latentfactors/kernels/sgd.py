@@ -237,24 +237,93 @@ def _sgd_block_epoch(
 
 
 @numba.njit(**JIT)
-def _cell_keys(users, items, ublock, iblock, urank, width, stripe, keys):
-    """Sort key of every rating: its block, then (with ``stripe > 0``) its user in the block.
-
-    ``urank[u]`` numbers the users of each stripe ``0..stripe-1``. Returns the
-    start of every key in the sorted layout.
-    """
-    n_cells = width * width * max(stripe, 1)
-    ptr = np.zeros(n_cells + 1, dtype=np.int64)
+def _cell_keys(users, items, ublock, iblock, width, keys):
+    """Block of every rating, ``ublock[u] * width + iblock[i]``; returns each block's start."""
+    ptr = np.zeros(width * width + 1, dtype=np.int64)
     for k in range(len(users)):
-        u = users[k]
-        c = ublock[u] * width + iblock[items[k]]
-        if stripe > 0:
-            c = c * stripe + urank[u]
+        c = ublock[users[k]] * width + iblock[items[k]]
         keys[k] = c
         ptr[c + 1] += 1
-    for c in range(n_cells):
+    for c in range(width * width):
         ptr[c + 1] += ptr[c]
     return ptr
+
+
+@numba.njit(**JIT)
+def _user_cells(users, urank, block_ptr, stripe):
+    """Start of every (block, user) cell, users numbered ``urank`` within their stripe.
+
+    ``users`` must already be in block order (``block_ptr``); cell
+    ``b * stripe + urank[u]`` holds block ``b``'s ratings by user ``u``.
+    """
+    n_blocks = len(block_ptr) - 1
+    ptr = np.zeros(n_blocks * stripe + 1, dtype=np.int64)
+    for b in range(n_blocks):
+        for k in range(block_ptr[b], block_ptr[b + 1]):
+            ptr[b * stripe + urank[users[k]] + 1] += 1
+    for c in range(n_blocks * stripe):
+        ptr[c + 1] += ptr[c]
+    return ptr
+
+
+# Buckets of the first pass of _group_by_user: few enough that every bucket's
+# write position stays in cache.
+RADIX_BITS = 8
+
+
+@numba.njit(**JIT)
+def _group_by_user(col, users, urank, block_ptr, stripe):
+    """Within every block, stably reorder ``col`` by the user rank of ``users``.
+
+    A two-pass counting sort per block (by the high bits of the rank, then by
+    the low bits within each bucket): every pass writes to few places at a
+    time, where one counting sort over every (block, user) cell of the whole
+    array writes all over memory. ``col`` may be ``users`` itself, but then
+    it must come last.
+    """
+    n_blocks = len(block_ptr) - 1
+    low_bits = 0
+    while (stripe - 1) >> (low_bits + RADIX_BITS) > 0:
+        low_bits += 1
+    n_high = ((stripe - 1) >> low_bits) + 1
+    n_low = 1 << low_bits
+    largest = 0
+    for b in range(n_blocks):
+        largest = max(largest, block_ptr[b + 1] - block_ptr[b])
+    tmp = np.empty(largest, dtype=col.dtype)
+    tmp_rank = np.empty(largest, dtype=np.int32)
+    high = np.empty(n_high + 1, dtype=np.int64)
+    low = np.empty(n_low, dtype=np.int64)
+    for b in range(n_blocks):
+        lo = block_ptr[b]
+        hi = block_ptr[b + 1]
+        high[:] = 0
+        for k in range(lo, hi):
+            high[(urank[users[k]] >> low_bits) + 1] += 1
+        for h in range(n_high):
+            high[h + 1] += high[h]
+        bounds = high.copy()
+        for k in range(lo, hi):
+            r = urank[users[k]]
+            h = r >> low_bits
+            tmp[high[h]] = col[k]
+            tmp_rank[high[h]] = r
+            high[h] += 1
+        for h in range(n_high):
+            start = bounds[h]
+            stop = bounds[h + 1]
+            low[:] = 0
+            for k in range(start, stop):
+                low[tmp_rank[k] & (n_low - 1)] += 1
+            total = lo + start
+            for r in range(n_low):
+                count = low[r]
+                low[r] = total
+                total += count
+            for k in range(start, stop):
+                r = tmp_rank[k] & (n_low - 1)
+                col[low[r]] = tmp[k]
+                low[r] += 1
 
 
 @numba.njit(**JIT)

@@ -107,14 +107,11 @@ class BlockLayout:
             starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
             urank[order] = np.arange(n_users) - np.repeat(starts, sizes)
             stripe = int(sizes.max())
-        n_keys = width * width * max(stripe, 1)
-        keys = np.empty(len(data.ratings), dtype=np.int32 if n_keys < 2**31 else np.int64)
-        ptr = sgd_kernels._cell_keys(
-            data.users, data.items, ublock, iblock, urank, width, stripe, keys
-        )
-        # Scatter one column at a time and drop the source at once, so the peak
-        # stays near one extra column beyond the encoded arrays.
-        for name in ("ratings", "items", "users"):
+        keys = np.empty(len(data.ratings), dtype=np.int32)
+        ptr = sgd_kernels._cell_keys(data.users, data.items, ublock, iblock, width, keys)
+        # Scatter one column at a time into block order and drop the source at
+        # once, so the peak stays near one extra column beyond the encoded arrays.
+        for name in ("users", "items", "ratings"):
             src = getattr(data, name)
             out = np.empty_like(src)
             sgd_kernels._scatter(src, keys, ptr, out)
@@ -123,6 +120,11 @@ class BlockLayout:
             del src
         del keys
         if by_user:
+            # Then group each block by user (the users column last: it holds the keys).
+            block_ptr = ptr
+            ptr = sgd_kernels._user_cells(self.users, urank, block_ptr, stripe)
+            for col in (self.items, self.ratings, self.users):
+                sgd_kernels._group_by_user(col, self.users, urank, block_ptr, stripe)
             cells = np.flatnonzero(np.diff(ptr))
             self.group_ptr = np.append(ptr[cells], ptr[-1])
             self.block_groups = np.searchsorted(
