@@ -15,6 +15,7 @@ is shown.
     python benchmarks/throughput.py                      # the full table
     python benchmarks/throughput.py --ratings 2000000 --rounds 1   # quick look
     python benchmarks/throughput.py --big                # + 100M ratings with peak RSS
+    python benchmarks/throughput.py --adam               # + Adam epochs, 1 and 2 threads
 
 Peers (``pip install libmf scikit-surprise``) run in the same process when
 installed: PyPI ``libmf`` (its default build), and, with ``--libmf-avx
@@ -64,9 +65,16 @@ def epoch_seconds(make_model, data, extra) -> float:
     return max(1e-9, (many - one) / extra)
 
 
-def ours_epoch_seconds(k, threads, data, extra) -> float:
+SETUP = {}  # configuration -> seconds of one-off set-up per fit (fit time minus epochs)
+
+
+def ours_epoch_seconds(k, threads, data, extra, **kwargs) -> float:
     """Median wall time of epochs 2..1+extra of one fit (epoch 1 also warms the caches)."""
-    model = BiasedMF(k, n_epochs=1 + extra, n_threads=threads, random_state=0).fit(data)
+    model = BiasedMF(k, n_epochs=1 + extra, n_threads=threads, random_state=0, **kwargs)
+    start = time.perf_counter()
+    model.fit(data)
+    total = time.perf_counter() - start
+    SETUP.setdefault((k, threads), []).append(total - sum(model.history_["seconds"]))
     return statistics.median(model.history_["seconds"][1:])
 
 
@@ -163,6 +171,9 @@ def main(argv=None):
     parser.add_argument("--no-peers", action="store_true")
     parser.add_argument("--libmf-avx", default=None, help="path to an AVX/OpenMP libmf .so")
     parser.add_argument("--big", action="store_true", help="also 100M ratings, peak RSS")
+    parser.add_argument(
+        "--adam", action="store_true", help="also Adam (batch 256) at 32 factors, one epoch timed"
+    )
     args = parser.parse_args(argv)
 
     t0 = time.perf_counter()
@@ -234,6 +245,15 @@ def main(argv=None):
         "nothing stayed in cache)"
     )
     _ratios(rows, n)
+    if SETUP:
+        print("\nlatentfactors one-off set-up per fit (encoding ids, CSR of seen items, layout):")
+        for (k, t), secs in SETUP.items():
+            print(f"  k={k} t={t}: {statistics.median(secs):.1f}s (median of {len(secs)} fits)")
+    if args.adam:
+        print("\nlatentfactors Adam, k=32, batch 256 (second epoch of a fit):")
+        for t in args.threads:
+            sec = ours_epoch_seconds(32, t, frame, 1, optimizer="adam")
+            print(f"  t={t}: {sec:.2f} s/epoch, {n / sec / 1e6:.2f} M ratings/s")
     if args.big:
         res = peak_rss_child(100_000_000, 32, max(args.threads))
         extra_mb = (res["peak"] - res["base"]) / 2**20

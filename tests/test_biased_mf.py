@@ -15,7 +15,7 @@ from latentfactors.data import make_synthetic_ratings
 from latentfactors.data.ratings import IdIndex
 from latentfactors.kernels import adam as adam_kernels
 from latentfactors.kernels import sgd as sgd_kernels
-from latentfactors.kernels.scoring import _csr_by_user
+from latentfactors.kernels.scoring import csr_by_user, with_threads
 from latentfactors.models.base import TrainData
 from tests import naive
 
@@ -136,8 +136,9 @@ def test_block_layout_groups_blocks_and_keeps_every_rating(ratings, by_user):
             assert np.array_equal(got, want)
 
 
+@pytest.mark.parametrize("n_threads", [1, 2])
 @pytest.mark.parametrize("stripe", [7, 300, 5000])  # one pass; two passes; wide low buckets
-def test_group_by_user_is_a_stable_sort_by_rank_within_each_block(stripe):
+def test_group_by_user_is_a_stable_sort_by_rank_within_each_block(stripe, n_threads):
     rng = np.random.default_rng(stripe)
     n = 20_000
     users = rng.integers(0, stripe, n).astype(np.int32)
@@ -145,8 +146,9 @@ def test_group_by_user_is_a_stable_sort_by_rank_within_each_block(stripe):
     block_ptr = np.array([0, 0, 4_000, 4_001, 13_000, n], dtype=np.int64)  # an empty block too
     col = np.arange(n, dtype=np.float32)  # records where each entry came from
     keys = users.copy()
-    sgd_kernels._group_by_user(col, users, urank, block_ptr, stripe)
-    sgd_kernels._group_by_user(keys, keys, urank, block_ptr, stripe)  # sorting its own keys
+    group = sgd_kernels._group_by_user
+    with_threads(n_threads, group, col, users, urank, block_ptr, stripe)
+    with_threads(n_threads, group, keys, keys, urank, block_ptr, stripe)  # sorting its own keys
     for lo, hi in zip(block_ptr[:-1], block_ptr[1:]):
         want = lo + np.argsort(urank[users[lo:hi]], kind="stable")
         np.testing.assert_array_equal(col[lo:hi], want.astype(np.float32))
@@ -159,14 +161,15 @@ def test_group_by_user_is_a_stable_sort_by_rank_within_each_block(stripe):
     np.testing.assert_array_equal(ptr, np.cumsum(want_ptr))
 
 
+@pytest.mark.parametrize("n_threads", [1, 2])
 @pytest.mark.parametrize("n_users", [1, 40, 1000, 70_000])  # one or two passes
-def test_csr_by_user_lists_each_users_items_sorted(n_users):
+def test_csr_by_user_lists_each_users_items_sorted(n_users, n_threads):
     rng = np.random.default_rng(n_users)
     n = 30_000
     users = rng.integers(0, n_users, n).astype(np.int32)
     users[users == n_users // 2] = 0  # a user with no ratings
     items = rng.integers(0, 500, n).astype(np.int32)
-    indptr, indices = _csr_by_user(users, items, n_users)
+    indptr, indices = csr_by_user(users, items, n_users, n_threads)
     assert indptr.dtype == np.int64 and indices.dtype == np.int32
     np.testing.assert_array_equal(
         indptr, np.r_[0, np.cumsum(np.bincount(users, minlength=n_users))]

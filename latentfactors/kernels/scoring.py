@@ -71,7 +71,7 @@ CSR_RADIX_BITS = 8
 
 @numba.njit(**JIT)
 def _csr_by_user(users, items, n_users):
-    """Items each user rated, as CSR (``indptr`` int64, ``indices`` int32, sorted per user).
+    """Items each user rated, as CSR, not yet sorted within a user (see :func:`csr_by_user`).
 
     Two counting-sort passes (by the high bits of the user, then by user
     within each bucket), so that writes stay within a cache-sized range
@@ -103,6 +103,18 @@ def _csr_by_user(users, items, n_users):
         u = tmp_users[k]
         indices[cursor[u]] = tmp_items[k]
         cursor[u] += 1
-    for u in range(n_users):
+    return indptr, indices
+
+
+@numba.njit(**PARALLEL_JIT)
+def _sort_segments(indptr, indices):
+    """Sort every ``indices[indptr[u]:indptr[u + 1]]`` in place."""
+    for u in numba.prange(len(indptr) - 1):
         indices[indptr[u] : indptr[u + 1]].sort()
+
+
+def csr_by_user(users, items, n_users, n_threads=1):
+    """Items each user rated, as CSR (``indptr`` int64, ``indices`` int32, sorted per user)."""
+    indptr, indices = _csr_by_user(users, items, n_users)
+    with_threads(n_threads, _sort_segments, indptr, indices)
     return indptr, indices

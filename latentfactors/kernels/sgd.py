@@ -271,33 +271,27 @@ def _user_cells(users, urank, block_ptr, stripe):
 RADIX_BITS = 8
 
 
-@numba.njit(**JIT)
+@numba.njit(**PARALLEL_JIT)
 def _group_by_user(col, users, urank, block_ptr, stripe):
     """Within every block, stably reorder ``col`` by the user rank of ``users``.
 
     A two-pass counting sort per block (by the high bits of the rank, then by
     the low bits within each bucket): every pass writes to few places at a
     time, where one counting sort over every (block, user) cell of the whole
-    array writes all over memory. ``col`` may be ``users`` itself, but then
-    it must come last.
+    array writes all over memory. Blocks are independent and run in
+    parallel. ``col`` may be ``users`` itself, but then it must come last.
     """
-    n_blocks = len(block_ptr) - 1
     low_bits = 0
     while (stripe - 1) >> (low_bits + RADIX_BITS) > 0:
         low_bits += 1
     n_high = ((stripe - 1) >> low_bits) + 1
     n_low = 1 << low_bits
-    largest = 0
-    for b in range(n_blocks):
-        largest = max(largest, block_ptr[b + 1] - block_ptr[b])
-    tmp = np.empty(largest, dtype=col.dtype)
-    tmp_rank = np.empty(largest, dtype=np.int32)
-    high = np.empty(n_high + 1, dtype=np.int64)
-    low = np.empty(n_low, dtype=np.int64)
-    for b in range(n_blocks):
+    for b in numba.prange(len(block_ptr) - 1):
         lo = block_ptr[b]
         hi = block_ptr[b + 1]
-        high[:] = 0
+        tmp = np.empty(hi - lo, dtype=col.dtype)
+        tmp_rank = np.empty(hi - lo, dtype=np.int32)
+        high = np.zeros(n_high + 1, dtype=np.int64)
         for k in range(lo, hi):
             high[(urank[users[k]] >> low_bits) + 1] += 1
         for h in range(n_high):
@@ -309,6 +303,7 @@ def _group_by_user(col, users, urank, block_ptr, stripe):
             tmp[high[h]] = col[k]
             tmp_rank[high[h]] = r
             high[h] += 1
+        low = np.empty(n_low, dtype=np.int64)
         for h in range(n_high):
             start = bounds[h]
             stop = bounds[h + 1]

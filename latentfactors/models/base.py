@@ -29,7 +29,7 @@ import pandas as pd
 
 from latentfactors.data.ratings import IdIndex
 from latentfactors.kernels._config import resolve_threads
-from latentfactors.kernels.scoring import _csr_by_user
+from latentfactors.kernels.scoring import csr_by_user
 from latentfactors.metrics import error_metrics
 from latentfactors.models.recommend import RecommenderMixin
 
@@ -312,8 +312,8 @@ class FactorModel(RecommenderMixin):
         self.rating_range_ = (float(data.ratings.min()), float(data.ratings.max()))
         self._set_state(self._init_state(rng, len(data.user_index), len(data.item_index)))
         # What each user rated in training: recommendations exclude it.
-        self.seen_indptr_, self.seen_items_ = _csr_by_user(
-            data.users, data.items, len(data.user_index)
+        self.seen_indptr_, self.seen_items_ = csr_by_user(
+            data.users, data.items, len(data.user_index), self._threads
         )
         n_train = len(data.ratings)
         ctx = self._setup(data, rng)

@@ -83,9 +83,11 @@ class BlockLayout:
         and new row ``r`` is the model's row ``user_rows[r]`` (``item_rows[r]``).
         A block's item rows and biases are then one compact slice of memory
         instead of rows scattered over the whole array. ``None`` without.
+
+    ``n_threads`` only sets how many threads build it; the layout is the same.
     """
 
-    def __init__(self, data, width: int, rng, by_user: bool = False):
+    def __init__(self, data, width: int, rng, by_user: bool = False, n_threads: int = 1):
         n_users, n_items = len(data.user_index), len(data.item_index)
         self.width = width
         self.by_user = by_user
@@ -124,7 +126,9 @@ class BlockLayout:
             block_ptr = ptr
             ptr = sgd_kernels._user_cells(self.users, urank, block_ptr, stripe)
             for col in (self.items, self.ratings, self.users):
-                sgd_kernels._group_by_user(col, self.users, urank, block_ptr, stripe)
+                with_threads(
+                    n_threads, sgd_kernels._group_by_user, col, self.users, urank, block_ptr, stripe
+                )
             cells = np.flatnonzero(np.diff(ptr))
             self.group_ptr = np.append(ptr[cells], ptr[-1])
             self.block_groups = np.searchsorted(
@@ -365,7 +369,7 @@ class BiasedMF(FactorModel):
         n_users, n_items = len(data.user_index), len(data.item_index)
         if self.optimizer == "sgd":
             width, by_user = grid_plan(n_users, n_items, len(data.ratings), self.n_factors)
-            layout = BlockLayout(data, width, rng, by_user)
+            layout = BlockLayout(data, width, rng, by_user, self._threads)
             ctx["layout"] = layout
             # Train on the layout's numbering; the model's arrays are refreshed every epoch.
             ctx["rows"] = layout.to_layout(self._sgd_arrays())

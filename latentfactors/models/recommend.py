@@ -67,7 +67,7 @@ import pandas as pd
 from latentfactors.data.ratings import IdIndex
 from latentfactors.kernels import topn as topn_kernels
 from latentfactors.kernels._config import resolve_threads
-from latentfactors.kernels.scoring import _csr_by_user, with_threads
+from latentfactors.kernels.scoring import csr_by_user, with_threads
 
 __all__ = [
     "RecommenderMixin",
@@ -948,7 +948,7 @@ def popularity_recommendations(train, users=None, n=10, *, exclude_seen=True) ->
     codes = user_index.encode(raw_users)
     m = len(codes)
     if exclude_seen:
-        indptr, seen = _csr_by_user(uc, ic, len(user_index))
+        indptr, seen = csr_by_user(uc, ic, len(user_index))
         safe = np.maximum(codes, 0).astype(np.int64)
         starts = np.where(codes >= 0, indptr[safe], 0)
         ends = np.where(codes >= 0, indptr[safe + 1], 0)
