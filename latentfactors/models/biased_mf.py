@@ -26,6 +26,9 @@ MIN_RATINGS_PER_BLOCK = 1024
 # rounded up to a multiple of GRID_STEP, so 1, 2 or 4 threads get equal shares.
 MIN_GRID = 4
 GRID_STEP = 4
+# Adam runs a batch on several threads only from this batch size: at 64 ratings the
+# thread hand-offs cost more than they save; at 1024 two threads are about 1.4x one.
+ADAM_PARALLEL_MIN_BATCH = 256
 
 
 def grid_plan(n_users: int, n_items: int, n_ratings: int, n_factors: int) -> tuple[int, bool]:
@@ -218,7 +221,8 @@ class BiasedMF(FactorModel):
         ``"adam"``: mini-batch Adam with lazy row updates (see
         :mod:`latentfactors.kernels.adam` for the exact rule): only the rows
         in a batch move, so an epoch costs O(ratings x factors). Each batch
-        runs in parallel over ``n_threads``, bit-identical for any count.
+        of at least 256 ratings runs in parallel over ``n_threads``,
+        bit-identical for any count.
         ``"adam-dense"``: Adam as Keras applies it to embeddings, where every
         row's moments decay and every row moves at every step. It costs
         O(users + items) per batch and exists to reproduce Keras results.
@@ -433,8 +437,9 @@ class BiasedMF(FactorModel):
             if dense
             else np.zeros(1)
         )
+        threads = self._threads if self.batch_size >= ADAM_PARALLEL_MIN_BATCH else 1
         sse = with_threads(
-            self._threads,
+            threads,
             adam_kernels._adam_epoch,
             data.users,
             data.items,
@@ -466,7 +471,7 @@ class BiasedMF(FactorModel):
             ctx["last_u"],
             ctx["last_i"],
             drift,
-            self._threads,
+            threads,
         )
         ctx["step"] += n_batches
         return sse
