@@ -180,7 +180,13 @@ _POS_FLOAT = _float_type(0, low_open=True, what="a number > 0")
 # accepted only by the models whose get_params() has that name.
 HYPERPARAMETERS = [
     ("n_factors", _POS_INT, "K", "length of each user and item vector"),
-    ("optimizer", str, "NAME", "biased-mf: sgd, adam, adam-dense; mlp: adam, adam-dense, sgd"),
+    ("optimizer", str, "NAME", "biased-mf: sgd, adam, adam-dense; mlp (its head): adam, sgd"),
+    (
+        "embedding_optimizer",
+        str,
+        "NAME",
+        "mlp: optimizer of the embedding rows and biases: sgd, adam, adam-dense",
+    ),
     ("learning_rate", _POS_FLOAT, "LR", "step size (default: the optimizer's)"),
     (
         "embedding_learning_rate",

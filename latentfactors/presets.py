@@ -46,6 +46,7 @@ NOTEBOOK_MLP = {
     "hidden": (5,),
     "activation": "linear",
     "optimizer": "adam-dense",
+    "embedding_optimizer": "adam-dense",
     "learning_rate": 1e-2,
     "lr_decay": 1.0,
     "n_epochs": 5,

@@ -103,8 +103,12 @@ def naive_epoch(
     reg_bias,
     reg_weights,
     step0,
+    embed_optimizer=None,
 ):
     """One epoch, batch by batch, in ``order``; ``params`` and ``moments`` change in place.
+
+    ``optimizer`` steps the dense head, ``embed_optimizer`` (default: the same)
+    the embedding rows and biases.
 
     ``params`` holds float64 ``P, Q, bu, bi`` and lists ``weights``, ``intercepts``;
     ``moments`` holds ``m``/``v`` arrays shaped like each (name + "_m", name + "_v").
@@ -143,18 +147,22 @@ def naive_epoch(
             gW[layer] += 2.0 * reg_weights * W[layer]
         rows_u = np.unique(users[batch])
         rows_i = np.unique(items[batch])
+        correction = math.sqrt(1 - 0.999**step) / (1 - 0.9**step)
         if optimizer == "sgd":
-            for arr, grad in zip([P, Q, bu, bi], [gP, gQ, gbu, gbi]):
-                arr -= lr_embed * grad
             for arr, grad in zip([*W, *B], [*gW, *gB]):
                 arr -= lr * grad
+        else:
+            for layer in range(len(W)):
+                alpha = lr * correction
+                adam(W[layer], gW[layer], moments["W_m"][layer], moments["W_v"][layer], alpha)
+                adam(B[layer], gB[layer], moments["B_m"][layer], moments["B_v"][layer], alpha)
+        embed_optimizer = embed_optimizer or optimizer
+        if embed_optimizer == "sgd":
+            for arr, grad in zip([P, Q, bu, bi], [gP, gQ, gbu, gbi]):
+                arr -= lr_embed * grad
             continue
-        alpha = lr * math.sqrt(1 - 0.999**step) / (1 - 0.9**step)
-        alpha_embed = lr_embed * math.sqrt(1 - 0.999**step) / (1 - 0.9**step)
-        for layer in range(len(W)):
-            adam(W[layer], gW[layer], moments["W_m"][layer], moments["W_v"][layer], alpha)
-            adam(B[layer], gB[layer], moments["B_m"][layer], moments["B_v"][layer], alpha)
-        if optimizer == "adam-dense":
+        alpha_embed = lr_embed * correction
+        if embed_optimizer == "adam-dense":
             rows_u = np.arange(len(bu))
             rows_i = np.arange(len(bi))
         for name, arr, grad, rows in (

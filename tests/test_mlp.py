@@ -204,16 +204,18 @@ def run_one_epoch(model, frame):
 
 
 @pytest.mark.parametrize(
-    "optimizer,activation,dropout,batch_size",
+    "optimizer,embed_optimizer,activation,dropout,batch_size",
     [
-        ("adam", "relu", 0.0, 40),
-        ("adam", "tanh", 0.25, 40),
-        ("adam-dense", "linear", 0.0, 40),
-        ("sgd", "relu", 0.25, 40),
-        ("adam", "relu", 0.1, 300),
+        ("adam", None, "relu", 0.0, 40),
+        ("adam", None, "tanh", 0.25, 40),
+        ("adam-dense", None, "linear", 0.0, 40),
+        ("sgd", None, "relu", 0.25, 40),
+        ("adam", "sgd", "relu", 0.0, 40),
+        ("sgd", "adam-dense", "tanh", 0.0, 40),
+        ("adam", None, "relu", 0.1, 300),
     ],  # 19 chunks in 16 groups: groups of one and two chunks
 )
-def test_epoch_matches_numpy_twin(optimizer, activation, dropout, batch_size):
+def test_epoch_matches_numpy_twin(optimizer, embed_optimizer, activation, dropout, batch_size):
     frame = synthetic(n_users=12, n_items=10, n=150 if batch_size < 300 else 700)
     model = MLPMF(
         n_factors=3,
@@ -221,6 +223,7 @@ def test_epoch_matches_numpy_twin(optimizer, activation, dropout, batch_size):
         activation=activation,
         dropout=dropout,
         optimizer=optimizer,
+        embedding_optimizer=embed_optimizer,
         batch_size=batch_size,
         reg=0.05,
         reg_bias=0.02,
@@ -265,6 +268,7 @@ def test_epoch_matches_numpy_twin(optimizer, activation, dropout, batch_size):
         dropout=dropout,
         seed=int(ctx["dropout_seed"]),
         optimizer=optimizer,
+        embed_optimizer=embed_optimizer,
         lr=0.01,
         lr_embed=0.03,
         reg=0.05,
@@ -392,7 +396,8 @@ def test_learns_planted_interaction_linear_head_cannot():
         dict(reg_bias=0.5),
         dict(batch_size=17),
         dict(n_factors=5),
-        dict(optimizer="adam-dense"),
+        dict(embedding_optimizer="adam"),
+        dict(embedding_optimizer="adam-dense"),
         dict(optimizer="sgd"),
         dict(init_std=0.2),
         dict(center=False),
@@ -418,6 +423,7 @@ def test_every_hyperparameter_changes_the_result(change):
         (dict(hidden=(8.5,)), r"hidden\[0\] must be a positive integer"),
         (dict(activation="sigmoid"), "activation must be one of"),
         (dict(optimizer="rmsprop"), "optimizer must be one of"),
+        (dict(embedding_optimizer="rmsprop"), "embedding_optimizer must be one of"),
         (dict(dropout=1.0), "dropout must be a finite number >= 0 and < 1"),
         (dict(dropout=-0.1), "dropout must be a finite number"),
         (dict(reg_weights=-1.0), "reg_weights must be a finite number >= 0"),
@@ -585,12 +591,22 @@ def test_defaults_on_movielens(shared_data):
 
 
 def test_learning_rates_and_their_decay():
-    model = MLPMF()
-    assert (model.learning_rate_, model.embedding_learning_rate_) == (0.001, 0.005)
-    # An explicit learning_rate applies to every parameter unless the embeddings get their own.
-    assert MLPMF(learning_rate=0.01).embedding_learning_rate_ == 0.01
-    assert MLPMF(learning_rate=0.01, embedding_learning_rate=0.1).embedding_learning_rate_ == 0.1
-    assert MLPMF(optimizer="sgd").embedding_learning_rate_ == 0.1
+    model = MLPMF()  # an Adam head over SGD embeddings
+    assert model.embedding_optimizer_ == "sgd"
+    assert (model.learning_rate_, model.embedding_learning_rate_) == (1e-4, 0.006 * 256)
+    # SGD embeddings: the step scales with the batch, the step per rating does not
+    assert MLPMF(batch_size=16).embedding_learning_rate_ == pytest.approx(0.096)
+    # the head's rate does not carry over to embeddings with another kind of optimizer ...
+    assert MLPMF(learning_rate=0.01).embedding_learning_rate_ == 0.006 * 256
+    # ... but does to embeddings with the same kind, unless they get their own
+    adam = MLPMF(embedding_optimizer="adam")
+    assert (adam.learning_rate_, adam.embedding_learning_rate_) == (1e-3, 0.005)
+    assert MLPMF(learning_rate=0.01, embedding_optimizer="adam").embedding_learning_rate_ == 0.01
+    assert MLPMF(optimizer="sgd", learning_rate=0.3).embedding_learning_rate_ == 0.3
+    assert MLPMF(optimizer="sgd", embedding_optimizer=None).learning_rate_ == 0.1
+    assert MLPMF(optimizer="adam-dense", embedding_optimizer=None).embedding_learning_rate_ == 0.001
+    kw = dict(learning_rate=0.01, embedding_learning_rate=0.1)
+    assert MLPMF(**kw).embedding_learning_rate_ == 0.1
     # lr_decay multiplies both rates once per epoch: the same as halving them by hand
     # between epochs (the rates are read at the start of every epoch).
     frame = synthetic(n=400)
@@ -606,6 +622,15 @@ def test_learning_rates_and_their_decay():
     by_hand.fit(frame)
     assert state_equal(decayed, by_hand)
     assert not state_equal(decayed, MLPMF(**kw, lr_decay=1.0).fit(frame))
+
+
+def test_both_adam_spellings_train_the_head_alike():
+    # every dense parameter moves at every step, so "adam-dense" only matters for embeddings
+    frame = synthetic(n=400)
+    kw = dict(SMALL, n_epochs=2, embedding_optimizer="adam")
+    assert state_equal(
+        MLPMF(**kw, optimizer="adam").fit(frame), MLPMF(**kw, optimizer="adam-dense").fit(frame)
+    )
 
 
 def test_uniform_init_draws_vectors_and_biases_like_keras():

@@ -727,6 +727,7 @@ def _mlp_epoch(
     gr,
     err2,
     optimizer,
+    embed_optimizer,
     lr,
     lr_embed,
     beta1,
@@ -761,8 +762,9 @@ def _mlp_epoch(
         (``stamp_*`` int64 starting at -1, ``touched_*`` int32).
     acts, derivs, deltas, prevs, gbuf, gflat, gx, gr, err2
         Batch scratch as in :func:`_batch_grads`, sized for ``batch_size``.
-    optimizer : int
-        :data:`SGD`, :data:`ADAM` or :data:`ADAM_DENSE`.
+    optimizer, embed_optimizer : int
+        :data:`SGD`, :data:`ADAM` or :data:`ADAM_DENSE`, for the dense head
+        (where the two Adams are the same) and for the embedding rows and biases.
     lr, lr_embed, beta1, beta2, eps, reg, reg_bias, reg_weights : float32
         ``lr`` steps the dense head, ``lr_embed`` the embedding rows and biases.
     step0 : int
@@ -801,7 +803,7 @@ def _mlp_epoch(
             touched_i,
             step,
         )
-        if optimizer == ADAM_DENSE:
+        if embed_optimizer == ADAM_DENSE:
             # Keras semantics: the rows drifted at every step since they were last touched.
             _catch_up_pair(
                 touched_u,
@@ -862,14 +864,15 @@ def _mlp_epoch(
             users, items, order, start, stop, P, Q, bu, bi, reg, reg_bias, gx, gr, gP, gQ, gbu, gbi
         )
         if optimizer == SGD:
-            _sgd_rows(touched_u, nu, P, gP, bu, gbu, lr_embed)
-            _sgd_rows(touched_i, ni, Q, gQ, bi, gbi, lr_embed)
             for p in range(len(flat)):
                 flat[p] -= lr * gflat[p]
+        else:
+            alpha = lr * math.sqrt(1.0 - beta2**step) / (1.0 - beta1**step)
+            _adam_flat(flat, gflat, mW, vW, alpha, beta1, beta2, eps)
+        if embed_optimizer == SGD:
+            _sgd_rows(touched_u, nu, P, gP, bu, gbu, lr_embed)
+            _sgd_rows(touched_i, ni, Q, gQ, bi, gbi, lr_embed)
             continue
-        alpha = lr * math.sqrt(1.0 - beta2**step) / (1.0 - beta1**step)
-        alpha_embed = lr_embed * math.sqrt(1.0 - beta2**step) / (1.0 - beta1**step)
-        _adam_flat(flat, gflat, mW, vW, alpha, beta1, beta2, eps)
         _adam_embeddings(
             touched_u,
             nu,
@@ -891,16 +894,16 @@ def _mlp_epoch(
             vbu,
             mbi,
             vbi,
-            alpha_embed,
+            lr_embed * math.sqrt(1.0 - beta2**step) / (1.0 - beta1**step),
             beta1,
             beta2,
             eps,
-            optimizer == ADAM_DENSE,
+            embed_optimizer == ADAM_DENSE,
             last_u,
             last_i,
             step,
         )
-    if optimizer == ADAM_DENSE:
+    if embed_optimizer == ADAM_DENSE:
         _catch_up_all(
             P,
             Q,

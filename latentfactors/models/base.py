@@ -385,9 +385,12 @@ class FactorModel(RecommenderMixin):
             what = f"parameters {bad}" if bad else "the training loss"
             raise DivergenceError(
                 f"training diverged at epoch {epoch}: {what} became NaN or infinite. "
-                f"Use a smaller learning_rate (now {self.learning_rate_:g}), e.g. "
-                f"{self.learning_rate_ / 10:g}, or a larger reg."
+                f"Use a smaller {self._learning_rate_hint()}, or a larger reg."
             )
+
+    def _learning_rate_hint(self) -> str:
+        lr = self.learning_rate_
+        return f"learning_rate (now {lr:g}), e.g. {lr / 10:g}"
 
     def _copy_state(self) -> dict:
         return {name: arr.copy() for name, arr in self._get_state().items()}
