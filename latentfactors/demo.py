@@ -123,6 +123,11 @@ def describe_model(model, uses_valid: bool) -> str:
         parts = [f"{k} factors"]
     optimizer = _OPTIMIZERS.get(p["optimizer"], p["optimizer"])
     step = f"{optimizer} lr {model.learning_rate_:g}"
+    if "hidden" in p:
+        embed = _OPTIMIZERS.get(model.embedding_optimizer_, model.embedding_optimizer_)
+        rate = model.embedding_learning_rate_
+        if (embed, rate) != (optimizer, model.learning_rate_):
+            step = f"embeddings {embed} lr {rate:g}, head {step}"
     if p["optimizer"] != "sgd" or "hidden" in p:
         step += f", batch {p['batch_size']}"
     parts.append(step)

@@ -372,3 +372,19 @@ def test_format_demo_renders_rows_notes_and_recommendations():
                for line in lines)  # fmt: skip
     assert "2016 snapshot" in text and "1. Shawshank Redemption, The (1994)" in text
     assert result.to_dict()["rows"][0]["published_mse"] == 1.008
+
+
+def test_describe_model_names_each_optimizer_and_rate():
+    from latentfactors import MLPMF, BiasedMF, presets
+    from latentfactors.demo import describe_model
+
+    assert describe_model(BiasedMF(), True) == (
+        "256 factors, SGD lr 0.015, reg 0.05, max 30 epochs, early stopping"
+    )
+    assert "embeddings SGD lr 1.536, head Adam lr 0.0001, batch 256" in describe_model(
+        MLPMF(), True
+    )
+    # one optimizer and one rate for everything: said once
+    assert "Keras Adam lr 0.01, batch 64, no reg, 5 epochs" in describe_model(
+        presets.notebook_mlp(), False
+    )
