@@ -295,8 +295,8 @@ The Adam kernel processes mini-batches. It only updates the rows that
 appear in a batch ("lazy" Adam), so an epoch costs time proportional to the
 number of ratings, not to the number of users and items times the number of
 batches. Each batch runs in three parallel passes: the errors (split by
-ratings), the gradients (each thread sums the rows it owns, `row % threads`,
-in batch order) and the Adam steps (split by rows). No sum depends on the
+ratings), the gradients (each thread sums the rows it owns, runs of 16 rows
+dealt out in turn, in batch order) and the Adam steps (split by rows). No sum depends on the
 thread count, so the model is bit-identical on any number of threads. The
 gain from a second thread is small: an Adam step reads and writes a row's
 two moments and its gradient as well as the row, at random places in

@@ -180,7 +180,12 @@ _POS_FLOAT = _float_type(0, low_open=True, what="a number > 0")
 # accepted only by the models whose get_params() has that name.
 HYPERPARAMETERS = [
     ("n_factors", _POS_INT, "K", "length of each user and item vector"),
-    ("optimizer", str, "NAME", "biased-mf: sgd, adam, adam-dense; mlp (its head): adam, sgd"),
+    (
+        "optimizer",
+        str,
+        "NAME",
+        "biased-mf: sgd, adam, adam-dense; mlp (its head): adam, sgd, adam-dense (Keras)",
+    ),
     (
         "embedding_optimizer",
         str,

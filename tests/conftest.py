@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numba
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
@@ -18,6 +19,12 @@ def _shared_data() -> Path | None:
 
 
 SHARED_DATA = _shared_data()
+
+# Thread-count tests compare 1 thread with 2; with one thread available both run alike.
+two_threads = pytest.mark.skipif(
+    numba.config.NUMBA_NUM_THREADS < 2,
+    reason="needs 2 threads: NUMBA_NUM_THREADS is below 2 on this machine",
+)
 
 
 @pytest.fixture(scope="session")

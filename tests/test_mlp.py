@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import pickle
 
 import numpy as np
@@ -22,6 +23,7 @@ from latentfactors.kernels import mlp as K
 from latentfactors.kernels.scoring import with_threads
 from latentfactors.models.base import encode_train
 from tests import naive_mlp as naive
+from tests.conftest import two_threads
 
 # ---------------------------------------------------------------- helpers
 
@@ -297,6 +299,7 @@ def test_dropout_mask_matches_twin_hash():
 # ---------------------------------------------------------------- determinism
 
 
+@two_threads
 def test_threads_give_bit_identical_models():
     frame = synthetic(n=2000)
     kw = dict(SMALL, dropout=0.2, batch_size=300, n_epochs=2)  # 19 chunks in 16 groups
@@ -396,8 +399,14 @@ def test_learns_planted_interaction_linear_head_cannot():
         dict(reg_bias=0.5),
         dict(batch_size=17),
         dict(n_factors=5),
-        dict(embedding_optimizer="adam"),
-        dict(embedding_optimizer="adam-dense"),
+        # the same rates for both, so that only the optimizer differs
+        dict(embedding_optimizer="adam", learning_rate=1e-4, embedding_learning_rate=1.536),
+        dict(
+            embedding_optimizer="adam-dense",
+            optimizer="adam-dense",
+            learning_rate=1e-4,
+            embedding_learning_rate=1.536,
+        ),
         dict(optimizer="sgd"),
         dict(init_std=0.2),
         dict(center=False),
@@ -627,7 +636,7 @@ def test_learning_rates_and_their_decay():
 def test_both_adam_spellings_train_the_head_alike():
     # every dense parameter moves at every step, so "adam-dense" only matters for embeddings
     frame = synthetic(n=400)
-    kw = dict(SMALL, n_epochs=2, embedding_optimizer="adam")
+    kw = dict(SMALL, n_epochs=2, embedding_optimizer="adam-dense")
     assert state_equal(
         MLPMF(**kw, optimizer="adam").fit(frame), MLPMF(**kw, optimizer="adam-dense").fit(frame)
     )
@@ -643,3 +652,25 @@ def test_uniform_init_draws_vectors_and_biases_like_keras():
         assert np.std(arr) == pytest.approx(0.05, rel=0.1), name
     normal = MLPMF(init_std=0.05)._init_embeddings(np.random.default_rng(0), 300, 200)
     assert not normal["user_bias_"].any() and not normal["item_bias_"].any()
+
+
+def test_files_saved_before_embedding_optimizer_load_as_they_were_trained(tmp_path):
+    # Such files have no embedding_optimizer: the embeddings then used the head's optimizer.
+    model = MLPMF(**SMALL, embedding_optimizer=None).fit(synthetic(n=400))
+    path = tmp_path / "old.npz"
+    model.save(path)
+    with np.load(path, allow_pickle=False) as f:
+        contents = dict(f)
+    params = json.loads(str(contents["hyperparams"]))
+    del params["embedding_optimizer"]
+    contents["hyperparams"] = np.array(json.dumps(params))
+    np.savez(path, **contents)
+    loaded = MLPMF.load(path)
+    assert loaded.embedding_optimizer is None and loaded.embedding_optimizer_ == "adam"
+    assert state_equal(loaded, model)
+
+
+def test_adam_dense_head_needs_adam_dense_embeddings():
+    with pytest.raises(ValueError, match="pass embedding_optimizer='adam-dense'"):
+        MLPMF(optimizer="adam-dense").fit(synthetic(n=100))
+    MLPMF(**SMALL, optimizer="adam-dense", embedding_optimizer=None).fit(synthetic(n=100))

@@ -32,8 +32,15 @@ steps are applied at once. The moments decay exactly (``m *= beta1**gap``,
     m / sqrt(v) * sum_{j=s+1}^{t} alpha_j * gamma**(j - s),   gamma = beta1 / sqrt(beta2)
 
 read off a table of discounted sums (:func:`drift_table`). This neglects
-``eps`` against ``sqrt(v)`` during the skipped steps only, a relative error
-of about ``eps / sqrt(v)``.
+``eps`` against ``sqrt(v)`` during the skipped steps only. Where a row's
+gradients have been large against ``eps`` that is exact to float precision;
+a component whose gradients were tiny (``sqrt(v)`` within a few orders of
+``eps``) drifts further than stepping every row would move it. On a 300 x
+200 test problem with Keras's ``eps = 1e-7`` parameters end an epoch within
+0.005 of stepping every row (and within 1e-5 with ``eps = 1e-10``); summing
+such steps one by one changed the Keras dot-product preset's test MSE by
+less than 0.001 and made the Keras presets 3 to 50 times slower, so it is
+not done.
 """
 
 from __future__ import annotations
@@ -179,10 +186,12 @@ def _accumulate_owned(
     part,
     parts,
 ):
-    """Add the batch's gradient into the zeroed rows with ``row % parts == part``.
+    """Add the batch's gradient into the zeroed rows with ``(row >> 4) % parts == part``.
 
-    Every row is summed in batch order whatever ``parts`` is, so splitting the
-    rows between threads leaves the result bit-identical.
+    Rows go to parts in runs of 16, so that two threads never write the same
+    cache line of a bias vector. Every row is summed in batch order whatever
+    ``parts`` is, so splitting the rows between threads leaves the result
+    bit-identical.
     """
     k = P.shape[1]
     scale = 2.0 / m
@@ -191,11 +200,11 @@ def _accumulate_owned(
         u = users[idx]
         i = items[idx]
         cj = c[j - start]
-        if u % parts == part:
+        if (u >> 4) % parts == part:
             gbu[u] += cj + scale * reg_bias * bu[u]
             for f in range(k):
                 gP[u, f] += cj * Q[i, f] + scale * reg * P[u, f]
-        if i % parts == part:
+        if (i >> 4) % parts == part:
             gbi[i] += cj + scale * reg_bias * bi[i]
             for f in range(k):
                 gQ[i, f] += cj * P[u, f] + scale * reg * Q[i, f]
@@ -472,7 +481,7 @@ def _adam_epoch(
 
     Each batch runs in three parallel passes: the errors (by ratings), the
     gradient (task ``t`` of ``parts``, one per thread, sums the rows with
-    ``row % parts == t``, each in batch order) and the Adam step (by rows).
+    ``(row >> 4) % parts == t``, each in batch order) and the Adam step (by rows).
     Nothing is summed in an order that depends on ``parts`` or the thread
     count, so the result is bit-identical for any.
     """

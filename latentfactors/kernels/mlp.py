@@ -57,10 +57,11 @@ models.
 Updates
 -------
 The dense parameters are updated every batch (Adam with flat moments, or
-plain gradient descent). Embedding rows follow
-:mod:`latentfactors.kernels.adam`: lazily (only the rows of the batch) or,
-with ``optimizer == ADAM_DENSE``, as Keras does, where every row moves at
-every step (applied in closed form when a row is next touched).
+plain gradient descent). Embedding rows, with their own optimizer, move by
+plain gradient descent or follow :mod:`latentfactors.kernels.adam`: lazily
+(only the rows of the batch) or, with ``embed_optimizer == ADAM_DENSE``, as
+Keras does, where every row moves at every step (applied in closed form when
+a row is next touched).
 """
 
 from __future__ import annotations

@@ -388,6 +388,11 @@ class FactorModel(RecommenderMixin):
                 f"Use a smaller {self._learning_rate_hint()}, or a larger reg."
             )
 
+    @classmethod
+    def _saved_hyperparams(cls, params: dict) -> dict:
+        """Hyperparameters read from a model file; files from older versions may lack some."""
+        return params
+
     def _learning_rate_hint(self) -> str:
         lr = self.learning_rate_
         return f"learning_rate (now {lr:g}), e.g. {lr / 10:g}"
@@ -581,7 +586,7 @@ class FactorModel(RecommenderMixin):
                 "latentfactors.load_model"
             )
         try:
-            model = target(**json.loads(str(contents["hyperparams"])))
+            model = target(**target._saved_hyperparams(json.loads(str(contents["hyperparams"]))))
             model.history_ = json.loads(str(contents["history"]))
             for key, value in json.loads(str(contents["fit_info"])).items():
                 setattr(model, key, value)

@@ -45,10 +45,12 @@ class MLPMF(FactorModel):
     dropout : float in [0, 1), default 0.0
         Probability of dropping each hidden unit during training (inverted
         dropout: predictions use the whole network unscaled).
-    optimizer : {"adam", "adam-dense", "sgd"}, default "adam"
-        Optimizer of the dense head: Adam (both spellings mean the same for
-        the head, whose parameters all move every batch) or plain gradient
-        descent on the batch-mean objective.
+    optimizer : {"adam", "sgd", "adam-dense"}, default "adam"
+        Optimizer of the dense head: Adam or plain gradient descent on the
+        batch-mean objective. ``"adam-dense"`` (Keras's Adam) is the same as
+        ``"adam"`` for the head, whose parameters all move every batch; it is
+        accepted only with ``embedding_optimizer`` ``"adam-dense"`` or
+        ``None``, the Keras configuration.
     embedding_optimizer : {"sgd", "adam", "adam-dense"} or None, default "sgd"
         Optimizer of the embedding rows and biases; ``None`` means the same
         as ``optimizer``. ``"sgd"``: gradient descent on the rows a batch
@@ -273,6 +275,11 @@ class MLPMF(FactorModel):
             return self._SGD_EMBEDDING_LR_PER_RATING * int(self.batch_size)
         return 0.005 if self.embedding_optimizer_ == "adam" else 0.001
 
+    @classmethod
+    def _saved_hyperparams(cls, params: dict) -> dict:
+        # Before embedding_optimizer existed, the embeddings used the head's optimizer.
+        return {"embedding_optimizer": None, **params}
+
     def _learning_rate_hint(self) -> str:
         lr, embed = self.learning_rate_, self.embedding_learning_rate_
         return (
@@ -299,6 +306,13 @@ class MLPMF(FactorModel):
         if self.embedding_optimizer is not None:
             check_choice(
                 "embedding_optimizer", self.embedding_optimizer, set(mlp_kernels.OPTIMIZERS)
+            )
+        if self.optimizer == "adam-dense" and self.embedding_optimizer_ != "adam-dense":
+            raise ValueError(
+                "optimizer='adam-dense' is Keras's Adam, which differs from 'adam' only for "
+                "the embeddings: pass embedding_optimizer='adam-dense' (or None) to train "
+                "them that way, or optimizer='adam' for an Adam head over "
+                f"embedding_optimizer={self.embedding_optimizer!r}"
             )
         check_real("dropout", self.dropout, 0, 1, high_open=True)
         check_real("reg_weights", self.reg_weights, 0)
