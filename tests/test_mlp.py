@@ -668,6 +668,11 @@ def test_files_saved_before_embedding_optimizer_load_as_they_were_trained(tmp_pa
     loaded = MLPMF.load(path)
     assert loaded.embedding_optimizer is None and loaded.embedding_optimizer_ == "adam"
     assert state_equal(loaded, model)
+    # and pickles of such models
+    model.embedding_optimizer = "sgd"
+    del model.embedding_optimizer
+    unpickled = pickle.loads(pickle.dumps(model))
+    assert unpickled.embedding_optimizer is None and state_equal(unpickled, loaded)
 
 
 def test_adam_dense_head_needs_adam_dense_embeddings():

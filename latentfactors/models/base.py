@@ -497,6 +497,11 @@ class FactorModel(RecommenderMixin):
         state.pop("_threads", None)
         return state
 
+    def __setstate__(self, state):
+        # Pickles from older versions may lack newer hyperparameters.
+        defaults = {k: v for k, v in self._saved_hyperparams({}).items() if k not in state}
+        self.__dict__.update({**defaults, **state})
+
     def _hyperparams_json(self) -> str:
         params = self.get_params()
         params["callback"] = None
