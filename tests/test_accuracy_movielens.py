@@ -7,7 +7,6 @@ Protocol: ``ml-latest-small-2016``, ``random_split`` 80/12/8, test MSE on the
 from __future__ import annotations
 
 import statistics
-import time
 
 import pytest
 
@@ -22,17 +21,13 @@ def splits(shared_data):
 
 
 def test_notebook_dot_product_lands_where_keras_does(splits):
-    notebook_dot().fit(splits[0][0].iloc[:500])  # compile outside the timing
-    mses, seconds = [], []
+    # Fit time (Keras needs 23-25 s) is measured by benchmarks/accuracy.py, not here.
+    mses = []
     for seed, (train, _, test) in enumerate(splits):
-        start = time.perf_counter()
         model = notebook_dot(random_state=seed).fit(train)
-        seconds.append(time.perf_counter() - start)
         mses.append(model.evaluate(test)["mse"])
     # The notebook printed 1.008; the same Keras code gives 1.029-1.045 here.
     assert 0.95 <= statistics.median(mses) <= 1.15, mses
-    # Keras needs 23-25 s; "well under a second" with generous room for a busy machine.
-    assert statistics.median(seconds) < 5.0, seconds
 
 
 def test_defaults_beat_the_peers_with_and_without_validation(splits):
