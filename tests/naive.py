@@ -53,9 +53,10 @@ def sgd_block_epoch(
     users,
     items,
     ratings,
-    block_groups,
     group_ptr,
-    group_order,
+    run_ptr,
+    block_runs,
+    run_order,
     schedule,
     seeds,
     reshuffle,
@@ -68,7 +69,8 @@ def sgd_block_epoch(
     reg,
     reg_bias,
 ):
-    """Blocks in schedule order; in each, groups in shuffled order, each swept in turn.
+    """Blocks in schedule order; in each, runs in shuffled order; in each run,
+    its groups in turn from a random first one, wrapping round.
 
     With ``reshuffle`` a group is shuffled and then swept; without, it is swept
     from a random start to its end and then from its beginning to the start.
@@ -79,27 +81,31 @@ def sgd_block_epoch(
     for round_ in schedule:
         for b in round_:
             state = int(seeds[b]) | 1
-            g_lo, g_hi = int(block_groups[b]), int(block_groups[b + 1])
-            state = shuffle_ints(group_order, g_lo, g_hi, state)
-            for g in group_order[g_lo:g_hi]:
-                lo, hi = int(group_ptr[g]), int(group_ptr[g + 1])
-                if reshuffle:
-                    state = shuffle_triples(users, items, ratings, lo, hi, state)
-                    sweep = range(lo, hi)
-                elif hi > lo:
-                    state, start = below(state, hi - lo)
-                    sweep = [*range(lo + start, hi), *range(lo, lo + start)]
-                else:
-                    sweep = []
-                for idx in sweep:
-                    u, i = users[idx], items[idx]
-                    pu, qi = P[u].copy(), Q[i].copy()
-                    e = f32(ratings[idx] - (mu + bu[u] + bi[i] + f32(np.dot(pu, qi))))
-                    loss += float(e) ** 2
-                    bu[u] += lr * (e - reg_bias * bu[u])
-                    bi[i] += lr * (e - reg_bias * bi[i])
-                    P[u] = pu + lr * (e * qi - reg * pu)
-                    Q[i] = qi + lr * (e * pu - reg * qi)
+            r_lo, r_hi = int(block_runs[b]), int(block_runs[b + 1])
+            state = shuffle_ints(run_order, r_lo, r_hi, state)
+            for run in run_order[r_lo:r_hi]:
+                g_lo, g_hi = int(run_ptr[run]), int(run_ptr[run + 1])
+                state, first = below(state, g_hi - g_lo)
+                groups = [*range(g_lo + first, g_hi), *range(g_lo, g_lo + first)]
+                for g in groups:
+                    lo, hi = int(group_ptr[g]), int(group_ptr[g + 1])
+                    if reshuffle:
+                        state = shuffle_triples(users, items, ratings, lo, hi, state)
+                        sweep = range(lo, hi)
+                    elif hi > lo:
+                        state, start = below(state, hi - lo)
+                        sweep = [*range(lo + start, hi), *range(lo, lo + start)]
+                    else:
+                        sweep = []
+                    for idx in sweep:
+                        u, i = users[idx], items[idx]
+                        pu, qi = P[u].copy(), Q[i].copy()
+                        e = f32(ratings[idx] - (mu + bu[u] + bi[i] + f32(np.dot(pu, qi))))
+                        loss += float(e) ** 2
+                        bu[u] += lr * (e - reg_bias * bu[u])
+                        bi[i] += lr * (e - reg_bias * bi[i])
+                        P[u] = pu + lr * (e * qi - reg * pu)
+                        Q[i] = qi + lr * (e * pu - reg * qi)
     return loss
 
 

@@ -69,15 +69,21 @@ def random_params(rng, n_users, n_items, k, dtype=np.float32):
 # ---------------------------------------------------------------- kernels vs twins
 
 
-@pytest.mark.parametrize("width, by_user", [(1, False), (3, False), (3, True)])
-def test_sgd_block_epoch_matches_naive_twin(ratings, width, by_user):
+@pytest.mark.parametrize(
+    "width, by_user, run_ratings",
+    [(1, False, 4096), (3, False, 4096), (3, True, 4096), (3, True, 5)],
+)
+def test_sgd_block_epoch_matches_naive_twin(monkeypatch, ratings, width, by_user, run_ratings):
+    monkeypatch.setattr(bmf, "RUN_RATINGS", run_ratings)
     data = encoded(ratings)
     rng = np.random.default_rng(3)
     layout = bmf.BlockLayout(data, width, rng, by_user)
+    if run_ratings < 10:  # several runs per block, so their order and wrap-round count
+        assert len(layout.run_ptr) - 1 > 2 * width * width
     args = layout.epoch_args(rng)
     P, Q, bu, bi = random_params(rng, 40, 30, 6)
     twin_args = [a.copy() if isinstance(a, np.ndarray) else a for a in args]
-    assert args[8] is (not by_user)  # grouped layouts sweep from a random start
+    assert args[9] is (not by_user)  # grouped layouts sweep from a random start
     twin_params = [a.copy() for a in (P, Q, bu, bi)]
     f32 = np.float32
     scalars = (f32(3.0), f32(0.02), f32(0.05), f32(0.01))
@@ -85,7 +91,7 @@ def test_sgd_block_epoch_matches_naive_twin(ratings, width, by_user):
     twin_loss = naive.sgd_block_epoch(*twin_args, *twin_params, *scalars)
     for got, want in zip(args[:3], twin_args[:3]):
         np.testing.assert_array_equal(got, want)  # same shuffles, bit for bit
-    np.testing.assert_array_equal(args[5], twin_args[5])
+    np.testing.assert_array_equal(args[6], twin_args[6])  # the same order of runs
     for got, want in zip((P, Q, bu, bi), twin_params):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
     assert loss == pytest.approx(twin_loss, rel=1e-4)
@@ -120,6 +126,10 @@ def test_block_layout_groups_blocks_and_keeps_every_rating(ratings, by_user):
             assert len(set(layout.users[groups[g] : groups[g + 1]].tolist())) == 1
         block_of = np.searchsorted(ptr, np.arange(len(ratings)), side="right") - 1
         assert len(groups) - 1 == len(set(zip(layout.users.tolist(), block_of.tolist())))
+        # a block's groups follow its users' row order, so a run reads user rows in order
+        for b in range(16):
+            firsts = layout.users[groups[layout.block_groups[b] : layout.block_groups[b + 1]]]
+            assert np.all(np.diff(firsts) > 0)
         # each stripe's rows are one consecutive range, in stripe order
         for rows, stripe in ((user_stripe, 0), (item_stripe, 1)):
             codes = np.array(sorted(rows))
@@ -135,6 +145,43 @@ def test_block_layout_groups_blocks_and_keeps_every_rating(ratings, by_user):
         layout.to_model(inside, back)
         for got, want in zip(back, (P, Q, bu, bi)):
             assert np.array_equal(got, want)
+
+
+def test_runs_are_stretches_of_consecutive_groups_within_a_block():
+    # three blocks: groups of sizes (3, 4, 2, 5 | - | 6, 1, 1, 1)
+    sizes = [3, 4, 2, 5, 6, 1, 1, 1]
+    group_ptr = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    block_groups = np.array([0, 4, 4, 8], dtype=np.int64)
+    run_ptr, block_runs = bmf._runs(group_ptr, block_groups, 6)
+    # block 0 starts its groups at offsets 0, 3, 7, 9 -> stretches 0, 0, 1, 1;
+    # block 2 at 0, 6, 7, 8 -> 0, 1, 1, 1
+    assert run_ptr.tolist() == [0, 2, 4, 5, 8]
+    assert block_runs.tolist() == [0, 2, 2, 4]
+    one_run_each, _ = bmf._runs(group_ptr, block_groups, 10**6)
+    assert one_run_each.tolist() == [0, 4, 8]
+
+
+@pytest.mark.parametrize("run_ratings", [1, 50, 10**6])
+def test_layout_runs_cover_every_group_once(monkeypatch, synthetic, run_ratings):
+    monkeypatch.setattr(bmf, "RUN_RATINGS", run_ratings)
+    frame, _ = synthetic
+    layout = bmf.BlockLayout(encoded(frame), 4, np.random.default_rng(0), by_user=True)
+    run_ptr, block_runs, bg = layout.run_ptr, layout.block_runs, layout.block_groups
+    assert run_ptr[0] == 0 and run_ptr[-1] == len(layout.group_ptr) - 1
+    assert np.all(np.diff(run_ptr) > 0)  # never empty
+    assert block_runs[0] == 0 and block_runs[-1] == len(run_ptr) - 1
+    for b in range(16):  # a block's runs start at its first group and end at its last
+        assert run_ptr[block_runs[b]] == bg[b] or block_runs[b] == block_runs[b + 1]
+        assert run_ptr[block_runs[b + 1]] == bg[b + 1] or block_runs[b] == block_runs[b + 1]
+    ratings_per_run = np.diff(layout.group_ptr[run_ptr])
+    if run_ratings == 1:
+        assert len(run_ptr) == len(layout.group_ptr)  # one group each
+    elif run_ratings == 10**6:
+        assert len(run_ptr) - 1 == np.count_nonzero(np.diff(bg))  # one run per block
+    else:  # a run ends with the group that crosses its stretch
+        biggest = np.diff(layout.group_ptr).max()
+        assert ratings_per_run.max() < run_ratings + biggest
+    assert sorted(layout.run_order.tolist()) == list(range(len(run_ptr) - 1))
 
 
 @pytest.mark.parametrize("n_threads", [1, 2])

@@ -7,17 +7,24 @@ and no item stripe, so they can run side by side on threads without touching
 the same rows. Nothing depends on how blocks are spread over threads, so one
 and many threads give bit-identical models.
 
-Inside a block the ratings form *groups*, visited in a fresh random order
-every epoch. A group is either the whole block (the classic loop when
-``B == 1``), Fisher-Yates shuffled every epoch, or, on data too large for the
-cache, the ratings of one user in that block: the user's row then stays in
-registers for the group while the item rows of the block's item stripe stay
-in the core's cache. Such a group was shuffled once when the layout was
-built, and every epoch sweeps it from a fresh random starting point: a
-user's dozen-odd ratings in a block gain nothing from a full reshuffle, and
-reshuffling costs a random draw and three swaps per rating. Each block draws
-its random numbers from its own seed, first for the order of its groups and
-then for each group in that order.
+Inside a block the ratings form *groups*: either the whole block (the
+classic loop when ``B == 1``), Fisher-Yates shuffled every epoch, or, on data
+too large for the cache, the ratings of one user in that block. The user's
+row then stays in the core's cache for the group while the item rows of the
+block's item stripe stay in cache too. Such a group was shuffled once when
+the layout was built, and every epoch sweeps it from a fresh random starting
+point: a user's dozen-odd ratings in a block gain nothing from a full
+reshuffle, which costs a random draw and three swaps per rating.
+
+Consecutive groups form *runs* of a few thousand ratings. Every epoch visits
+a block's runs in a fresh random order, and each run's groups in turn from a
+random first group, wrapping round. Within a run the ratings, the user rows
+(numbered in group order) and the next groups are read in storage order, so
+the hardware prefetchers stream them: visiting single groups in random order
+instead made an epoch about 1.8x slower at 20M ratings, for no gain in
+accuracy (users land in runs at random when the layout is built). Each block
+draws its random numbers from its own seed: first the order of its runs,
+then, run by run, the first group and each group's starting point.
 
 The loop is bound by the latency of loading factor rows, so the kernel
 prefetches the item rows a few updates ahead and the next group's user row
@@ -151,9 +158,10 @@ def _sgd_block_epoch(
     users,
     items,
     ratings,
-    block_groups,
     group_ptr,
-    group_order,
+    run_ptr,
+    block_runs,
+    run_order,
     schedule,
     seeds,
     reshuffle,
@@ -173,12 +181,13 @@ def _sgd_block_epoch(
     users, items : int32 arrays, shape (n,)
         Dense codes; group ``g`` is ``[group_ptr[g], group_ptr[g + 1])``.
     ratings : float32 array, shape (n,)
-    block_groups : int64 array, shape (B * B + 1,)
-        Block ``b`` owns the entries ``block_groups[b]:block_groups[b + 1]``
-        of ``group_order``.
     group_ptr : int64 array, shape (n_groups + 1,)
-    group_order : int64 array, shape (n_groups,)
-        Group ids, each block's segment reshuffled in place every epoch.
+    run_ptr : int64 array, shape (n_runs + 1,)
+        Run ``r`` is the consecutive groups ``[run_ptr[r], run_ptr[r + 1])``; never empty.
+    block_runs : int64 array, shape (B * B + 1,)
+        Block ``b`` owns the entries ``block_runs[b]:block_runs[b + 1]`` of ``run_order``.
+    run_order : int64 array, shape (n_runs,)
+        Run ids, each block's segment reshuffled in place every epoch.
     schedule : int64 array, shape (B, B)
         ``schedule[t]`` lists the blocks of round ``t``; they share no row or column stripe.
     seeds : uint64 array, shape (B * B,)
@@ -198,37 +207,42 @@ def _sgd_block_epoch(
         Sum of squared errors seen during the epoch (each before its update).
     """
     n_rounds, width = schedule.shape
-    losses = np.zeros(len(block_groups) - 1)
+    n = len(users)
+    losses = np.zeros(len(block_runs) - 1)
     for t in range(n_rounds):
         for a in numba.prange(width):
             b = schedule[t, a]
             state = seeds[b] | np.uint64(1)
-            g_lo = block_groups[b]
-            g_hi = block_groups[b + 1]
-            state = _shuffle_ints(group_order, g_lo, g_hi, state)
+            state = _shuffle_ints(run_order, block_runs[b], block_runs[b + 1], state)
             loss = 0.0
-            for j in range(g_lo, g_hi):
-                g = group_order[j]
-                lo = group_ptr[g]
-                hi = group_ptr[g + 1]
-                if j + 1 < g_hi:  # the next group's user row: load it while this group runs
-                    ahead = group_ptr[group_order[j + 1]]
-                    if ahead < len(users):
-                        prefetch_row(P, users[ahead])
-                if reshuffle:
-                    state = _shuffle_triples(users, items, ratings, lo, hi, state)
-                    loss += _sgd_range(
-                        users, items, ratings, lo, hi, P, Q, bu, bi, mu, lr, reg, reg_bias
-                    )
-                elif hi > lo:
-                    state, s = _below(state, hi - lo)
-                    mid = lo + s
-                    loss += _sgd_range(
-                        users, items, ratings, mid, hi, P, Q, bu, bi, mu, lr, reg, reg_bias
-                    )
-                    loss += _sgd_range(
-                        users, items, ratings, lo, mid, P, Q, bu, bi, mu, lr, reg, reg_bias
-                    )
+            for j in range(block_runs[b], block_runs[b + 1]):
+                run = run_order[j]
+                g_lo = run_ptr[run]
+                g_hi = run_ptr[run + 1]
+                state, s = _below(state, g_hi - g_lo)
+                g = g_lo + s
+                for left in range(g_hi - g_lo - 1, -1, -1):
+                    lo = group_ptr[g]
+                    hi = group_ptr[g + 1]
+                    g = g + 1 if g + 1 < g_hi else g_lo
+                    if left:  # the next group's user row: load it while this one runs
+                        ahead = group_ptr[g]
+                        if ahead < n:
+                            prefetch_row(P, users[ahead])
+                    if reshuffle:
+                        state = _shuffle_triples(users, items, ratings, lo, hi, state)
+                        loss += _sgd_range(
+                            users, items, ratings, lo, hi, P, Q, bu, bi, mu, lr, reg, reg_bias
+                        )
+                    elif hi > lo:
+                        state, s = _below(state, hi - lo)
+                        mid = lo + s
+                        loss += _sgd_range(
+                            users, items, ratings, mid, hi, P, Q, bu, bi, mu, lr, reg, reg_bias
+                        )
+                        loss += _sgd_range(
+                            users, items, ratings, lo, mid, P, Q, bu, bi, mu, lr, reg, reg_bias
+                        )
             losses[b] = loss
     total = 0.0
     for b in range(len(losses)):
