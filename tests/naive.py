@@ -85,7 +85,9 @@ def sgd_block_epoch(
             state = shuffle_ints(run_order, r_lo, r_hi, state)
             for run in run_order[r_lo:r_hi]:
                 g_lo, g_hi = int(run_ptr[run]), int(run_ptr[run + 1])
-                state, first = below(state, g_hi - g_lo)
+                first = 0
+                if g_hi - g_lo > 1:
+                    state, first = below(state, g_hi - g_lo)
                 groups = [*range(g_lo + first, g_hi), *range(g_lo, g_lo + first)]
                 for g in groups:
                     lo, hi = int(group_ptr[g]), int(group_ptr[g + 1])

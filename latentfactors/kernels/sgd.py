@@ -24,7 +24,8 @@ the hardware prefetchers stream them: visiting single groups in random order
 instead made an epoch about 1.8x slower at 20M ratings, for no gain in
 accuracy (users land in runs at random when the layout is built). Each block
 draws its random numbers from its own seed: first the order of its runs,
-then, run by run, the first group and each group's starting point.
+then, run by run, the first group (for runs of more than one) and each
+group's starting point.
 
 The loop is bound by the latency of loading factor rows, so the kernel
 prefetches the item rows a few updates ahead and the next group's user row
@@ -219,8 +220,10 @@ def _sgd_block_epoch(
                 run = run_order[j]
                 g_lo = run_ptr[run]
                 g_hi = run_ptr[run + 1]
-                state, s = _below(state, g_hi - g_lo)
-                g = g_lo + s
+                g = g_lo
+                if g_hi - g_lo > 1:
+                    state, s = _below(state, g_hi - g_lo)
+                    g += s
                 for left in range(g_hi - g_lo - 1, -1, -1):
                     lo = group_ptr[g]
                     hi = group_ptr[g + 1]
