@@ -73,7 +73,9 @@ def sgd_block_epoch(
     its groups in turn from a random first one, wrapping round.
 
     With ``reshuffle`` a group is shuffled and then swept; without, it is swept
-    from a random start to its end and then from its beginning to the start.
+    from a random start to its end and then from its beginning to the start,
+    and the groups go in pairs whose sweeps are interleaved (one rating of
+    each in turn, then the rest of the longer one).
     """
     f32 = np.float32
     mu, lr, reg, reg_bias = f32(mu), f32(lr), f32(reg), f32(reg_bias)
@@ -89,25 +91,35 @@ def sgd_block_epoch(
                 if g_hi - g_lo > 1:
                     state, first = below(state, g_hi - g_lo)
                 groups = [*range(g_lo + first, g_hi), *range(g_lo, g_lo + first)]
+                sweeps = []
                 for g in groups:
                     lo, hi = int(group_ptr[g]), int(group_ptr[g + 1])
                     if reshuffle:
                         state = shuffle_triples(users, items, ratings, lo, hi, state)
-                        sweep = range(lo, hi)
-                    elif hi > lo:
+                        sweeps.append(list(range(lo, hi)))
+                        continue
+                    start = 0
+                    if hi > lo:
                         state, start = below(state, hi - lo)
-                        sweep = [*range(lo + start, hi), *range(lo, lo + start)]
-                    else:
-                        sweep = []
-                    for idx in sweep:
-                        u, i = users[idx], items[idx]
-                        pu, qi = P[u].copy(), Q[i].copy()
-                        e = f32(ratings[idx] - (mu + bu[u] + bi[i] + f32(np.dot(pu, qi))))
-                        loss += float(e) ** 2
-                        bu[u] += lr * (e - reg_bias * bu[u])
-                        bi[i] += lr * (e - reg_bias * bi[i])
-                        P[u] = pu + lr * (e * qi - reg * pu)
-                        Q[i] = qi + lr * (e * pu - reg * qi)
+                    sweeps.append([*range(lo + start, hi), *range(lo, lo + start)])
+                if reshuffle:
+                    order = [idx for sweep in sweeps for idx in sweep]
+                else:  # groups in pairs, their ratings interleaved
+                    order = []
+                    for one, two in zip(sweeps[::2], [*sweeps[1::2], []]):
+                        common = min(len(one), len(two))
+                        for x, y in zip(one[:common], two[:common]):
+                            order += [x, y]
+                        order += one[common:] + two[common:]
+                for idx in order:
+                    u, i = users[idx], items[idx]
+                    pu, qi = P[u].copy(), Q[i].copy()
+                    e = f32(ratings[idx] - (mu + bu[u] + bi[i] + f32(np.dot(pu, qi))))
+                    loss += float(e) ** 2
+                    bu[u] += lr * (e - reg_bias * bu[u])
+                    bi[i] += lr * (e - reg_bias * bi[i])
+                    P[u] = pu + lr * (e * qi - reg * pu)
+                    Q[i] = qi + lr * (e * pu - reg * qi)
     return loss
 
 

