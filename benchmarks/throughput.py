@@ -47,8 +47,7 @@ sys.path.insert(0, str(HERE.parent))
 
 from latentfactors import BiasedMF, make_synthetic_ratings  # noqa: E402
 from latentfactors.data import IdIndex  # noqa: E402
-
-BANDWIDTH_GBS = 21.0  # measured on the development machine; see --help
+from latentfactors.models.biased_mf import grid_plan  # noqa: E402
 
 
 def fit_seconds(make_model, data, epochs) -> float:
@@ -119,14 +118,72 @@ def surprise_epoch_seconds(frame, k, extra, sample=2_000_000) -> float:
     return (times[1] - times[0]) / extra * len(frame) / len(part)
 
 
-def bytes_per_update(k) -> tuple[int, int]:
-    """(streamed bytes: the rating triple, read once per epoch; all bytes touched).
+def bytes_per_update(k, n, n_items, n_groups, width) -> tuple[float, float]:
+    """(bytes from memory per update on the block schedule; bytes if nothing were cached).
 
-    A per-epoch reshuffle in place would read and write each triple once more.
+    On the schedule an epoch streams each rating triple once (12 bytes), each
+    group's user row (factors + bias) once in and once out, and each block's
+    item stripe once in and once out; everything else hits the core's cache.
+    Without any cache, every update would read and write a user row and an
+    item row.
     """
-    triple = 12
-    rows = 2 * 2 * (4 * k + 4)  # P[u], Q[i] with their biases, read and written
-    return triple, triple + rows
+    row = 4 * k + 4
+    streamed = 12 + 2 * row * (n_groups + n_items * width) / n
+    return streamed, 12 + 2 * 2 * row
+
+
+def schedule_shape(frame, k) -> tuple[int, int]:
+    """``(B, groups)`` of the SGD layout for these ratings: ``groups`` counts
+    (user, item stripe) pairs, with items spread over stripes at random."""
+    users = frame["user"].to_numpy()
+    items = frame["item"].to_numpy()
+    n_users, n_items = int(users.max()) + 1, int(items.max()) + 1
+    width, by_user = grid_plan(n_users, n_items, len(frame), k)
+    if not by_user:
+        return width, width * width
+    stripe = np.random.default_rng(0).integers(0, width, n_items)
+    return width, len(np.unique(users.astype(np.int64) * width + stripe[items]))
+
+
+def read_bandwidth(threads) -> float:
+    """GB/s of a plain parallel sum over 1 GB (what the memory gives one pass that only reads)."""
+    import numba
+
+    big = np.ones(2**28, dtype=np.float32)
+    _sum(big[:16])
+    prev = numba.get_num_threads()
+    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    try:
+        best = min(_timed(_sum, big) for _ in range(5))
+    finally:
+        numba.set_num_threads(prev)
+    return big.nbytes / best / 1e9
+
+
+def _timed(fn, *args) -> float:
+    start = time.perf_counter()
+    fn(*args)
+    return time.perf_counter() - start
+
+
+def _sum(x):
+    return _sum_kernel(x)
+
+
+def _jit_sum():
+    import numba
+
+    @numba.njit(parallel=True, fastmath=True, cache=False)
+    def total(x):
+        s = 0.0
+        for i in numba.prange(len(x)):
+            s += x[i]
+        return s
+
+    return total
+
+
+_sum_kernel = _jit_sum()
 
 
 def peak_rss_child(n_ratings, k, threads):
@@ -222,7 +279,8 @@ def main(argv=None):
             print("scikit-surprise not installed: pip install scikit-surprise  (skipped)")
 
     print(
-        f"\n{'configuration':<30} {'s/epoch':>8} {'M upd/s':>8} {'stream GB/s':>11} {'all GB/s':>9}"
+        f"\n{'configuration':<30} {'s/epoch':>8} {'M upd/s':>8} {'memory GB/s':>11} "
+        f"{'if uncached':>12}"
     )
     rows = {}
     for name, _, k, _ in configs:
@@ -232,18 +290,32 @@ def main(argv=None):
         rows[name] = (sec, int(name.split("k=")[1].split()[0]))
     for k, sec in surprise.items():
         rows[f"surprise SVD k={k} t=1"] = (sec, k)
+    shapes = {k: schedule_shape(frame, k) for k in args.factors}
     for name, (sec, k) in rows.items():
         rate = n / sec
-        stream, everything = bytes_per_update(k)
+        width, groups = shapes[k]
+        memory, uncached = bytes_per_update(k, n, frame["item"].nunique(), groups, width)
+        mine = name.startswith("latentfactors")
         print(
-            f"{name:<30} {sec:8.3f} {rate / 1e6:8.1f} {rate * stream / 1e9:11.1f} "
-            f"{rate * everything / 1e9:9.1f}"
+            f"{name:<30} {sec:8.3f} {rate / 1e6:8.1f} "
+            f"{(f'{rate * memory / 1e9:.1f}' if mine else '-'):>11} {rate * uncached / 1e9:12.1f}"
         )
+    bandwidth = {t: read_bandwidth(t) for t in sorted(set(args.threads))}
     print(
-        f"(memory bandwidth here: about {BANDWIDTH_GBS:.0f} GB/s; 'stream' counts the rating "
-        "triples read by the sweep, 'all' adds the factor rows read and written as if "
-        "nothing stayed in cache)"
+        "(memory GB/s: what our block schedule must move to and from memory at that rate "
+        "(each rating once, each group's user row and each block's item stripe in and out), "
+        "against a read bandwidth measured here of "
+        + ", ".join(
+            f"{bw:.1f} GB/s on {t} thread{'s' if t > 1 else ''}" for t, bw in bandwidth.items()
+        )
+        + "; 'if uncached' counts a user and an item row read and written per update: "
+        "where that exceeds the bandwidth, the rows must be coming from the cores' caches)"
     )
+    for k, (width, groups) in shapes.items():
+        print(
+            f"(k={k}: {width} x {width} blocks, {groups:,} user groups, "
+            f"{n / groups:.1f} ratings per group)"
+        )
     _ratios(rows, n)
     if SETUP:
         print("\nlatentfactors one-off set-up per fit (encoding ids, CSR of seen items, layout):")

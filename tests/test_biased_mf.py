@@ -689,9 +689,40 @@ def test_get_set_params_and_refit_starts_fresh(ratings):
     assert np.array_equal(first, second)
 
 
-def test_divergence_raises_a_named_error(ratings):
-    with pytest.raises(DivergenceError, match=r"epoch \d+.*smaller learning_rate"):
+@pytest.mark.parametrize("grid", [None, (3, True)])
+def test_divergence_raises_a_named_error(monkeypatch, ratings, grid):
+    if grid:  # trained on renumbered copies: the check must look at those
+        monkeypatch.setattr(bmf, "grid_plan", lambda *a: grid)
+    with pytest.raises(DivergenceError, match=r"epoch 1\b.*smaller learning_rate"):
         BiasedMF(**FAST, learning_rate=1e6, reg=0.0, init_std=10.0).fit(ratings)
+
+
+def test_model_arrays_are_current_whenever_something_reads_them(monkeypatch, synthetic):
+    # On a renumbered grid, SGD trains on copies of the parameters; the model's own
+    # arrays must still be current for callbacks, validation and after fit.
+    monkeypatch.setattr(bmf, "grid_plan", lambda *a: (4, True))
+    frame, _ = synthetic
+    seen = []
+
+    def callback(epoch, logs):
+        seen.append(model.user_factors_.copy())
+
+    model = BiasedMF(**FAST, callback=callback)
+    model.fit(frame)
+    quiet = BiasedMF(**FAST).fit(frame)
+    assert len(seen) == FAST["n_epochs"]
+    assert all(not np.array_equal(a, b) for a, b in zip(seen, seen[1:]))  # moved every epoch
+    assert np.array_equal(seen[-1], model.user_factors_)
+    for name in ("user_factors_", "item_factors_", "user_bias_", "item_bias_"):
+        assert np.array_equal(getattr(model, name), getattr(quiet, name))
+    # with valid: each epoch's valid MSE is that of the model as it then stood
+    held = frame.sample(2000, random_state=1)
+    mses = []
+    model = BiasedMF(
+        **FAST, early_stopping=False, callback=lambda e, logs: mses.append(model.evaluate(held))
+    )
+    model.fit(frame, valid=held)
+    assert [m["mse"] for m in mses] == pytest.approx(model.history_["valid_mse"], rel=1e-6)
 
 
 def test_predict_before_fit_is_a_clear_error():

@@ -323,32 +323,39 @@ class FactorModel(RecommenderMixin):
         best = (math.inf, 0, None)
         waited = 0
         self.n_epochs_ = 0
-        for epoch in range(1, self.n_epochs + 1):
-            start = time.perf_counter()
-            sse = self._epoch(ctx, epoch, rng)
-            seconds = time.perf_counter() - start
-            train_mse = sse / n_train
-            self._check_finite(epoch, train_mse)
-            logs = {"train_mse": train_mse, "seconds": seconds}
-            if valid_codes is not None:
-                pred = self._predict_codes(valid_codes[0], valid_codes[1])
-                logs["valid_mse"] = float(np.mean((pred - valid_codes[2]) ** 2))
-            self.n_epochs_ = epoch
-            self.history_["epoch"].append(epoch)
-            self.history_["train_mse"].append(train_mse)
-            self.history_["valid_mse"].append(logs.get("valid_mse", math.nan))
-            self.history_["seconds"].append(seconds)
-            self._report(epoch, logs)
-            if valid_codes is None:
-                continue
-            if logs["valid_mse"] < best[0]:
-                snapshot = self._copy_state() if self.early_stopping else None
-                best = (logs["valid_mse"], epoch, snapshot)
-                waited = 0
-            else:
-                waited += 1
-                if self.early_stopping and waited >= self.patience:
-                    break
+        # Whether anything reads the model's own arrays between epochs.
+        reads_model = valid_codes is not None or self.callback is not None
+        try:
+            for epoch in range(1, self.n_epochs + 1):
+                start = time.perf_counter()
+                sse = self._epoch(ctx, epoch, rng)
+                if reads_model:
+                    self._sync(ctx)
+                seconds = time.perf_counter() - start
+                train_mse = sse / n_train
+                self._check_finite(epoch, train_mse, ctx)
+                logs = {"train_mse": train_mse, "seconds": seconds}
+                if valid_codes is not None:
+                    pred = self._predict_codes(valid_codes[0], valid_codes[1])
+                    logs["valid_mse"] = float(np.mean((pred - valid_codes[2]) ** 2))
+                self.n_epochs_ = epoch
+                self.history_["epoch"].append(epoch)
+                self.history_["train_mse"].append(train_mse)
+                self.history_["valid_mse"].append(logs.get("valid_mse", math.nan))
+                self.history_["seconds"].append(seconds)
+                self._report(epoch, logs)
+                if valid_codes is None:
+                    continue
+                if logs["valid_mse"] < best[0]:
+                    snapshot = self._copy_state() if self.early_stopping else None
+                    best = (logs["valid_mse"], epoch, snapshot)
+                    waited = 0
+                else:
+                    waited += 1
+                    if self.early_stopping and waited >= self.patience:
+                        break
+        finally:  # however the loop ends, the model holds the last epoch's parameters
+            self._sync(ctx)
         if valid_codes is not None and self.early_stopping and best[2] is not None:
             if best[1] != self.n_epochs_:
                 self._set_state(best[2])
@@ -366,6 +373,14 @@ class FactorModel(RecommenderMixin):
     def _teardown(self, ctx):
         pass
 
+    def _sync(self, ctx):
+        """Bring the model's arrays up to date with training (for optimizers that
+        train on copies of them); called whenever something reads them."""
+
+    def _training_arrays(self, ctx) -> dict:
+        """The arrays training updates, by state name (the model's own by default)."""
+        return self._get_state()
+
     def _report(self, epoch, logs):
         if self.verbose:
             parts = [
@@ -379,8 +394,9 @@ class FactorModel(RecommenderMixin):
         if self.callback is not None:
             self.callback(epoch, dict(logs))
 
-    def _check_finite(self, epoch, train_mse):
-        bad = [name for name, arr in self._get_state().items() if not np.isfinite(arr).all()]
+    def _check_finite(self, epoch, train_mse, ctx):
+        arrays = self._training_arrays(ctx)
+        bad = [name for name, arr in arrays.items() if not np.isfinite(arr).all()]
         if bad or not math.isfinite(train_mse):
             what = f"parameters {bad}" if bad else "the training loss"
             raise DivergenceError(

@@ -409,7 +409,7 @@ class BiasedMF(FactorModel):
             width, by_user = grid_plan(n_users, n_items, len(data.ratings), self.n_factors)
             layout = BlockLayout(data, width, rng, by_user, self._threads)
             ctx["layout"] = layout
-            # Train on the layout's numbering; the model's arrays are refreshed every epoch.
+            # Train on the layout's numbering; _sync refreshes the model's arrays.
             ctx["rows"] = layout.to_layout(self._sgd_arrays())
             return ctx
         k = self.n_factors
@@ -442,6 +442,15 @@ class BiasedMF(FactorModel):
         )
         return ctx
 
+    def _sync(self, ctx):
+        if "layout" in ctx:
+            ctx["layout"].to_model(ctx["rows"], self._sgd_arrays())
+
+    def _training_arrays(self, ctx) -> dict:
+        if "layout" in ctx:
+            return dict(zip(self._state_names(), ctx["rows"]))
+        return self._get_state()
+
     def _epoch(self, ctx, epoch, rng):
         P, Q, bu, bi = self._sgd_arrays()
         if self.optimizer == "sgd":
@@ -456,7 +465,6 @@ class BiasedMF(FactorModel):
                 ctx["reg"],
                 ctx["reg_bias"],
             )
-            layout.to_model(ctx["rows"], (P, Q, bu, bi))
             return sse
         data, order = ctx["data"], ctx["order"]
         sgd_kernels._shuffle_order(order, rng.integers(1, 2**63, dtype=np.uint64))
