@@ -27,6 +27,12 @@ draws its random numbers from its own seed: first the order of its runs,
 then, run by run, the first group (for runs of more than one) and each
 group's starting point.
 
+Within a run, grouped ratings go two groups at a time, one rating of each in
+turn: consecutive updates of one user each wait for the last (the user's row
+is read right after it was written), while two users' updates can overlap in
+the core. This is about 1.25x faster with the rows in cache, and is just
+another fixed order of the same updates.
+
 The loop is bound by the latency of loading factor rows, so the kernel
 prefetches the item rows a few updates ahead and the next group's user row
 (see :mod:`latentfactors.kernels._prefetch`); a prefetch changes no value.
@@ -236,7 +242,8 @@ def _sgd_block_epoch(
         ``True``: Fisher-Yates shuffle every group in place before sweeping
         it. ``False``: sweep every group from a random starting point to its
         end, then from its start (one random draw per group; the groups were
-        shuffled once when the layout was built).
+        shuffled once when the layout was built), the groups of a run taken
+        in pairs whose sweeps are interleaved (see :func:`_sgd_pair`).
     P, Q : float32 arrays, shapes (n_users, k) and (n_items, k); updated in place.
     bu, bi : float32 arrays; updated in place.
     mu, lr, reg, reg_bias : float32 scalars.
