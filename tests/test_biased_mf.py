@@ -790,3 +790,27 @@ def test_bad_training_data_is_rejected_before_any_kernel(ratings):
         fitted.predict([1, 2], [3])
     with pytest.raises(ValueError, match="predict needs items"):
         fitted.predict([1, 2])
+
+
+def test_prefetch_hints_change_nothing():
+    import numba
+
+    from latentfactors.kernels._prefetch import prefetch_at, prefetch_row
+
+    @numba.njit
+    def touch(flat, rows, codes):
+        total = 0.0
+        for j in range(len(codes)):
+            prefetch_at(flat, codes[j])
+            prefetch_at(codes, j)
+            prefetch_row(rows, codes[j] % rows.shape[0])
+            total += flat[codes[j]]
+        return total
+
+    flat = np.arange(100, dtype=np.float32)
+    rows = np.arange(300, dtype=np.float64).reshape(100, 3)
+    codes = np.array([5, 99, 0, 42], dtype=np.int32)
+    before = (flat.copy(), rows.copy(), codes.copy())
+    assert touch(flat, rows, codes) == 146.0
+    for got, want in zip((flat, rows, codes), before):
+        assert np.array_equal(got, want)

@@ -18,6 +18,27 @@ from numba.extending import intrinsic
 LINE_FLOATS = 16  # float32 values per 64-byte cache line
 
 
+def _codegen(context, builder, signature, args):
+    """A write prefetch of the address of ``array[index...]``."""
+    array_type, *index_types = signature.args
+    array = context.make_array(array_type)(context, builder, args[0])
+    index = [
+        context.cast(builder, value, index_type, types.intp)
+        for value, index_type in zip(args[1:], index_types)
+    ]
+    ptr = cgutils.get_item_pointer(context, builder, array_type, array, index, wraparound=False)
+    byte_ptr = ir.IntType(8).as_pointer()
+    i32 = ir.IntType(32)
+    fn = cgutils.get_or_insert_function(
+        builder.module,
+        ir.FunctionType(ir.VoidType(), [byte_ptr, i32, i32, i32]),
+        "llvm.prefetch.p0i8",
+    )
+    # (address, rw=1 write, locality=3 keep in all cache levels, cache type=1 data)
+    builder.call(fn, [builder.bitcast(ptr, byte_ptr), i32(1), i32(3), i32(1)])
+    return context.get_dummy_value()
+
+
 @intrinsic
 def _prefetch(typingctx, arr, row, col):
     """Prefetch the cache line holding ``arr[row, col]`` (a 2-D array), for writing."""
@@ -28,28 +49,15 @@ def _prefetch(typingctx, arr, row, col):
         and isinstance(col, types.Integer)
     ):
         return None
-    sig = types.void(arr, row, col)
+    return types.void(arr, row, col), _codegen
 
-    def codegen(context, builder, signature, args):
-        array_type, row_type, col_type = signature.args
-        array = context.make_array(array_type)(context, builder, args[0])
-        index = [
-            context.cast(builder, args[1], row_type, types.intp),
-            context.cast(builder, args[2], col_type, types.intp),
-        ]
-        ptr = cgutils.get_item_pointer(context, builder, array_type, array, index, wraparound=False)
-        byte_ptr = ir.IntType(8).as_pointer()
-        i32 = ir.IntType(32)
-        fn = cgutils.get_or_insert_function(
-            builder.module,
-            ir.FunctionType(ir.VoidType(), [byte_ptr, i32, i32, i32]),
-            "llvm.prefetch.p0i8",
-        )
-        # (address, rw=1 write, locality=3 keep in all cache levels, cache type=1 data)
-        builder.call(fn, [builder.bitcast(ptr, byte_ptr), i32(1), i32(3), i32(1)])
-        return context.get_dummy_value()
 
-    return sig, codegen
+@intrinsic
+def prefetch_at(typingctx, arr, idx):
+    """Prefetch the cache line holding ``arr[idx]`` (a 1-D array); ``idx`` must be valid."""
+    if not (isinstance(arr, types.Array) and arr.ndim == 1 and isinstance(idx, types.Integer)):
+        return None
+    return types.void(arr, idx), _codegen
 
 
 @numba.njit(inline="always", cache=True)

@@ -51,6 +51,11 @@ import numba
 import numpy as np
 
 from latentfactors.kernels._config import JIT, PARALLEL_JIT
+from latentfactors.kernels._prefetch import prefetch_at, prefetch_row
+
+# Rows and ratings are fetched this many steps ahead of their use (a prefetch
+# changes no value; see kernels/_prefetch.py).
+AHEAD = 8
 
 
 @numba.njit(**JIT)
@@ -59,6 +64,16 @@ def _list_rows(users, items, order, start, stop, stamp_u, stamp_i, touched_u, to
     nu = 0
     ni = 0
     for j in range(start, stop):
+        # The codes sit at random places: fetch them well ahead, and the stamps
+        # of rows whose codes are (by then) in cache a little ahead.
+        if j + 2 * AHEAD < stop:
+            ahead = order[j + 2 * AHEAD]
+            prefetch_at(users, ahead)
+            prefetch_at(items, ahead)
+        if j + AHEAD < stop:
+            ahead = order[j + AHEAD]
+            prefetch_at(stamp_u, users[ahead])
+            prefetch_at(stamp_i, items[ahead])
         idx = order[j]
         u = users[idx]
         i = items[idx]
@@ -153,6 +168,11 @@ def _batch_errors(users, items, ratings, order, start, lo, hi, P, Q, bu, bi, mu,
     k = P.shape[1]
     scale = 2.0 / m
     for j in range(lo, hi):
+        if j + AHEAD < hi:
+            ahead = order[start + j + AHEAD]
+            prefetch_at(ratings, ahead)
+            prefetch_row(P, users[ahead])
+            prefetch_row(Q, items[ahead])
         idx = order[start + j]
         u = users[idx]
         i = items[idx]
@@ -196,6 +216,12 @@ def _accumulate_owned(
     k = P.shape[1]
     scale = 2.0 / m
     for j in range(start, stop):
+        if j + AHEAD < stop:
+            ahead = order[j + AHEAD]
+            if (users[ahead] >> 4) % parts == part:
+                prefetch_row(gP, users[ahead])
+            if (items[ahead] >> 4) % parts == part:
+                prefetch_row(gQ, items[ahead])
         idx = order[j]
         u = users[idx]
         i = items[idx]
@@ -225,6 +251,12 @@ def _adam_rows(rows, n_rows, W, gW, mW, vW, b, gb, mb, vb, alpha, beta1, beta2, 
     c2 = W.dtype.type(1.0) - b2
     ep = W.dtype.type(eps)
     for j in range(n_rows):
+        if j + AHEAD < n_rows:  # four rows per parameter, at random places
+            ahead = rows[j + AHEAD]
+            prefetch_row(W, ahead)
+            prefetch_row(gW, ahead)
+            prefetch_row(mW, ahead)
+            prefetch_row(vW, ahead)
         r = rows[j]
         g = gb[r]
         mb[r] = b1 * mb[r] + c1 * g
