@@ -164,7 +164,7 @@ class MLPMF(FactorModel):
     within noise of each other.
 
     On the test part the defaults give 0.777 (median of seeds 0-2; 0.773
-    over seeds 0-4; 0.777 without ``valid``) in about 4 s, against 0.755 for
+    over seeds 0-4; 0.777 without ``valid``) in about 4 s, against 0.754-0.756 for
     :class:`BiasedMF` defaults on the same splits, 0.781 with Adam on
     everything and 0.796 for the linear (biases-only) head. The MLP learns
     interactions, but as Rendle et al. (2020, "Neural collaborative
