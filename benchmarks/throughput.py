@@ -125,7 +125,8 @@ def bytes_per_update(k, n, n_items, n_groups, width) -> tuple[float, float]:
     group's user row (factors + bias) once in and once out, and each block's
     item stripe once in and once out; everything else hits the core's cache.
     Without any cache, every update would read and write a user row and an
-    item row.
+    item row. (Data small enough for one block is instead reshuffled in place
+    every epoch, which also rewrites every triple; it never comes to that here.)
     """
     row = 4 * k + 4
     streamed = 12 + 2 * row * (n_groups + n_items * width) / n
@@ -145,19 +146,21 @@ def schedule_shape(frame, k) -> tuple[int, int]:
     return width, len(np.unique(users.astype(np.int64) * width + stripe[items]))
 
 
-def read_bandwidth(threads) -> float:
-    """GB/s of a plain parallel sum over 1 GB (what the memory gives one pass that only reads)."""
+def read_bandwidth(threads) -> tuple[int, float]:
+    """``(threads used, GB/s)`` of a plain parallel sum over 1 GB: what the memory
+    gives a pass that only reads."""
     import numba
 
     big = np.ones(2**28, dtype=np.float32)
     _sum(big[:16])
+    used = min(threads, numba.config.NUMBA_NUM_THREADS)
     prev = numba.get_num_threads()
-    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    numba.set_num_threads(used)
     try:
         best = min(_timed(_sum, big) for _ in range(5))
     finally:
         numba.set_num_threads(prev)
-    return big.nbytes / best / 1e9
+    return used, big.nbytes / best / 1e9
 
 
 def _timed(fn, *args) -> float:
@@ -295,12 +298,14 @@ def main(argv=None):
         rate = n / sec
         width, groups = shapes[k]
         memory, uncached = bytes_per_update(k, n, frame["item"].nunique(), groups, width)
+        # Peers lay out their data and rows in their own ways: no estimate for them.
         mine = name.startswith("latentfactors")
         print(
             f"{name:<30} {sec:8.3f} {rate / 1e6:8.1f} "
-            f"{(f'{rate * memory / 1e9:.1f}' if mine else '-'):>11} {rate * uncached / 1e9:12.1f}"
+            f"{(f'{rate * memory / 1e9:.1f}' if mine else '-'):>11} "
+            f"{(f'{rate * uncached / 1e9:.1f}' if mine else '-'):>12}"
         )
-    bandwidth = {t: read_bandwidth(t) for t in sorted(set(args.threads))}
+    bandwidth = dict(read_bandwidth(t) for t in sorted(set(args.threads)))
     print(
         "(memory GB/s: what our block schedule must move to and from memory at that rate "
         "(each rating once, each group's user row and each block's item stripe in and out), "
@@ -318,7 +323,10 @@ def main(argv=None):
         )
     _ratios(rows, n)
     if SETUP:
-        print("\nlatentfactors one-off set-up per fit (encoding ids, CSR of seen items, layout):")
+        print(
+            "\nlatentfactors one-off set-up per fit (encoding ids, CSR of seen items, layout, "
+            "final write-back of renumbered rows):"
+        )
         for (k, t), secs in SETUP.items():
             print(f"  k={k} t={t}: {statistics.median(secs):.1f}s (median of {len(secs)} fits)")
     if args.adam:

@@ -15,7 +15,7 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-LINE_FLOATS = 16  # float32 values per 64-byte cache line
+LINE_BYTES = 64
 
 
 def _codegen(context, builder, signature, args):
@@ -62,6 +62,11 @@ def prefetch_at(typingctx, arr, idx):
 
 @numba.njit(inline="always", cache=True)
 def prefetch_row(arr, row):
-    """Prefetch every cache line of ``arr[row]``; ``row`` must be a valid row."""
-    for col in range(0, arr.shape[1], LINE_FLOATS):
+    """Prefetch every cache line of ``arr[row]`` (C-contiguous); ``row`` must be a valid row.
+
+    Steps one cache line of values at a time from the row's start, so a row
+    that does not start on a line boundary may miss its last line (a hint
+    lost, never a value changed).
+    """
+    for col in range(0, arr.shape[1], max(1, LINE_BYTES // arr.itemsize)):
         _prefetch(arr, row, col)

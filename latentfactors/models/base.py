@@ -329,9 +329,9 @@ class FactorModel(RecommenderMixin):
             for epoch in range(1, self.n_epochs + 1):
                 start = time.perf_counter()
                 sse = self._epoch(ctx, epoch, rng)
+                seconds = time.perf_counter() - start
                 if reads_model:
                     self._sync(ctx)
-                seconds = time.perf_counter() - start
                 train_mse = sse / n_train
                 self._check_finite(epoch, train_mse, ctx)
                 logs = {"train_mse": train_mse, "seconds": seconds}
@@ -354,7 +354,10 @@ class FactorModel(RecommenderMixin):
                     waited += 1
                     if self.early_stopping and waited >= self.patience:
                         break
-        finally:  # however the loop ends, the model holds the last epoch's parameters
+        finally:
+            # However the loop ends, the model holds the parameters as training left
+            # them: after an interruption mid-epoch, part-way through that epoch (as
+            # when training updates the model's own arrays).
             self._sync(ctx)
         if valid_codes is not None and self.early_stopping and best[2] is not None:
             if best[1] != self.n_epochs_:

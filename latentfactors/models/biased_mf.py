@@ -452,7 +452,6 @@ class BiasedMF(FactorModel):
         return self._get_state()
 
     def _epoch(self, ctx, epoch, rng):
-        P, Q, bu, bi = self._sgd_arrays()
         if self.optimizer == "sgd":
             layout = ctx["layout"]
             sse = with_threads(
@@ -466,6 +465,7 @@ class BiasedMF(FactorModel):
                 ctx["reg_bias"],
             )
             return sse
+        P, Q, bu, bi = self._sgd_arrays()
         data, order = ctx["data"], ctx["order"]
         sgd_kernels._shuffle_order(order, rng.integers(1, 2**63, dtype=np.uint64))
         mP, vP, mQ, vQ, mbu, vbu, mbi, vbi = ctx["moments"]
