@@ -60,6 +60,19 @@ def prefetch_at(typingctx, arr, idx):
     return types.void(arr, idx), _codegen
 
 
+@intrinsic
+def _line_values(typingctx, arr):
+    """Values of ``arr``'s dtype per cache line, as a compile-time constant."""
+    if not isinstance(arr, types.Array):
+        return None
+    step = max(1, LINE_BYTES // (arr.dtype.bitwidth // 8))
+
+    def codegen(context, builder, signature, args):
+        return context.get_constant(types.intp, step)
+
+    return types.intp(arr), codegen
+
+
 @numba.njit(inline="always", cache=True)
 def prefetch_row(arr, row):
     """Prefetch every cache line of ``arr[row]`` (C-contiguous); ``row`` must be a valid row.
@@ -68,5 +81,5 @@ def prefetch_row(arr, row):
     that does not start on a line boundary may miss its last line (a hint
     lost, never a value changed).
     """
-    for col in range(0, arr.shape[1], max(1, LINE_BYTES // arr.itemsize)):
+    for col in range(0, arr.shape[1], _line_values(arr)):
         _prefetch(arr, row, col)
