@@ -40,6 +40,7 @@ import sys
 import time
 from pathlib import Path
 
+import numba
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
@@ -138,55 +139,38 @@ def schedule_shape(frame, k) -> tuple[int, int]:
     (user, item stripe) pairs, with items spread over stripes at random."""
     users = frame["user"].to_numpy()
     items = frame["item"].to_numpy()
-    n_users, n_items = int(users.max()) + 1, int(items.max()) + 1
-    width, by_user = grid_plan(n_users, n_items, len(frame), k)
+    width, by_user = grid_plan(len(np.unique(users)), len(np.unique(items)), len(frame), k)
     if not by_user:
         return width, width * width
-    stripe = np.random.default_rng(0).integers(0, width, n_items)
+    stripe = np.random.default_rng(0).integers(0, width, int(items.max()) + 1)
     return width, len(np.unique(users.astype(np.int64) * width + stripe[items]))
+
+
+@numba.njit(parallel=True, fastmath=True)
+def _read_all(x):
+    total = 0.0
+    for i in numba.prange(len(x)):
+        total += x[i]
+    return total
 
 
 def read_bandwidth(threads) -> tuple[int, float]:
     """``(threads used, GB/s)`` of a plain parallel sum over 1 GB: what the memory
     gives a pass that only reads."""
-    import numba
-
     big = np.ones(2**28, dtype=np.float32)
-    _sum(big[:16])
+    _read_all(big[:16])
     used = min(threads, numba.config.NUMBA_NUM_THREADS)
     prev = numba.get_num_threads()
     numba.set_num_threads(used)
     try:
-        best = min(_timed(_sum, big) for _ in range(5))
+        seconds = []
+        for _ in range(5):
+            start = time.perf_counter()
+            _read_all(big)
+            seconds.append(time.perf_counter() - start)
     finally:
         numba.set_num_threads(prev)
-    return used, big.nbytes / best / 1e9
-
-
-def _timed(fn, *args) -> float:
-    start = time.perf_counter()
-    fn(*args)
-    return time.perf_counter() - start
-
-
-def _sum(x):
-    return _sum_kernel(x)
-
-
-def _jit_sum():
-    import numba
-
-    @numba.njit(parallel=True, fastmath=True, cache=False)
-    def total(x):
-        s = 0.0
-        for i in numba.prange(len(x)):
-            s += x[i]
-        return s
-
-    return total
-
-
-_sum_kernel = _jit_sum()
+    return used, big.nbytes / min(seconds) / 1e9
 
 
 def peak_rss_child(n_ratings, k, threads):
@@ -294,10 +278,11 @@ def main(argv=None):
     for k, sec in surprise.items():
         rows[f"surprise SVD k={k} t=1"] = (sec, k)
     shapes = {k: schedule_shape(frame, k) for k in args.factors}
+    n_items = frame["item"].nunique()
     for name, (sec, k) in rows.items():
         rate = n / sec
         width, groups = shapes[k]
-        memory, uncached = bytes_per_update(k, n, frame["item"].nunique(), groups, width)
+        memory, uncached = bytes_per_update(k, n, n_items, groups, width)
         # Peers lay out their data and rows in their own ways: no estimate for them.
         mine = name.startswith("latentfactors")
         print(

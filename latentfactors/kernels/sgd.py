@@ -191,9 +191,13 @@ def _sgd_pair(
         loss += _update(users, items, ratings, b, P, Q, bu, bi, mu, lr, shrink, reg_bias)
         b = b + 1 if b + 1 < b_hi else b_lo
     for _ in range(na - nb):
+        if a + PREFETCH_AHEAD < a_hi:
+            prefetch_row(Q, items[a + PREFETCH_AHEAD])
         loss += _update(users, items, ratings, a, P, Q, bu, bi, mu, lr, shrink, reg_bias)
         a = a + 1 if a + 1 < a_hi else a_lo
     for _ in range(nb - na):
+        if b + PREFETCH_AHEAD < b_hi:
+            prefetch_row(Q, items[b + PREFETCH_AHEAD])
         loss += _update(users, items, ratings, b, P, Q, bu, bi, mu, lr, shrink, reg_bias)
         b = b + 1 if b + 1 < b_hi else b_lo
     return loss
