@@ -252,7 +252,8 @@ def test_shuffle_groups_permutes_each_group_deterministically():
 @pytest.mark.parametrize("batch", [64, 500])  # 500: several tasks per parallel pass
 @pytest.mark.parametrize("parts", [1, 3])
 @pytest.mark.parametrize("dense", [False, True])
-def test_adam_epoch_matches_naive_twin(dense, parts, batch):
+@pytest.mark.parametrize("records", [False, True])  # interleaved views, as fit uses
+def test_adam_epoch_matches_naive_twin(records, dense, parts, batch):
     nu, ni, k = 300, 200, 4
     ratings = tiny_ratings(nu, ni, n=3000, seed=4)
     data = encoded(ratings)
@@ -265,12 +266,17 @@ def test_adam_epoch_matches_naive_twin(dense, parts, batch):
     twin = [a.copy() for a in (P, Q, bu, bi)]
     order = rng.permutation(len(ratings)).astype(np.int32)
     f32 = np.float32
-    moments = [np.zeros_like(a) for a in (P, P, Q, Q, bu, bu, bi, bi)]
+    if records:
+        (P, mP, vP, gP), (bu, mbu, vbu, gbu) = bmf.adam_records(P, bu)
+        (Q, mQ, vQ, gQ), (bi, mbi, vbi, gbi) = bmf.adam_records(Q, bi)
+        assert not P.flags.c_contiguous and np.array_equal(P, twin[0])
+        moments = [mP, vP, mQ, vQ, mbu, vbu, mbi, vbi]
+        grads = [gP, gQ, gbu, gbi]
+    else:
+        moments = [np.zeros_like(a) for a in (P, P, Q, Q, bu, bu, bi, bi)]
+        grads = [np.zeros_like(a) for a in (P, Q, bu, bi)]
     scratch = [
-        np.zeros_like(P),
-        np.zeros_like(Q),
-        np.zeros_like(bu),
-        np.zeros_like(bi),
+        *grads,
         np.full(nu, -1, np.int64),
         np.full(ni, -1, np.int64),
         np.zeros(nu, np.int32),
@@ -697,9 +703,11 @@ def test_divergence_raises_a_named_error(monkeypatch, ratings, grid):
         BiasedMF(**FAST, learning_rate=1e6, reg=0.0, init_std=10.0).fit(ratings)
 
 
-def test_model_arrays_are_current_whenever_something_reads_them(monkeypatch, synthetic):
-    # On a renumbered grid, SGD trains on copies of the parameters; the model's own
-    # arrays must still be current for callbacks, validation and after fit.
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_model_arrays_are_current_whenever_something_reads_them(monkeypatch, synthetic, optimizer):
+    # SGD on a renumbered grid, and Adam in its interleaved records, train on copies
+    # of the parameters; the model's own arrays must still be current for callbacks,
+    # validation and after fit.
     monkeypatch.setattr(bmf, "grid_plan", lambda *a: (4, True))
     frame, _ = synthetic
     seen = []
@@ -707,9 +715,10 @@ def test_model_arrays_are_current_whenever_something_reads_them(monkeypatch, syn
     def callback(epoch, logs):
         seen.append(model.user_factors_.copy())
 
-    model = BiasedMF(**FAST, callback=callback)
+    kw = {**FAST, "optimizer": optimizer}
+    model = BiasedMF(**kw, callback=callback)
     model.fit(frame)
-    quiet = BiasedMF(**FAST).fit(frame)
+    quiet = BiasedMF(**kw).fit(frame)
     assert len(seen) == FAST["n_epochs"]
     assert all(not np.array_equal(a, b) for a, b in zip(seen, seen[1:]))  # moved every epoch
     assert np.array_equal(seen[-1], model.user_factors_)
@@ -719,7 +728,7 @@ def test_model_arrays_are_current_whenever_something_reads_them(monkeypatch, syn
     held = frame.sample(2000, random_state=1)
     mses = []
     model = BiasedMF(
-        **FAST, early_stopping=False, callback=lambda e, logs: mses.append(model.evaluate(held))
+        **kw, early_stopping=False, callback=lambda e, logs: mses.append(model.evaluate(held))
     )
     model.fit(frame, valid=held)
     assert [m["mse"] for m in mses] == pytest.approx(model.history_["valid_mse"], rel=1e-6)
@@ -814,3 +823,18 @@ def test_prefetch_hints_change_nothing():
     assert touch(flat, rows, codes) == 146.0
     for got, want in zip((flat, rows, codes), before):
         assert np.array_equal(got, want)
+
+
+def test_adam_records_interleave_a_rows_state():
+    W = np.arange(12, dtype=np.float32).reshape(3, 4)
+    b = np.array([1.0, 2.0, 3.0], dtype=np.float32)
+    (Wr, m, v, g), (br, mb, vb, gb) = bmf.adam_records(W, b)
+    assert np.array_equal(Wr, W) and np.array_equal(br, b)
+    assert not np.shares_memory(Wr, W) and not np.shares_memory(br, b)
+    for arr in (m, v, g, mb, vb, gb):
+        assert arr.dtype == np.float32 and not arr.any()
+    # one buffer each, a row's four slots side by side
+    assert all(a.base is Wr.base for a in (m, v, g))
+    assert all(a.base is br.base for a in (mb, vb, gb))
+    assert Wr.strides == (4 * 4 * 4, 4) and br.strides == (4 * 4,)
+    assert m.ctypes.data - Wr.ctypes.data == 4 * 4 and gb.ctypes.data - br.ctypes.data == 3 * 4
