@@ -663,6 +663,50 @@ def test_loading_bad_files_gives_clear_errors(ratings, tmp_path):
         BiasedMF.load(tmp_path / "missing.npz")
 
 
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda c: c.update(
+            seen_indptr=np.r_[0, np.full(len(c["seen_indptr"]) - 2, -(10**9)), c["seen_indptr"][-1]]
+        ),
+        lambda c: c.update(seen_indptr=c["seen_indptr"][::-1].copy()),
+        lambda c: c.pop("format_version"),
+        lambda c: c.update(format_version=np.array("x")),
+    ],
+    ids=["indptr-out-of-range", "indptr-decreasing", "no-version", "bad-version"],
+)
+def test_tampered_model_files_are_rejected_on_load(ratings, tmp_path, edit):
+    good = tmp_path / "good.npz"
+    BiasedMF(**FAST).fit(ratings).save(good)
+    with np.load(good, allow_pickle=False) as npz:
+        contents = dict(npz)
+    edit(contents)
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, **contents)
+    with pytest.raises(ModelFileError, match="damaged"):
+        BiasedMF.load(bad)
+
+
+def test_saved_files_get_the_usual_file_mode(ratings, tmp_path):
+    import os
+
+    path = tmp_path / "m.npz"
+    old = os.umask(0o022)
+    try:
+        BiasedMF(**FAST).fit(ratings).save(path)
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o644
+
+
+def test_ratings_beyond_float32_are_a_clear_error(ratings):
+    frame = ratings.copy()
+    frame["rating"] = frame["rating"].astype(np.float64)
+    frame.loc[3, "rating"] = 1e39
+    with pytest.raises(ValueError, match="beyond float32's range"):
+        BiasedMF(**FAST).fit(frame)
+
+
 def test_failed_save_leaves_the_old_file_intact(ratings, tmp_path, monkeypatch):
     model = BiasedMF(**FAST).fit(ratings)
     path = tmp_path / "m.npz"
@@ -703,7 +747,60 @@ def test_divergence_raises_a_named_error(monkeypatch, ratings, grid):
         BiasedMF(**FAST, learning_rate=1e6, reg=0.0, init_std=10.0).fit(ratings)
 
 
-@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+@pytest.mark.parametrize("optimizer", ["adam", "adam-dense"])
+def test_adam_divergence_names_the_parameters(ratings, optimizer):
+    # Adam trains on copies in its records: the check must look at those
+    model = BiasedMF(**FAST, optimizer=optimizer, learning_rate=1e20, reg=0.0)
+    with pytest.raises(DivergenceError, match=r"parameters \['user_factors_'"):
+        model.fit(ratings)
+
+
+def test_a_diverged_fit_leaves_the_model_as_it_was(ratings):
+    model = BiasedMF(**FAST).fit(ratings)
+    before = {k: v.copy() for k, v in model._get_state().items()}
+    pred = model.predict([0, 1], [0, 1])
+    model.set_params(learning_rate=1e6, reg=0.0, init_std=10.0)
+    with pytest.raises(DivergenceError):
+        model.fit(ratings)
+    for name, arr in model._get_state().items():
+        assert np.array_equal(arr, before[name])
+    np.testing.assert_array_equal(model.predict([0, 1], [0, 1]), pred)
+    assert model.learning_rate == 1e6  # hyperparameters stay as the caller set them
+    fresh = BiasedMF(**FAST, learning_rate=1e6, reg=0.0, init_std=10.0)
+    with pytest.raises(DivergenceError):
+        fresh.fit(ratings)
+    with pytest.raises(NotFittedError):
+        fresh.predict([0], [0])
+
+
+def test_an_interrupted_fit_can_still_be_saved(ratings, tmp_path):
+    def stop(epoch, logs):
+        if epoch == 2:
+            raise KeyboardInterrupt
+
+    model = BiasedMF(**FAST, callback=stop)
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(ratings)
+    assert model.n_epochs_ == 2 and model.best_epoch_ == 2
+    model.save(tmp_path / "m.npz")
+    loaded = load_model(tmp_path / "m.npz")
+    assert np.array_equal(loaded.user_factors_, model.user_factors_)
+
+
+def test_changing_n_factors_after_fit_is_a_clear_error(ratings, tmp_path):
+    model = BiasedMF(**FAST).fit(ratings)
+    model.set_params(n_factors=4)
+    with pytest.raises(ValueError, match=r"n_factors=4 \(fitted with 8\).*fit again"):
+        model.predict([0], [0])
+    with pytest.raises(ValueError, match="fit again"):
+        model.save(tmp_path / "m.npz")
+    assert not (tmp_path / "m.npz").exists()
+    model.set_params(n_factors=8)
+    model.save(tmp_path / "m.npz")
+    assert load_model(tmp_path / "m.npz").n_factors == 8
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam", "adam-dense"])
 def test_model_arrays_are_current_whenever_something_reads_them(monkeypatch, synthetic, optimizer):
     # SGD on a renumbered grid, and Adam in its interleaved records, train on copies
     # of the parameters; the model's own arrays must still be current for callbacks,
@@ -712,18 +809,23 @@ def test_model_arrays_are_current_whenever_something_reads_them(monkeypatch, syn
     frame, _ = synthetic
     seen = []
 
+    names = ("user_factors_", "item_factors_", "user_bias_", "item_bias_")
+
     def callback(epoch, logs):
-        seen.append(model.user_factors_.copy())
+        seen.append({name: getattr(model, name).copy() for name in names})
 
     kw = {**FAST, "optimizer": optimizer}
     model = BiasedMF(**kw, callback=callback)
     model.fit(frame)
-    quiet = BiasedMF(**kw).fit(frame)
     assert len(seen) == FAST["n_epochs"]
-    assert all(not np.array_equal(a, b) for a, b in zip(seen, seen[1:]))  # moved every epoch
-    assert np.array_equal(seen[-1], model.user_factors_)
-    for name in ("user_factors_", "item_factors_", "user_bias_", "item_bias_"):
-        assert np.array_equal(getattr(model, name), getattr(quiet, name))
+    for name in names:
+        # every array moved every epoch, and the last callback saw the final model
+        assert all(not np.array_equal(a[name], b[name]) for a, b in zip(seen, seen[1:]))
+        assert np.array_equal(seen[-1][name], getattr(model, name))
+    # the model a callback sees after epoch e is the model that e epochs make
+    short = BiasedMF(**{**kw, "n_epochs": 2}).fit(frame)
+    for name in names:
+        assert np.array_equal(seen[1][name], getattr(short, name))
     # with valid: each epoch's valid MSE is that of the model as it then stood
     held = frame.sample(2000, random_state=1)
     mses = []
@@ -837,4 +939,5 @@ def test_adam_records_interleave_a_rows_state():
     assert all(a.base is Wr.base for a in (m, v, g))
     assert all(a.base is br.base for a in (mb, vb, gb))
     assert Wr.strides == (4 * 4 * 4, 4) and br.strides == (4 * 4,)
-    assert m.ctypes.data - Wr.ctypes.data == 4 * 4 and gb.ctypes.data - br.ctypes.data == 3 * 4
+    assert [a.ctypes.data - Wr.ctypes.data for a in (m, v, g)] == [16, 32, 48]
+    assert [a.ctypes.data - br.ctypes.data for a in (mb, vb, gb)] == [4, 8, 12]

@@ -492,10 +492,15 @@ def test_save_load_path_file_object_and_pickle(fitted, tmp_path):
 
 def test_load_rejects_dense_of_wrong_size(fitted, tmp_path):
     model, _ = fitted
-    broken = pickle.loads(pickle.dumps(model))
-    broken.hidden = (8, 5)  # the saved hyperparameters no longer match dense_
+    good = tmp_path / "good.npz"
+    model.save(good)
+    with np.load(good, allow_pickle=False) as npz:
+        contents = dict(npz)
+    params = json.loads(str(contents["hyperparams"]))
+    params["hidden"] = [8, 5]  # the saved hyperparameters no longer match dense_
+    contents["hyperparams"] = np.array(json.dumps(params))
     path = tmp_path / "broken.npz"
-    broken.save(path)
+    np.savez(path, **contents)
     with pytest.raises(ValueError, match="dense_ has shape"):
         MLPMF.load(path)
     with pytest.raises(ValueError, match="holds a MLPMF, not a BiasedMF"):
@@ -679,3 +684,14 @@ def test_adam_dense_head_needs_adam_dense_embeddings():
     with pytest.raises(ValueError, match="pass embedding_optimizer='adam-dense'"):
         MLPMF(optimizer="adam-dense").fit(synthetic(n=100))
     MLPMF(**SMALL, optimizer="adam-dense", embedding_optimizer=None).fit(synthetic(n=100))
+
+
+@pytest.mark.parametrize("change", [{"hidden": (2,)}, {"activation": "tanh"}, {"n_factors": 2}])
+def test_changing_the_network_after_fit_is_a_clear_error(fitted, change):
+    import copy
+
+    model = copy.deepcopy(fitted[0])
+    model.set_params(**change)
+    name = next(iter(change))
+    with pytest.raises(ValueError, match=rf"{name}=.*\(fitted with .*fit again"):
+        model.predict([0], [0])

@@ -824,3 +824,9 @@ def test_idindex_string_round_trip_property(ids):
     saved = index.to_array()
     assert saved.dtype.kind == "U" or len(ids) == 0
     assert IdIndex.from_array(saved).decode(codes).tolist() == ids
+
+
+def test_ratings_beyond_float32_are_rejected(tmp_path):
+    path = write(tmp_path, "r.csv", "user,item,rating\n1,10,4.5\n2,20,1e39\n")
+    with pytest.raises(ValueError, match=r"1e\+39 at row 1 in .*beyond float32's range"):
+        load_ratings(path)

@@ -563,3 +563,9 @@ def test_not_fitted():
     ):
         with pytest.raises(NotFittedError, match="not fitted yet"):
             call(BiasedMF())
+
+
+def test_fold_in_beyond_float32_is_a_clear_error(model, ratings):
+    item = ratings["item"].iloc[0]
+    with pytest.raises(FloatingPointError, match="float32"):
+        model.fold_in(([item], [1e300]))

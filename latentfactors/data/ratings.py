@@ -403,6 +403,13 @@ def _clean_ratings(values: pd.Series, where: str) -> np.ndarray:
             f"{int((~finite).sum())} rating(s) are NaN or infinite{where}, e.g. row {row}; "
             "drop or fill them first"
         )
+    huge = np.abs(out) > np.finfo(np.float32).max
+    if huge.any():
+        row = int(np.flatnonzero(huge)[0])
+        raise ValueError(
+            f"rating {float(out[row]):g} at row {row}{where} is beyond float32's range "
+            "(about 3.4e38), in which ratings are stored; rescale the ratings"
+        )
     return out.astype(np.float32)
 
 

@@ -161,6 +161,13 @@ def _columns(data, *, need_rating: bool, what: str):
                 f"{what}: {int((~finite).sum())} rating(s) are NaN or infinite, e.g. row {row}; "
                 "drop or fill them before fitting"
             )
+        huge = np.abs(ratings.astype(np.float64, copy=False)) > np.finfo(np.float32).max
+        if huge.any():
+            row = int(np.flatnonzero(huge)[0])
+            raise ValueError(
+                f"{what}: rating {float(ratings[row]):g} at row {row} is beyond float32's range "
+                "(about 3.4e38), in which ratings are stored; rescale the ratings"
+            )
     return users, items, ratings
 
 
@@ -291,8 +298,25 @@ class FactorModel(RecommenderMixin):
         Returns
         -------
         self
+
+        Raises
+        ------
+        DivergenceError
+            If the parameters become NaN or infinite. The model is then left as
+            it was before this call (fitted with its earlier parameters, or not
+            fitted). An interruption (such as ``KeyboardInterrupt``) instead
+            leaves the parameters as training left them.
         """
         self._validate()
+        previous = dict(self.__dict__)
+        try:
+            return self._fit(ratings, valid)
+        except DivergenceError:
+            self.__dict__.clear()
+            self.__dict__.update(previous)
+            raise
+
+    def _fit(self, ratings, valid):
         data = encode_train(ratings)
         valid_codes = None
         if valid is not None:
@@ -311,6 +335,7 @@ class FactorModel(RecommenderMixin):
         self.global_mean_ = float(np.mean(data.ratings, dtype=np.float64)) if self.center else 0.0
         self.rating_range_ = (float(data.ratings.min()), float(data.ratings.max()))
         self._set_state(self._init_state(rng, len(data.user_index), len(data.item_index)))
+        self._fitted_structure = self._structure()
         # What each user rated in training: recommendations exclude it.
         self.seen_indptr_, self.seen_items_ = csr_by_user(
             data.users, data.items, len(data.user_index), self._threads
@@ -359,6 +384,7 @@ class FactorModel(RecommenderMixin):
             # them: after an interruption mid-epoch, part-way through that epoch (as
             # when training updates the model's own arrays).
             self._sync(ctx)
+            self.best_epoch_ = self.n_epochs_  # the final value follows when the loop ends
         if valid_codes is not None and self.early_stopping and best[2] is not None:
             if best[1] != self.n_epochs_:
                 self._set_state(best[2])
@@ -460,6 +486,27 @@ class FactorModel(RecommenderMixin):
             raise NotFittedError(
                 f"this {type(self).__name__} is not fitted yet: call fit(ratings) first"
             )
+        fitted = getattr(self, "_fitted_structure", None)
+        if fitted is not None and fitted != self._structure():
+            changed = ", ".join(
+                f"{name}={new!r} (fitted with {old!r})"
+                for name, old, new in zip(self._STRUCTURE, fitted, self._structure())
+                if old != new
+            )
+            raise ValueError(
+                f"{changed}: the fitted parameters belong to the values used in fit; "
+                "set them back with set_params, or fit again"
+            )
+
+    # Hyperparameters that shape the fitted arrays: changing one after fit
+    # leaves the arrays meaningless until the next fit.
+    _STRUCTURE: tuple[str, ...] = ("n_factors",)
+
+    def _structure(self) -> tuple:
+        def plain(value):
+            return tuple(plain(v) for v in value) if isinstance(value, (list, tuple)) else value
+
+        return tuple(plain(getattr(self, name)) for name in self._STRUCTURE)
 
     def _clip_range(self):
         if self.clip:
@@ -567,6 +614,8 @@ class FactorModel(RecommenderMixin):
                     np.savez(fh, **arrays)
                     fh.flush()
                     os.fsync(fh.fileno())
+                # mkstemp makes the file private (0600); give it the mode any new file gets.
+                os.chmod(tmp, 0o666 & ~_umask())
                 os.replace(tmp, path)
             except BaseException:
                 if os.path.exists(tmp):
@@ -594,7 +643,10 @@ class FactorModel(RecommenderMixin):
             ) from exc
         if str(contents.get("format", "")) != FORMAT_NAME:
             raise ModelFileError(f"{name} is not a latentfactors model file")
-        version = int(contents["format_version"])
+        try:
+            version = int(contents["format_version"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelFileError(f"{name} is damaged: no valid format_version ({exc})") from exc
         if version > FORMAT_VERSION:
             raise ModelFileError(
                 f"{name} has format version {version}; this latentfactors reads up to "
@@ -620,9 +672,13 @@ class FactorModel(RecommenderMixin):
             model.rating_range_ = tuple(float(x) for x in contents["rating_range"])
             model.seen_indptr_ = contents["seen_indptr"].astype(np.int64, copy=False)
             model.seen_items_ = contents["seen_items"].astype(np.int32, copy=False)
+            indptr = model.seen_indptr_
             if (
-                len(model.seen_indptr_) != len(model.user_index_) + 1
-                or model.seen_indptr_[-1] != len(model.seen_items_)
+                indptr.ndim != 1
+                or len(indptr) != len(model.user_index_) + 1
+                or indptr[0] != 0
+                or np.any(indptr[1:] < indptr[:-1])
+                or indptr[-1] != len(model.seen_items_)
                 or (
                     len(model.seen_items_)
                     and (
@@ -638,6 +694,7 @@ class FactorModel(RecommenderMixin):
                 if key.startswith("state/")
             }
             model._restore_state(state)
+            model._fitted_structure = model._structure()
         except Exception as exc:  # noqa: BLE001
             raise ModelFileError(f"{name} is damaged: {exc}") from exc
         return model
@@ -652,6 +709,20 @@ class FactorModel(RecommenderMixin):
 
     def _check_state_shapes(self):
         pass
+
+
+def _umask() -> int:
+    """The process's file-creation mask (read without changing it where Linux allows)."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def load_model(file) -> FactorModel:

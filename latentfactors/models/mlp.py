@@ -192,6 +192,7 @@ class MLPMF(FactorModel):
     # Per-rating step of SGD embedding rows: a row moves by about
     # embedding_learning_rate * 2 / batch_size times its error per rating.
     _SGD_EMBEDDING_LR_PER_RATING = 0.006
+    _STRUCTURE = ("n_factors", "hidden", "activation")
 
     def __init__(
         self,

@@ -900,9 +900,14 @@ def fold_in_dot(model, item_codes, ratings):
     p, b = solve_fold_in(
         Q[item_codes], bi[item_codes], ratings, mu, float(model.reg), float(model.reg_bias_)
     )
-    if not (np.isfinite(p).all() and math.isfinite(b)):
-        raise FloatingPointError("fold-in produced NaN or infinite values")
-    return p.astype(np.float32), float(np.float32(b))
+    with np.errstate(over="ignore"):  # overflow shows as inf, reported below
+        p32, b32 = p.astype(np.float32), float(np.float32(b))
+    if not (np.isfinite(p32).all() and math.isfinite(b32)):
+        raise FloatingPointError(
+            "fold-in produced NaN or infinite values (or values beyond float32's range): "
+            "check the ratings, or use a larger reg"
+        )
+    return p32, b32
 
 
 # ------------------------------------------------------------------ baseline
