@@ -941,3 +941,15 @@ def test_adam_records_interleave_a_rows_state():
     assert Wr.strides == (4 * 4 * 4, 4) and br.strides == (4 * 4,)
     assert [a.ctypes.data - Wr.ctypes.data for a in (m, v, g)] == [16, 32, 48]
     assert [a.ctypes.data - br.ctypes.data for a in (mb, vb, gb)] == [4, 8, 12]
+
+
+def test_a_list_of_row_tuples_is_not_read_as_columns(ratings):
+    rows = [(1, 10, 5.0), (2, 20, 1.0), (3, 30, 3.0)]
+    with pytest.raises(ValueError, match=r"list of rows \(user, item, rating\).*DataFrame"):
+        BiasedMF(**FAST).fit(rows)
+    model = BiasedMF(**FAST).fit(ratings)
+    pairs = [(ratings["item"].iloc[0], 4.0), (ratings["item"].iloc[1], 2.0)]
+    with pytest.raises(ValueError, match=r"list of rows \(item, rating\)"):
+        model.fold_in(pairs)
+    columns = tuple(zip(*rows))  # the same data as columns is fine
+    assert BiasedMF(**FAST).fit(columns).user_index_.to_array().tolist() == [1, 2, 3]

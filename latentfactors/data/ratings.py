@@ -544,3 +544,17 @@ def load_ratings(source, *, columns=None, sep=None, duplicates="raise") -> pd.Da
         raise TypeError(f"source must be a path or a pandas.DataFrame, got {type(source).__name__}")
     frame = _rename(frame, columns if isinstance(columns, dict) else None)
     return canonicalize(frame, duplicates=duplicates, source=name)
+
+
+def reject_rows(data, columns: list[str], what: str):
+    """Refuse a list of row tuples where a tuple of column arrays is expected.
+
+    ``[(u1, i1, r1), (u2, i2, r2), (u3, i3, r3)]`` has the length of a tuple
+    of three columns and would otherwise be read, silently, as one.
+    """
+    if isinstance(data, list) and data and all(isinstance(row, tuple) for row in data):
+        names = ", ".join(columns)
+        raise ValueError(
+            f"{what} is a list of rows ({names}); pass a tuple of {len(columns)} column arrays "
+            f"({names}), or pandas.DataFrame(rows, columns={columns!r})"
+        )

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from latentfactors.data.ratings import IdIndex
+from latentfactors.data.ratings import IdIndex, reject_rows
 from latentfactors.kernels._config import resolve_threads
 from latentfactors.kernels.scoring import csr_by_user
 from latentfactors.metrics import error_metrics
@@ -122,6 +122,7 @@ def _columns(data, *, need_rating: bool, what: str):
         items = data["item"].to_numpy()
         ratings = data["rating"].to_numpy() if need_rating else None
     elif isinstance(data, (tuple, list)):
+        reject_rows(data, ["user", "item", "rating"][: 3 if need_rating else 2], what)
         n_expected = 3 if need_rating else 2
         if len(data) != n_expected:
             names = "(users, items, ratings)" if need_rating else "(users, items)"

@@ -64,7 +64,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from latentfactors.data.ratings import IdIndex
+from latentfactors.data.ratings import IdIndex, reject_rows
 from latentfactors.kernels import topn as topn_kernels
 from latentfactors.kernels._config import resolve_threads
 from latentfactors.kernels.scoring import csr_by_user, with_threads
@@ -750,6 +750,7 @@ class RecommenderMixin:
                 )
             items, values = ratings["item"].to_numpy(), ratings["rating"].to_numpy()
         elif isinstance(ratings, (tuple, list)) and len(ratings) == 2:
+            reject_rows(ratings, ["item", "rating"], "ratings")
             items, values = np.asarray(ratings[0]), np.asarray(ratings[1])
         else:
             raise TypeError(
