@@ -687,6 +687,12 @@ def test_tampered_model_files_are_rejected_on_load(ratings, tmp_path, edit):
         BiasedMF.load(bad)
 
 
+def test_saving_into_a_missing_folder_names_the_folder(ratings, tmp_path):
+    model = BiasedMF(**FAST).fit(ratings)
+    with pytest.raises(FileNotFoundError, match=r"folder .*nope does not exist"):
+        model.save(tmp_path / "nope" / "m.npz")
+
+
 def test_saved_files_get_the_usual_file_mode(ratings, tmp_path):
     import os
 

@@ -695,3 +695,12 @@ def test_changing_the_network_after_fit_is_a_clear_error(fitted, change):
     name = next(iter(change))
     with pytest.raises(ValueError, match=rf"{name}=.*\(fitted with .*fit again"):
         model.predict([0], [0])
+
+
+def test_batch_size_beyond_the_data_keeps_the_per_rating_step():
+    frame = synthetic().head(300)
+    big = MLPMF(4, hidden=(4,), n_epochs=3, batch_size=10**5, random_state=0).fit(frame)
+    whole = MLPMF(4, hidden=(4,), n_epochs=3, batch_size=300, random_state=0).fit(frame)
+    # a batch larger than the data is the whole data: the same model as batch_size=300
+    assert big.history_["train_mse"] == whole.history_["train_mse"]
+    assert big.history_["train_mse"][-1] < 2.0

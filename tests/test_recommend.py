@@ -548,6 +548,8 @@ def test_invalid_options(model):
         model.similar_items(1, metric="euclidean")
     with pytest.raises(ValueError, match="popularity_weight must be a finite number"):
         model.recommend(1, popularity_weight=float("nan"))
+    with pytest.raises(ValueError, match=r"within \+-1e\+06"):
+        model.recommend(1, popularity_weight=1e308)
     with pytest.raises(TypeError, match="exclude must be a DataFrame"):
         model.recommend_all(exclude="train")
     with pytest.raises(ValueError, match="exclude is missing column"):

@@ -609,7 +609,16 @@ class FactorModel(RecommenderMixin):
         if isinstance(file, (str, os.PathLike)):
             path = os.fspath(file)
             folder = os.path.dirname(os.path.abspath(path))
-            fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=folder)
+            if not os.path.isdir(folder):
+                raise FileNotFoundError(
+                    f"cannot save to {path}: the folder {folder} does not exist; create it first"
+                )
+            try:
+                fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=folder)
+            except PermissionError as exc:
+                raise PermissionError(
+                    f"cannot save to {path}: no permission to write in {folder}"
+                ) from exc
             try:
                 with os.fdopen(fd, "wb") as fh:
                     np.savez(fh, **arrays)

@@ -68,7 +68,8 @@ class MLPMF(FactorModel):
         Step size of the embedding rows and biases in the first epoch.
         ``None`` means ``learning_rate`` when that is given and both
         optimizers are Adam or both SGD; otherwise ``0.006 * batch_size``
-        for SGD (1.536 at the default batch), 0.005 for ``"adam"`` and 0.001
+        for SGD (1.536 at the default batch; ``batch_size`` counts as the
+        number of ratings when there are fewer), 0.005 for ``"adam"`` and 0.001
         for ``"adam-dense"``.
     lr_decay : float in (0, 1], default 0.85
         Both step sizes are multiplied by ``lr_decay`` after every epoch
@@ -267,13 +268,21 @@ class MLPMF(FactorModel):
     @property
     def embedding_learning_rate_(self) -> float:
         """The learning rate of the embedding rows and biases in the first epoch."""
+        return self._embedding_lr(int(self.batch_size))
+
+    def _embedding_lr(self, batch: int) -> float:
+        """The first epoch's embedding step for batches of ``batch`` ratings.
+
+        The default SGD step is per rating in a batch: on data with fewer
+        ratings than ``batch_size``, a batch (and so the step) is the whole data.
+        """
         if self.embedding_learning_rate is not None:
             return float(self.embedding_learning_rate)
         same = (self.optimizer == "sgd") == (self.embedding_optimizer_ == "sgd")
         if self.learning_rate is not None and same:
             return float(self.learning_rate)
         if self.embedding_optimizer_ == "sgd":
-            return self._SGD_EMBEDDING_LR_PER_RATING * int(self.batch_size)
+            return self._SGD_EMBEDDING_LR_PER_RATING * batch
         return 0.005 if self.embedding_optimizer_ == "adam" else 0.001
 
     @classmethod
@@ -410,6 +419,7 @@ class MLPMF(FactorModel):
         return {
             "data": data,
             "mu": f32(self.global_mean_),
+            "batch_ratings": batch,
             "layout": (sizes, offsets, uoff),
             "order": np.arange(len(data.ratings), dtype=np.int32),
             "last_u": np.zeros(n_users, np.int64),
@@ -449,7 +459,7 @@ class MLPMF(FactorModel):
         f32 = np.float32
         decay = float(self.lr_decay) ** (epoch - 1)
         lr, beta1, beta2 = f32(self.learning_rate_ * decay), f32(0.9), f32(0.999)
-        lr_embed = f32(self.embedding_learning_rate_ * decay)
+        lr_embed = f32(self._embedding_lr(ctx["batch_ratings"]) * decay)
         n_batches = math.ceil(len(order) / self.batch_size)
         dense = self.embedding_optimizer_ == "adam-dense"
         drift = (

@@ -110,13 +110,22 @@ def _check_batch(batch_size):
     return batch_size
 
 
+# Far beyond any useful weight, and far below where w * ln(1 + n) overflows
+# the scores' float32.
+MAX_POPULARITY_WEIGHT = 1e6
+
+
 def _check_weight(weight):
     if (
         not isinstance(weight, numbers.Real)
         or isinstance(weight, (bool, np.bool_))
         or not math.isfinite(weight)
+        or abs(weight) > MAX_POPULARITY_WEIGHT
     ):
-        raise ValueError(f"popularity_weight must be a finite number, got {weight!r}")
+        raise ValueError(
+            f"popularity_weight must be a finite number within +-{MAX_POPULARITY_WEIGHT:g}, "
+            f"got {weight!r} (useful weights are about 0.01 to 10)"
+        )
     return float(weight)
 
 
