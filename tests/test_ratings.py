@@ -830,3 +830,19 @@ def test_ratings_beyond_float32_are_rejected(tmp_path):
     path = write(tmp_path, "r.csv", "user,item,rating\n1,10,4.5\n2,20,1e39\n")
     with pytest.raises(ValueError, match=r"1e\+39 at row 1 in .*beyond float32's range"):
         load_ratings(path)
+
+
+def test_ids_beyond_int64_are_kept_exactly(tmp_path):
+    big = 2**63 + 12345  # a hashed id, say
+    path = write(tmp_path, "r.csv", f"user,item,rating\n{big},1,4\n5,2,3\n")
+    df = load_ratings(path)
+    assert df["user"].dtype == np.uint64 and df["user"].tolist() == [big, 5]
+    huge = 10**20  # beyond uint64: kept as its decimal string
+    path = write(tmp_path, "s.csv", f"user,item,rating\n{huge},1,4\n5,2,3\n")
+    assert load_ratings(path)["user"].tolist() == [str(huge), "5"]
+    path = write(tmp_path, "f.csv", "user,item,rating\n1e19,1,4\n5.5e0,2,3\n")
+    with pytest.raises(ValueError, match="not a whole number|beyond 2\\*\\*53"):
+        load_ratings(path)
+    path = write(tmp_path, "g.csv", "user,item,rating\n1e19,1,4\n5.0,2,3\n")
+    with pytest.raises(ValueError, match=r"1e\+19 at row 0 .*beyond 2\*\*53"):
+        load_ratings(path)

@@ -352,11 +352,31 @@ def _whole_ids(values: pd.Series, name: str, where: str) -> pd.Series:
             f"{name} id {_show(arr[row])} at row {row}{where} is not a whole number; "
             "ids must be integers or strings"
         )
+    exact = np.abs(arr) <= 2.0**53  # beyond, floats cannot tell neighbouring ids apart
+    if not exact.all():
+        row = int(np.flatnonzero(~exact)[0])
+        raise ValueError(
+            f"{name} id {_show(arr[row])} at row {row}{where} is a float beyond 2**53, where "
+            "neighbouring ids round to the same value; read the ids as integers or strings"
+        )
     return pd.Series(arr.astype(np.int64))
 
 
+def _integer_ids(values: pd.Series) -> pd.Series:
+    """int64 where the ids fit, else uint64, else their decimal strings."""
+    if values.dtype.kind == "u" and len(values) and int(values.max()) > np.iinfo(np.int64).max:
+        return values.astype(np.uint64)  # (an int64 cast would wrap these round)
+    for dtype in (np.int64, np.uint64):
+        try:
+            return values.astype(dtype)
+        except (OverflowError, ValueError, TypeError):
+            continue
+    return values.astype(str)
+
+
 def _clean_ids(values: pd.Series, name: str, where: str = "") -> pd.Series:
-    """Ids as int64 (integers, whole floats) or strings; anything else is an error."""
+    """Ids as int64 (integers, whole floats; uint64 for integers beyond int64) or
+    strings; anything else is an error."""
     values = values.reset_index(drop=True)
     if isinstance(values.dtype, pd.CategoricalDtype):
         values = pd.Series(np.asarray(values))
@@ -367,14 +387,14 @@ def _clean_ids(values: pd.Series, name: str, where: str = "") -> pd.Series:
             f"{name} ids are missing (NaN) in {int(missing.sum())} row(s){where}, e.g. row {row}"
         )
     if values.dtype.kind in "iu":
-        return values.astype(np.int64)
+        return _integer_ids(values)
     if values.dtype.kind == "f":
         return _whole_ids(values, name, where)
     kind = pd.api.types.infer_dtype(values, skipna=False)
     if kind == "string":
         return values.astype(str)
     if kind == "integer":
-        return values.astype(np.int64)
+        return _integer_ids(values)
     if kind in ("floating", "mixed-integer-float"):
         return _whole_ids(values, name, where)
     if kind == "mixed-integer":  # integers and strings: one type for IdIndex
