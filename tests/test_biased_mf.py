@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import pickle
 
 import numpy as np
@@ -672,8 +673,13 @@ def test_loading_bad_files_gives_clear_errors(ratings, tmp_path):
         lambda c: c.update(seen_indptr=c["seen_indptr"][::-1].copy()),
         lambda c: c.pop("format_version"),
         lambda c: c.update(format_version=np.array("x")),
+        lambda c: c.update(
+            hyperparams=np.array(
+                json.dumps({**json.loads(str(c["hyperparams"])), "learning_rate": "x"})
+            )
+        ),
     ],
-    ids=["indptr-out-of-range", "indptr-decreasing", "no-version", "bad-version"],
+    ids=["indptr-out-of-range", "indptr-decreasing", "no-version", "bad-version", "bad-param"],
 )
 def test_tampered_model_files_are_rejected_on_load(ratings, tmp_path, edit):
     good = tmp_path / "good.npz"

@@ -846,3 +846,9 @@ def test_ids_beyond_int64_are_kept_exactly(tmp_path):
     path = write(tmp_path, "g.csv", "user,item,rating\n1e19,1,4\n5.0,2,3\n")
     with pytest.raises(ValueError, match=r"1e\+19 at row 0 .*beyond 2\*\*53"):
         load_ratings(path)
+
+
+def test_boolean_ratings_are_refused(tmp_path):
+    path = write(tmp_path, "r.csv", "user,item,rating\n1,10,True\n2,20,False\n")
+    with pytest.raises(ValueError, match="ratings are True/False"):
+        load_ratings(path)

@@ -371,3 +371,20 @@ def test_kfold_bad_k_raises_at_call(k, match):
 def test_kfold_empty():
     with pytest.raises(ValueError, match="empty"):
         kfold(small_frame([]), 2)
+
+
+def test_missing_users_or_timestamps_are_a_clear_error():
+    df = pd.DataFrame(
+        {
+            "user": [1.0, np.nan, 2.0, 2.0],
+            "item": [1, 2, 3, 4],
+            "rating": [4.0, 3.0, 2.0, 5.0],
+            "timestamp": [10.0, 20.0, np.nan, 40.0],
+        }
+    )
+    with pytest.raises(ValueError, match=r"'user' column is missing in 1 row\(s\), e.g. row 1"):
+        user_holdout_split(df, 1, random_state=0)
+    with pytest.raises(
+        ValueError, match=r"'timestamp' column is missing in 1 row\(s\), e.g. row 2"
+    ):
+        temporal_split(df)

@@ -407,6 +407,11 @@ def _clean_ids(values: pd.Series, name: str, where: str = "") -> pd.Series:
 
 def _clean_ratings(values: pd.Series, where: str) -> np.ndarray:
     values = values.reset_index(drop=True)
+    if values.dtype.kind == "b" or pd.api.types.infer_dtype(values, skipna=True) == "boolean":
+        raise ValueError(
+            f"ratings are True/False{where}; ratings must be numbers (convert with "
+            ".astype(float) if 1.0/0.0 is meant)"
+        )
     rating = pd.to_numeric(values, errors="coerce")
     bad = (rating.isna() & values.notna()).to_numpy()
     if bad.any():

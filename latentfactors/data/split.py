@@ -39,6 +39,14 @@ def _check_frame(df, *, need=()) -> int:
         raise ValueError(f"df has no {missing[0]!r} column; found {list(df.columns)}")
     if len(df) == 0:
         raise ValueError("df is empty: there are no ratings to split")
+    for column in need:
+        missing = df[column].isna().to_numpy()
+        if missing.any():
+            row = int(np.flatnonzero(missing)[0])
+            raise ValueError(
+                f"df's {column!r} column is missing in {int(missing.sum())} row(s), e.g. row "
+                f"{row}; drop or fill them before splitting"
+            )
     return len(df)
 
 

@@ -703,6 +703,7 @@ class FactorModel(RecommenderMixin):
                 for key, value in contents.items()
                 if key.startswith("state/")
             }
+            model._validate()  # the saved hyperparameters, as fit would check them
             model._restore_state(state)
             model._fitted_structure = model._structure()
         except Exception as exc:  # noqa: BLE001
