@@ -75,11 +75,12 @@ def _line_values(typingctx, arr):
 
 @numba.njit(inline="always", cache=True)
 def prefetch_row(arr, row):
-    """Prefetch every cache line of ``arr[row]`` (C-contiguous); ``row`` must be a valid row.
+    """Prefetch every cache line of ``arr[row]``; ``row`` must be a valid row.
 
-    Steps one cache line of values at a time from the row's start, so a row
-    that does not start on a line boundary may miss its last line (a hint
-    lost, never a value changed).
+    The row's values must lie one after another (rows may be any distance
+    apart, as in Adam's interleaved records). Steps one cache line of values
+    at a time from the row's start, so a row that does not start on a line
+    boundary may miss its last line (a hint lost, never a value changed).
     """
     for col in range(0, arr.shape[1], _line_values(arr)):
         _prefetch(arr, row, col)
