@@ -428,14 +428,19 @@ def _clean_ratings(values: pd.Series, where: str) -> np.ndarray:
             f"{int((~finite).sum())} rating(s) are NaN or infinite{where}, e.g. row {row}; "
             "drop or fill them first"
         )
-    huge = np.abs(out) > np.finfo(np.float32).max
+    check_float32_range(out, where=where)
+    return out.astype(np.float32)
+
+
+def check_float32_range(ratings: np.ndarray, *, prefix: str = "", where: str = ""):
+    """Refuse finite ratings that would become infinite as ``float32``."""
+    huge = np.abs(ratings.astype(np.float64, copy=False)) > np.finfo(np.float32).max
     if huge.any():
         row = int(np.flatnonzero(huge)[0])
         raise ValueError(
-            f"rating {float(out[row]):g} at row {row}{where} is beyond float32's range "
-            "(about 3.4e38), in which ratings are stored; rescale the ratings"
+            f"{prefix}rating {float(ratings[row]):g} at row {row}{where} is beyond float32's "
+            "range (about 3.4e38), in which ratings are stored; rescale the ratings"
         )
-    return out.astype(np.float32)
 
 
 def _clean_timestamps(values: pd.Series, where: str) -> np.ndarray:

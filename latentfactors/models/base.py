@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from latentfactors.data.ratings import IdIndex, reject_rows
+from latentfactors.data.ratings import IdIndex, check_float32_range, reject_rows
 from latentfactors.kernels._config import resolve_threads
 from latentfactors.kernels.scoring import csr_by_user
 from latentfactors.metrics import error_metrics
@@ -162,13 +162,7 @@ def _columns(data, *, need_rating: bool, what: str):
                 f"{what}: {int((~finite).sum())} rating(s) are NaN or infinite, e.g. row {row}; "
                 "drop or fill them before fitting"
             )
-        huge = np.abs(ratings.astype(np.float64, copy=False)) > np.finfo(np.float32).max
-        if huge.any():
-            row = int(np.flatnonzero(huge)[0])
-            raise ValueError(
-                f"{what}: rating {float(ratings[row]):g} at row {row} is beyond float32's range "
-                "(about 3.4e38), in which ratings are stored; rescale the ratings"
-            )
+        check_float32_range(ratings, prefix=f"{what}: ")
     return users, items, ratings
 
 

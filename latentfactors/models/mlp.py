@@ -367,8 +367,7 @@ class MLPMF(FactorModel):
             raise ModelFileError(f"item arrays do not match the {ni} item ids")
         if P.shape[1] != self.n_factors:
             raise ModelFileError(f"factors have {P.shape[1]} columns, n_factors={self.n_factors}")
-        self._validate()
-        expected = int(self._layout()[1][-1])
+        expected = int(self._layout()[1][-1])  # (load checked the hyperparameters first)
         if self.dense_.shape != (expected,):
             raise ModelFileError(
                 f"dense_ has shape {self.dense_.shape}; hidden={self.hidden!r} with "
