@@ -16,6 +16,7 @@ from latentfactors.data import make_synthetic_ratings
 from latentfactors.data.ratings import IdIndex
 from latentfactors.kernels import adam as adam_kernels
 from latentfactors.kernels import sgd as sgd_kernels
+from latentfactors.kernels._prefetch import LINE_BYTES, aligned_empty
 from latentfactors.kernels.scoring import csr_by_user, with_threads
 from latentfactors.models.base import TrainData
 from tests import naive
@@ -140,7 +141,9 @@ def test_block_layout_groups_blocks_and_keeps_every_rating(ratings, by_user):
         Q = -np.arange(30 * 3, dtype=np.float32).reshape(30, 3)
         bu, bi = P[:, 0].copy(), Q[:, 0].copy()
         inside = layout.to_layout((P, Q, bu, bi))
+        assert all(a.ctypes.data % LINE_BYTES == 0 for a in inside)  # rows start on a line
         assert np.array_equal(inside[0], P[layout.user_rows])
+        assert np.array_equal(inside[1], Q[layout.item_rows])
         assert np.array_equal(inside[3], bi[layout.item_rows])
         back = [np.zeros_like(a) for a in (P, Q, bu, bi)]
         layout.to_model(inside, back)
@@ -953,6 +956,47 @@ def test_adam_records_interleave_a_rows_state():
     assert Wr.strides == (4 * 4 * 4, 4) and br.strides == (4 * 4,)
     assert [a.ctypes.data - Wr.ctypes.data for a in (m, v, g)] == [16, 32, 48]
     assert [a.ctypes.data - br.ctypes.data for a in (mb, vb, gb)] == [4, 8, 12]
+    assert Wr.ctypes.data % LINE_BYTES == 0 and br.ctypes.data % LINE_BYTES == 0
+
+
+@pytest.mark.parametrize(
+    "shape, dtype", [((3, 32), np.float32), (7, np.int64), ((0, 5), np.float32), ((5, 3), "f8")]
+)
+def test_aligned_empty_starts_on_a_cache_line(shape, dtype):
+    arrays = [aligned_empty(shape, dtype) for _ in range(4)]
+    want = (shape,) if isinstance(shape, int) else shape
+    for a in arrays:
+        assert a.shape == want and a.dtype == np.dtype(dtype) and a.flags.c_contiguous
+        assert a.flags.writeable and (a.size == 0 or a.ctypes.data % LINE_BYTES == 0)
+    for j, a in enumerate(arrays):  # separate buffers
+        a[...] = j
+    for j, a in enumerate(arrays):
+        assert np.all(a == j)
+
+
+def test_sgd_epoch_does_not_depend_on_where_rows_start(ratings):
+    layout = bmf.BlockLayout(encoded(ratings), 3, np.random.default_rng(0), by_user=True)
+    rows = layout.to_layout(random_params(np.random.default_rng(1), 40, 30, 16))
+    order = layout.run_order.copy()
+    f32 = np.float32
+    results = []
+    for offset in (0, 4, 16, 36):
+        copies = []
+        for a in rows:
+            buf = aligned_empty(a.nbytes + LINE_BYTES, np.uint8)
+            copies.append(buf[offset : offset + a.nbytes].view(a.dtype).reshape(a.shape))
+            copies[-1][...] = a
+        layout.run_order[:] = order
+        args = layout.epoch_args(np.random.default_rng(2))
+        loss = sgd_kernels._sgd_block_epoch(
+            *args, *copies, f32(3.0), f32(0.02), f32(0.05), f32(0.01)
+        )
+        results.append((loss, copies))
+    for loss, copies in results[1:]:
+        assert loss == results[0][0]
+        for got, want in zip(copies, results[0][1]):
+            np.testing.assert_array_equal(got, want)
+    assert not np.array_equal(results[0][1][0], rows[0])  # the epoch did move the rows
 
 
 def test_a_list_of_row_tuples_is_not_read_as_columns(ratings):

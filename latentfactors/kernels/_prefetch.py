@@ -1,15 +1,25 @@
-"""``prefetch_row(arr, row)``: ask the CPU to start loading a matrix row into its cache.
+"""Cache lines: prefetching rows, and arrays whose rows start on a line.
 
-The SGD inner loop is bound by the latency of fetching factor rows, not by
+``prefetch_row(arr, row)`` asks the CPU to start loading a matrix row into
+its cache. The SGD inner loop is bound by the latency of fetching factor rows, not by
 arithmetic. Issuing the load of a row a few updates before it is needed
 overlaps that latency with useful work. A prefetch is only a hint: it never
 faults, changes no value and is free to be ignored, so results do not depend
 on it.
+
+``aligned_empty(shape, dtype)`` allocates an array that starts on a cache
+line. NumPy puts a large array 16 bytes past a page boundary (the
+allocator's header), so every 128-byte row of 32 float32 factors straddles
+three cache lines instead of two: 1.5x the lines to fetch per update, and
+1.5x the cache an item stripe needs.
 """
 
 from __future__ import annotations
 
+import math
+
 import numba
+import numpy as np
 from llvmlite import ir
 from numba import types
 from numba.core import cgutils
@@ -37,6 +47,20 @@ def _codegen(context, builder, signature, args):
     # (address, rw=1 write, locality=3 keep in all cache levels, cache type=1 data)
     builder.call(fn, [builder.bitcast(ptr, byte_ptr), i32(1), i32(3), i32(1)])
     return context.get_dummy_value()
+
+
+def aligned_empty(shape, dtype) -> np.ndarray:
+    """An uninitialised C-ordered array whose first element starts a cache line.
+
+    Rows whose size is a multiple of :data:`LINE_BYTES` then each fill whole
+    lines. The array is a view of a slightly larger buffer, which it keeps alive.
+    """
+    dtype = np.dtype(dtype)
+    shape = (shape,) if isinstance(shape, int) else tuple(shape)
+    nbytes = math.prod(shape) * dtype.itemsize
+    buf = np.empty(nbytes + LINE_BYTES, dtype=np.uint8)
+    skip = -buf.ctypes.data % LINE_BYTES
+    return buf[skip : skip + nbytes].view(dtype).reshape(shape)
 
 
 @intrinsic

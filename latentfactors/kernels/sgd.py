@@ -132,9 +132,11 @@ def _shuffle_order(order, seed):
 
 
 @numba.njit(inline="always", **JIT)
-def _update(users, items, ratings, idx, P, Q, bu, bi, mu, lr, shrink, reg_bias):
-    """The SGD update for rating ``idx`` (``shrink = 1 - lr * reg``); returns e**2."""
-    u = users[idx]
+def _update(u, items, ratings, idx, P, Q, bu, bi, mu, lr, shrink, reg_bias):
+    """The SGD update for rating ``idx`` by user ``u``; returns e**2.
+
+    ``shrink`` is ``1 - lr * reg``.
+    """
     i = items[idx]
     p = P[u]
     q = Q[i]
@@ -161,7 +163,7 @@ def _sgd_range(users, items, ratings, lo, hi, P, Q, bu, bi, mu, lr, reg, reg_bia
     for idx in range(lo, hi):
         if idx + PREFETCH_AHEAD < hi:
             prefetch_row(Q, items[idx + PREFETCH_AHEAD])
-        loss += _update(users, items, ratings, idx, P, Q, bu, bi, mu, lr, shrink, reg_bias)
+        loss += _update(users[idx], items, ratings, idx, P, Q, bu, bi, mu, lr, shrink, reg_bias)
     return loss
 
 
@@ -181,24 +183,27 @@ def _sgd_pair(
     shrink = np.float32(1.0) - lr * reg
     na = a_hi - a_lo
     nb = b_hi - b_lo
+    # A group is one user's ratings: read the user once, not once per rating.
+    ua = users[a_lo]
+    ub = users[b_lo]
     for _ in range(min(na, nb)):
         if a + PREFETCH_AHEAD < a_hi:
             prefetch_row(Q, items[a + PREFETCH_AHEAD])
         if b + PREFETCH_AHEAD < b_hi:
             prefetch_row(Q, items[b + PREFETCH_AHEAD])
-        loss += _update(users, items, ratings, a, P, Q, bu, bi, mu, lr, shrink, reg_bias)
+        loss += _update(ua, items, ratings, a, P, Q, bu, bi, mu, lr, shrink, reg_bias)
         a = a + 1 if a + 1 < a_hi else a_lo
-        loss += _update(users, items, ratings, b, P, Q, bu, bi, mu, lr, shrink, reg_bias)
+        loss += _update(ub, items, ratings, b, P, Q, bu, bi, mu, lr, shrink, reg_bias)
         b = b + 1 if b + 1 < b_hi else b_lo
     for _ in range(na - nb):
         if a + PREFETCH_AHEAD < a_hi:
             prefetch_row(Q, items[a + PREFETCH_AHEAD])
-        loss += _update(users, items, ratings, a, P, Q, bu, bi, mu, lr, shrink, reg_bias)
+        loss += _update(ua, items, ratings, a, P, Q, bu, bi, mu, lr, shrink, reg_bias)
         a = a + 1 if a + 1 < a_hi else a_lo
     for _ in range(nb - na):
         if b + PREFETCH_AHEAD < b_hi:
             prefetch_row(Q, items[b + PREFETCH_AHEAD])
-        loss += _update(users, items, ratings, b, P, Q, bu, bi, mu, lr, shrink, reg_bias)
+        loss += _update(ub, items, ratings, b, P, Q, bu, bi, mu, lr, shrink, reg_bias)
         b = b + 1 if b + 1 < b_hi else b_lo
     return loss
 
@@ -247,7 +252,8 @@ def _sgd_block_epoch(
         it. ``False``: sweep every group from a random starting point to its
         end, then from its start (one random draw per group; the groups were
         shuffled once when the layout was built), the groups of a run taken
-        in pairs whose sweeps are interleaved (see :func:`_sgd_pair`).
+        in pairs whose sweeps are interleaved (see :func:`_sgd_pair`). Every
+        group must then hold the ratings of one user.
     P, Q : float32 arrays, shapes (n_users, k) and (n_items, k); updated in place.
     bu, bi : float32 arrays; updated in place.
     mu, lr, reg, reg_bias : float32 scalars.
