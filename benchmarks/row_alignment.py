@@ -91,9 +91,9 @@ def main(argv=None):
         speedup = []
         for epoch in range(args.epochs):
             epoch_args = list(layout.epoch_args(np.random.default_rng(epoch)))
-            schedule = epoch_args[7]
+            schedule = epoch_args[8]
             for t in range(len(schedule)):
-                epoch_args[7] = schedule[t : t + 1]
+                epoch_args[8] = schedule[t : t + 1]
                 size = int(np.sum(np.diff(layout.block_ptr)[schedule[t]]))
                 seconds = {}
                 names = list(copies) if (epoch + t) % 2 == 0 else list(copies)[::-1]

@@ -122,15 +122,17 @@ def surprise_epoch_seconds(frame, k, extra, sample=2_000_000) -> float:
 def bytes_per_update(k, n, n_items, n_groups, width) -> tuple[float, float]:
     """(bytes from memory per update on the block schedule; bytes if nothing were cached).
 
-    On the schedule an epoch streams each rating triple once (12 bytes), each
-    group's user row (factors + bias) once in and once out, and each block's
-    item stripe once in and once out; everything else hits the core's cache.
-    Without any cache, every update would read and write a user row and an
-    item row. (Data small enough for one block is instead reshuffled in place
-    every epoch, which also rewrites every triple; it never comes to that here.)
+    On the schedule an epoch streams each rating's item and value once (8
+    bytes), each group's user code once (4 bytes) and its user row (factors +
+    bias) once in and once out, and each block's item stripe once in and once
+    out; everything else hits the core's cache. Without any cache, every
+    update would read its user, item and value and read and write a user row
+    and an item row. (Data small enough for one block is instead reshuffled in
+    place every epoch, which also rewrites every triple; it never comes to
+    that here.)
     """
     row = 4 * k + 4
-    streamed = 12 + 2 * row * (n_groups + n_items * width) / n
+    streamed = 8 + ((4 + 2 * row) * n_groups + 2 * row * n_items * width) / n
     return streamed, 12 + 2 * 2 * row
 
 

@@ -51,6 +51,7 @@ def shuffle_ints(values, lo, hi, state):
 
 def sgd_block_epoch(
     users,
+    group_users,
     items,
     ratings,
     group_ptr,
@@ -75,7 +76,9 @@ def sgd_block_epoch(
     With ``reshuffle`` a group is shuffled and then swept; without, it is swept
     from a random start to its end and then from its beginning to the start,
     and the groups go in pairs whose sweeps are interleaved (one rating of
-    each in turn, then the rest of the longer one).
+    each in turn, then the rest of the longer one). ``group_users`` is unused:
+    the twin reads every rating's own user, which is what the kernel's
+    per-group users must match.
     """
     f32 = np.float32
     mu, lr, reg, reg_bias = f32(mu), f32(lr), f32(reg), f32(reg_bias)

@@ -85,15 +85,17 @@ def test_sgd_block_epoch_matches_naive_twin(monkeypatch, ratings, width, by_user
     args = layout.epoch_args(rng)
     P, Q, bu, bi = random_params(rng, 40, 30, 6)
     twin_args = [a.copy() if isinstance(a, np.ndarray) else a for a in args]
-    assert args[9] is (not by_user)  # grouped layouts sweep from a random start
+    assert args[10] is (not by_user)  # grouped layouts sweep from a random start
+    if by_user:  # the kernel reads each group's user from group_users
+        assert np.array_equal(args[1], layout.users[layout.group_ptr[:-1]])
     twin_params = [a.copy() for a in (P, Q, bu, bi)]
     f32 = np.float32
     scalars = (f32(3.0), f32(0.02), f32(0.05), f32(0.01))
     loss = sgd_kernels._sgd_block_epoch(*args, P, Q, bu, bi, *scalars)
     twin_loss = naive.sgd_block_epoch(*twin_args, *twin_params, *scalars)
-    for got, want in zip(args[:3], twin_args[:3]):
-        np.testing.assert_array_equal(got, want)  # same shuffles, bit for bit
-    np.testing.assert_array_equal(args[6], twin_args[6])  # the same order of runs
+    for j in (0, 2, 3):  # users, items, ratings: the same shuffles, bit for bit
+        np.testing.assert_array_equal(args[j], twin_args[j])
+    np.testing.assert_array_equal(args[7], twin_args[7])  # the same order of runs
     for got, want in zip((P, Q, bu, bi), twin_params):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
     assert loss == pytest.approx(twin_loss, rel=1e-4)

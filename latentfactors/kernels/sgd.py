@@ -36,6 +36,11 @@ another fixed order of the same updates.
 The loop is bound by the latency of loading factor rows, so the kernel
 prefetches the item rows a few updates ahead and the next group's user row
 (see :mod:`latentfactors.kernels._prefetch`); a prefetch changes no value.
+What streams through the cache is kept small, so that the item stripe stays
+there: a group's user code is read once per group (``group_users``), not
+with every rating, and the layout's factor rows start on a cache line. Each
+was measured at 20M ratings with 32 factors, rounds of the two versions
+interleaved: about 1.07-1.1x and 1.1-1.2x faster.
 
 Update for a rating ``r`` of user ``u`` on item ``i`` (``lr`` learning rate):
 
@@ -168,10 +173,24 @@ def _sgd_range(users, items, ratings, lo, hi, P, Q, bu, bi, mu, lr, reg, reg_bia
 
 
 @numba.njit(**JIT)
+def _sgd_group(u, items, ratings, lo, hi, P, Q, bu, bi, mu, lr, reg, reg_bias):
+    """Per-rating SGD over ratings ``[lo, hi)``, all by user ``u``; returns the sum of e**2."""
+    loss = 0.0
+    shrink = np.float32(1.0) - lr * reg
+    for idx in range(lo, hi):
+        if idx + PREFETCH_AHEAD < hi:
+            prefetch_row(Q, items[idx + PREFETCH_AHEAD])
+        loss += _update(u, items, ratings, idx, P, Q, bu, bi, mu, lr, shrink, reg_bias)
+    return loss
+
+
+@numba.njit(**JIT)
 def _sgd_pair(
-    users, items, ratings, a_lo, a_hi, a, b_lo, b_hi, b, P, Q, bu, bi, mu, lr, reg, reg_bias
+    ua, ub, items, ratings, a_lo, a_hi, a, b_lo, b_hi, b, P, Q, bu, bi, mu, lr, reg, reg_bias
 ):
     """Two groups' ratings interleaved: one of ``a``'s, one of ``b``'s, and so on.
+
+    The groups hold the ratings of users ``ua`` and ``ub``.
 
     Each group is swept from its start (``a``, ``b``) to its end and then from
     its beginning, as a single group would be; when the shorter one is done the
@@ -183,9 +202,6 @@ def _sgd_pair(
     shrink = np.float32(1.0) - lr * reg
     na = a_hi - a_lo
     nb = b_hi - b_lo
-    # A group is one user's ratings: read the user once, not once per rating.
-    ua = users[a_lo]
-    ub = users[b_lo]
     for _ in range(min(na, nb)):
         if a + PREFETCH_AHEAD < a_hi:
             prefetch_row(Q, items[a + PREFETCH_AHEAD])
@@ -211,6 +227,7 @@ def _sgd_pair(
 @numba.njit(**PARALLEL_JIT)
 def _sgd_block_epoch(
     users,
+    group_users,
     items,
     ratings,
     group_ptr,
@@ -235,6 +252,11 @@ def _sgd_block_epoch(
     ----------
     users, items : int32 arrays, shape (n,)
         Dense codes; group ``g`` is ``[group_ptr[g], group_ptr[g + 1])``.
+    group_users : int32 array, shape (n_groups,)
+        Without ``reshuffle``, the user of each group, ``users[group_ptr[g]]``:
+        a group is read from its own ratings, not the user codes of every
+        rating, which keeps that stream out of the cache. Unused (may be
+        empty) with ``reshuffle``.
     ratings : float32 array, shape (n,)
     group_ptr : int64 array, shape (n_groups + 1,)
     run_ptr : int64 array, shape (n_runs + 1,)
@@ -264,7 +286,6 @@ def _sgd_block_epoch(
         Sum of squared errors seen during the epoch (each before its update).
     """
     n_rounds, width = schedule.shape
-    n = len(users)
     losses = np.zeros(len(block_runs) - 1)
     for t in range(n_rounds):
         for a in numba.prange(width):
@@ -282,6 +303,7 @@ def _sgd_block_epoch(
                     g += s
                 left = g_hi - g_lo
                 while left > 0:
+                    ga = g
                     lo = group_ptr[g]
                     hi = group_ptr[g + 1]
                     g = g + 1 if g + 1 < g_hi else g_lo
@@ -297,14 +319,16 @@ def _sgd_block_epoch(
                         state, s = _below(state, hi - lo)
                         mid += s
                     if left == 0:
-                        loss += _sgd_range(
-                            users, items, ratings, mid, hi, P, Q, bu, bi, mu, lr, reg, reg_bias
+                        u = group_users[ga]
+                        loss += _sgd_group(
+                            u, items, ratings, mid, hi, P, Q, bu, bi, mu, lr, reg, reg_bias
                         )
-                        loss += _sgd_range(
-                            users, items, ratings, lo, mid, P, Q, bu, bi, mu, lr, reg, reg_bias
+                        loss += _sgd_group(
+                            u, items, ratings, lo, mid, P, Q, bu, bi, mu, lr, reg, reg_bias
                         )
                         continue
                     # a pair of groups, interleaved
+                    gb = g
                     lo2 = group_ptr[g]
                     hi2 = group_ptr[g + 1]
                     g = g + 1 if g + 1 < g_hi else g_lo
@@ -315,10 +339,10 @@ def _sgd_block_epoch(
                         mid2 += s
                     for ahead in range(min(left, 2)):  # the next pair's user rows
                         nxt = g + ahead if g + ahead < g_hi else g_lo
-                        if group_ptr[nxt] < n:
-                            prefetch_row(P, users[group_ptr[nxt]])
+                        prefetch_row(P, group_users[nxt])
                     loss += _sgd_pair(
-                        users,
+                        group_users[ga],
+                        group_users[gb],
                         items,
                         ratings,
                         lo,

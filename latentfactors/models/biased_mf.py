@@ -105,6 +105,8 @@ class BlockLayout:
     users, items, ratings : the encoded ratings, reordered (the layout owns them).
     group_ptr : int64 array
         Group ``g`` is ``[group_ptr[g], group_ptr[g + 1])``.
+    group_users : int32 array
+        With ``by_user``, the user of every group; empty without.
     block_groups : int64 array, shape (B * B + 1,)
         Block ``b``'s groups are ``block_groups[b]`` to ``block_groups[b + 1] - 1``.
     run_ptr : int64 array
@@ -184,10 +186,12 @@ class BlockLayout:
                 rng.integers(1, 2**63, dtype=np.uint64),
             )
             self.run_ptr, self.block_runs = _runs(self.group_ptr, self.block_groups, RUN_RATINGS)
+            self.group_users = self.users[self.group_ptr[:-1]]
         else:
             self.group_ptr = ptr
             self.block_groups = np.arange(width * width + 1, dtype=np.int64)
             self.run_ptr = self.block_runs = self.block_groups
+            self.group_users = np.zeros(0, dtype=np.int32)
         self.run_order = np.arange(len(self.run_ptr) - 1, dtype=np.int64)
 
     @property
@@ -211,6 +215,7 @@ class BlockLayout:
         schedule, seeds = self.schedule(rng)
         return (
             self.users,
+            self.group_users,
             self.items,
             self.ratings,
             self.group_ptr,
