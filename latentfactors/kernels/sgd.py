@@ -161,25 +161,17 @@ def _update(u, items, ratings, idx, P, Q, bu, bi, mu, lr, shrink, reg_bias):
 
 
 @numba.njit(**JIT)
-def _sgd_range(users, items, ratings, lo, hi, P, Q, bu, bi, mu, lr, reg, reg_bias):
-    """Per-rating SGD over ratings ``[lo, hi)`` in storage order; returns the sum of e**2."""
+def _sgd_range(users, user, items, ratings, lo, hi, P, Q, bu, bi, mu, lr, reg, reg_bias):
+    """Per-rating SGD over ratings ``[lo, hi)`` in storage order; returns the sum of e**2.
+
+    The ratings are all by ``user`` if it is a code (``>= 0``), else by ``users[idx]``.
+    """
     loss = 0.0
     shrink = np.float32(1.0) - lr * reg
     for idx in range(lo, hi):
         if idx + PREFETCH_AHEAD < hi:
             prefetch_row(Q, items[idx + PREFETCH_AHEAD])
-        loss += _update(users[idx], items, ratings, idx, P, Q, bu, bi, mu, lr, shrink, reg_bias)
-    return loss
-
-
-@numba.njit(**JIT)
-def _sgd_group(u, items, ratings, lo, hi, P, Q, bu, bi, mu, lr, reg, reg_bias):
-    """Per-rating SGD over ratings ``[lo, hi)``, all by user ``u``; returns the sum of e**2."""
-    loss = 0.0
-    shrink = np.float32(1.0) - lr * reg
-    for idx in range(lo, hi):
-        if idx + PREFETCH_AHEAD < hi:
-            prefetch_row(Q, items[idx + PREFETCH_AHEAD])
+        u = user if user >= 0 else users[idx]
         loss += _update(u, items, ratings, idx, P, Q, bu, bi, mu, lr, shrink, reg_bias)
     return loss
 
@@ -311,7 +303,7 @@ def _sgd_block_epoch(
                     if reshuffle:
                         state = _shuffle_triples(users, items, ratings, lo, hi, state)
                         loss += _sgd_range(
-                            users, items, ratings, lo, hi, P, Q, bu, bi, mu, lr, reg, reg_bias
+                            users, -1, items, ratings, lo, hi, P, Q, bu, bi, mu, lr, reg, reg_bias
                         )
                         continue
                     mid = lo
@@ -320,11 +312,11 @@ def _sgd_block_epoch(
                         mid += s
                     if left == 0:
                         u = group_users[ga]
-                        loss += _sgd_group(
-                            u, items, ratings, mid, hi, P, Q, bu, bi, mu, lr, reg, reg_bias
+                        loss += _sgd_range(
+                            users, u, items, ratings, mid, hi, P, Q, bu, bi, mu, lr, reg, reg_bias
                         )
-                        loss += _sgd_group(
-                            u, items, ratings, lo, mid, P, Q, bu, bi, mu, lr, reg, reg_bias
+                        loss += _sgd_range(
+                            users, u, items, ratings, lo, mid, P, Q, bu, bi, mu, lr, reg, reg_bias
                         )
                         continue
                     # a pair of groups, interleaved
