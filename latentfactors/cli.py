@@ -428,19 +428,31 @@ def parse_id(text: str, index, what: str):
     value = text
     try:
         if kind in "iu":
-            value = int(text)
+            value = _integer(text)
         elif kind == "f":
             value = float(text)
     except ValueError:
         raise UnknownIdError(
-            f"{what} id {text!r} is not a number; this model's {what} ids are "
-            f"{'integers' if kind in 'iu' else 'numbers'}, e.g. {_examples(ids)}"
+            f"{what} id {text!r} is not {'an integer' if kind in 'iu' else 'a number'}; "
+            f"this model's {what} ids are {'integers' if kind in 'iu' else 'numbers'}, "
+            f"e.g. {_examples(ids)}"
         ) from None
     if value not in index:
         raise UnknownIdError(
             f"unknown {what} {text!r}: the model knows {len(ids):,} {what}s, e.g. {_examples(ids)}"
         )
     return value
+
+
+def _integer(text: str) -> int:
+    """``"7"``, ``"7.0"`` or ``"7e0"`` as 7 (as the Python API takes 7.0 for 7); else ValueError."""
+    try:
+        return int(text)
+    except ValueError:
+        value = float(text)  # ValueError if not a number at all
+        if not value.is_integer():
+            raise
+        return int(value)
 
 
 def _examples(ids) -> str:
@@ -539,8 +551,14 @@ def _titles_for(args, model_path, out: Output) -> tuple[dict, str | None]:
     dataset = getattr(args, "dataset", None)
     data_home = args.data_home
     source = None
+    meta = read_sidecar(model_path)
+    trained_on = meta and (meta.get("dataset") or meta.get("ratings"))
+    if dataset is not None and trained_on and trained_on != dataset:
+        out.note(
+            f"note: the model was trained on {trained_on}, not {dataset}: "
+            f"titles from {dataset} may name other items"
+        )
     if dataset is None:
-        meta = read_sidecar(model_path)
         if meta is not None:
             if meta.get("items"):
                 if os.path.isfile(meta["items"]):

@@ -130,6 +130,15 @@ def test_info_evaluate_recommend_similar(trained):
     rated = {int(i) for u, i, *_ in train if u == "u3"}
     assert not rated & {r["item"] for r in got["recommendations"]}
 
+    # Titles from a dataset the model was not trained on come with a warning.
+    other = run(
+        "recommend", model, "--user", "u3", "--n", 3, "--dataset", "ml-100k",
+        "--data-home", root / "no-data-here", cwd=root,
+    )  # fmt: skip
+    assert other.returncode == 0, other.stderr
+    assert f"trained on {trained['ratings']}, not ml-100k" in other.stderr
+    assert "no titles" in other.stderr
+
     # Integer item ids typed on the command line are converted; human output has titles.
     sim = run("similar", model, "--item", 105, "-n", 4, cwd=root)
     assert sim.returncode == 0, sim.stderr
@@ -287,8 +296,15 @@ def test_ids_are_converted_to_the_models_type():
 
     ints = IdIndex(np.array([1, 2, 30]))
     assert cli.parse_id("30", ints, "user") == 30
-    with pytest.raises(cli.UnknownIdError, match="user id 'x1' is not a number"):
-        cli.parse_id("x1", ints, "user")
+    assert cli.parse_id("30.0", ints, "user") == 30 and cli.parse_id("3e1", ints, "user") == 30
+    assert isinstance(cli.parse_id("30.0", ints, "user"), int)
+    for text in ("x1", "30.5", "inf", "nan", ""):
+        with pytest.raises(cli.UnknownIdError, match=f"user id '{text}' is not an integer"):
+            cli.parse_id(text, ints, "user")
+    floats = IdIndex(np.array([0.5, 2.0]))
+    assert cli.parse_id("0.5", floats, "item") == 0.5
+    with pytest.raises(cli.UnknownIdError, match="item id 'y' is not a number"):
+        cli.parse_id("y", floats, "item")
     with pytest.raises(cli.UnknownIdError, match="unknown user '4'.*knows 3 users"):
         cli.parse_id("4", ints, "user")
     strings = IdIndex(np.array(["a", "b"]))
