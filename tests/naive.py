@@ -61,6 +61,7 @@ def sgd_block_epoch(
     schedule,
     seeds,
     reshuffle,
+    sync,
     P,
     Q,
     bu,
@@ -78,7 +79,8 @@ def sgd_block_epoch(
     and the groups go in pairs whose sweeps are interleaved (one rating of
     each in turn, then the rest of the longer one). ``group_users`` is unused:
     the twin reads every rating's own user, which is what the kernel's
-    per-group users must match.
+    per-group users must match. ``sync`` is the kernel's scratch for its
+    threads, unused here: the twin runs the blocks round by round.
     """
     f32 = np.float32
     mu, lr, reg, reg_bias = f32(mu), f32(lr), f32(reg), f32(reg_bias)

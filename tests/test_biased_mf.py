@@ -6,6 +6,7 @@ import io
 import json
 import pickle
 
+import numba
 import numpy as np
 import pandas as pd
 import pytest
@@ -14,6 +15,7 @@ import latentfactors.models.biased_mf as bmf
 from latentfactors import BiasedMF, DivergenceError, ModelFileError, NotFittedError, load_model
 from latentfactors.data import make_synthetic_ratings
 from latentfactors.data.ratings import IdIndex
+from latentfactors.kernels import _atomic as atomic
 from latentfactors.kernels import adam as adam_kernels
 from latentfactors.kernels import sgd as sgd_kernels
 from latentfactors.kernels._prefetch import LINE_BYTES, aligned_empty
@@ -447,6 +449,79 @@ def test_threads_give_bit_identical_adam(synthetic, optimizer):
     assert one.history_["train_mse"] == two.history_["train_mse"]
     for name in ("user_factors_", "item_factors_", "user_bias_", "item_bias_"):
         assert np.array_equal(getattr(one, name), getattr(two, name))
+
+
+@two_threads
+def test_blocks_wait_for_their_stripes_on_any_thread_count():
+    # Blocks of very unequal size (five heavy users on four user stripes), so
+    # that a thread that did not wait for a block's stripes would overtake.
+    rng = np.random.default_rng(4)
+    users = np.concatenate([np.repeat(np.arange(5), 3000), np.repeat(np.arange(5, 200), 20)])
+    items = rng.integers(0, 100, len(users))
+    ratings = rng.integers(1, 6, len(users)).astype(np.float32)
+    data = TrainData(
+        users.astype(np.int32),
+        items.astype(np.int32),
+        ratings,
+        IdIndex(np.arange(200)),
+        IdIndex(np.arange(100)),
+    )
+    layout = bmf.BlockLayout(data, 4, np.random.default_rng(0), by_user=True)
+    sizes = np.diff(layout.block_ptr)
+    assert sizes.max() > 1.5 * sizes.min()
+    start = layout.to_layout(random_params(np.random.default_rng(1), 200, 100, 8))
+    order = layout.run_order.copy()
+    f32 = np.float32
+    scalars = (f32(3.5), f32(0.02), f32(0.02), f32(0.01))
+    for seed in range(6):
+        results = []
+        for threads in (1, 2, 2, 2):
+            layout.run_order[:] = order
+            rows = [a.copy() for a in start]
+            args = layout.epoch_args(np.random.default_rng(seed))
+            sse = with_threads(threads, sgd_kernels._sgd_block_epoch, *args, *rows, *scalars)
+            results.append((sse, rows))
+        for sse, rows in results[1:]:
+            assert sse == results[0][0]
+            for got, want in zip(rows, results[0][1]):
+                np.testing.assert_array_equal(got, want)
+
+
+@two_threads
+def test_atomics_count_every_claim_once_across_threads():
+    n = 20_000
+    claims = np.zeros(1, dtype=np.int64)
+    done = np.zeros(n, dtype=np.int64)
+    order = _claim_in_order(n, claims, done)
+    assert claims[0] == n + 4  # every worker's last claim finds nothing left
+    assert np.array_equal(np.sort(order), np.arange(n)) and done.all()
+
+
+@numba.njit(parallel=True)
+def _claim_in_order(n, claims, done):
+    """Workers claim 0..n-1; each waits for the one before to be done, then logs it."""
+    log = np.full(n, -1, dtype=np.int64)
+    for _ in numba.prange(4):
+        while True:
+            k = atomic.fetch_add(claims, 0, 1)
+            if k >= n:
+                break
+            if k > 0:
+                while atomic.load(done, k - 1) == 0:
+                    pass
+            log[k] = k if k == 0 or log[k - 1] == k - 1 else -2  # saw the one before
+            atomic.store(done, k, 1)
+    return log
+
+
+def test_atomics_refuse_arrays_other_than_int64():
+    with pytest.raises(numba.core.errors.TypingError):
+        _add_one(np.zeros(2, dtype=np.int32))
+
+
+@numba.njit
+def _add_one(arr):
+    return atomic.fetch_add(arr, 0, 1)
 
 
 def test_grid_depends_on_data_not_threads():

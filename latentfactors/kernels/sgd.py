@@ -4,8 +4,16 @@ The ratings are laid out once per fit so that each block of a ``B x B`` grid
 (users split into ``B`` stripes, items into ``B`` stripes) is contiguous. An
 epoch runs ``B`` rounds; a round holds ``B`` blocks that share no user stripe
 and no item stripe, so they can run side by side on threads without touching
-the same rows. Nothing depends on how blocks are spread over threads, so one
-and many threads give bit-identical models.
+the same rows.
+
+The threads take the blocks one at a time in round order, from a shared
+counter, and start a block as soon as the last earlier block on its user
+stripe and the last on its item stripe are done. Every row then sees the
+same updates in the same order as if the rounds ran one after another, so
+one and many threads give bit-identical models, but a thread that is ahead
+need not wait for the rest of its round: the cores of a shared machine run at
+unequal speeds, and waiting at the end of every round cost two threads about
+1.1x (measured at 20M ratings, epochs of the two versions interleaved).
 
 Inside a block the ratings form *groups*: either the whole block (the
 classic loop when ``B == 1``), Fisher-Yates shuffled every epoch, or, on data
@@ -56,6 +64,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from latentfactors.kernels import _atomic
 from latentfactors.kernels._config import JIT, PARALLEL_JIT
 from latentfactors.kernels._prefetch import prefetch_row
 
@@ -216,6 +225,102 @@ def _sgd_pair(
     return loss
 
 
+@numba.njit(**JIT)
+def _sgd_block(
+    b,
+    users,
+    group_users,
+    items,
+    ratings,
+    group_ptr,
+    run_ptr,
+    block_runs,
+    run_order,
+    seeds,
+    reshuffle,
+    P,
+    Q,
+    bu,
+    bi,
+    mu,
+    lr,
+    reg,
+    reg_bias,
+):
+    """The SGD updates of block ``b``; returns their sum of e**2 (see :func:`_sgd_block_epoch`)."""
+    state = seeds[b] | np.uint64(1)
+    state = _shuffle_ints(run_order, block_runs[b], block_runs[b + 1], state)
+    loss = 0.0
+    for j in range(block_runs[b], block_runs[b + 1]):
+        run = run_order[j]
+        g_lo = run_ptr[run]
+        g_hi = run_ptr[run + 1]
+        g = g_lo
+        if g_hi - g_lo > 1:
+            state, s = _below(state, g_hi - g_lo)
+            g += s
+        left = g_hi - g_lo
+        while left > 0:
+            ga = g
+            lo = group_ptr[g]
+            hi = group_ptr[g + 1]
+            g = g + 1 if g + 1 < g_hi else g_lo
+            left -= 1
+            if reshuffle:
+                state = _shuffle_triples(users, items, ratings, lo, hi, state)
+                loss += _sgd_range(
+                    users, -1, items, ratings, lo, hi, P, Q, bu, bi, mu, lr, reg, reg_bias
+                )
+                continue
+            mid = lo
+            if hi > lo:
+                state, s = _below(state, hi - lo)
+                mid += s
+            if left == 0:
+                u = group_users[ga]
+                loss += _sgd_range(
+                    users, u, items, ratings, mid, hi, P, Q, bu, bi, mu, lr, reg, reg_bias
+                )
+                loss += _sgd_range(
+                    users, u, items, ratings, lo, mid, P, Q, bu, bi, mu, lr, reg, reg_bias
+                )
+                continue
+            # a pair of groups, interleaved
+            gb = g
+            lo2 = group_ptr[g]
+            hi2 = group_ptr[g + 1]
+            g = g + 1 if g + 1 < g_hi else g_lo
+            left -= 1
+            mid2 = lo2
+            if hi2 > lo2:
+                state, s = _below(state, hi2 - lo2)
+                mid2 += s
+            for ahead in range(min(left, 2)):  # the next pair's user rows
+                nxt = g + ahead if g + ahead < g_hi else g_lo
+                prefetch_row(P, group_users[nxt])
+            loss += _sgd_pair(
+                group_users[ga],
+                group_users[gb],
+                items,
+                ratings,
+                lo,
+                hi,
+                mid,
+                lo2,
+                hi2,
+                mid2,
+                P,
+                Q,
+                bu,
+                bi,
+                mu,
+                lr,
+                reg,
+                reg_bias,
+            )
+    return loss
+
+
 @numba.njit(**PARALLEL_JIT)
 def _sgd_block_epoch(
     users,
@@ -229,6 +334,7 @@ def _sgd_block_epoch(
     schedule,
     seeds,
     reshuffle,
+    sync,
     P,
     Q,
     bu,
@@ -238,7 +344,7 @@ def _sgd_block_epoch(
     reg,
     reg_bias,
 ):
-    """One SGD epoch over the block schedule.
+    """One SGD epoch over the block schedule, on the current number of threads.
 
     Parameters
     ----------
@@ -268,6 +374,9 @@ def _sgd_block_epoch(
         shuffled once when the layout was built), the groups of a run taken
         in pairs whose sweeps are interleaved (see :func:`_sgd_pair`). Every
         group must then hold the ratings of one user.
+    sync : int64 array, at least ``n_blocks + 1`` long
+        Scratch shared by the threads, overwritten: how many blocks have been
+        taken, then a flag per block, set when it is done.
     P, Q : float32 arrays, shapes (n_users, k) and (n_items, k); updated in place.
     bu, bi : float32 arrays; updated in place.
     mu, lr, reg, reg_bias : float32 scalars.
@@ -278,81 +387,55 @@ def _sgd_block_epoch(
         Sum of squared errors seen during the epoch (each before its update).
     """
     n_rounds, width = schedule.shape
+    n_blocks = n_rounds * width
+    # Block k (k-th in round order) must wait for the blocks before it on its
+    # user stripe and on its item stripe: the last earlier one of each.
+    after_u = np.empty(n_blocks, dtype=np.int64)
+    after_i = np.empty(n_blocks, dtype=np.int64)
+    last_u = np.full(width, -1, dtype=np.int64)
+    last_i = np.full(width, -1, dtype=np.int64)
+    for k in range(n_blocks):
+        b = schedule[k // width, k % width]
+        after_u[k] = last_u[b // width]
+        after_i[k] = last_i[b % width]
+        last_u[b // width] = k
+        last_i[b % width] = k
+    sync[: n_blocks + 1] = 0
     losses = np.zeros(len(block_runs) - 1)
-    for t in range(n_rounds):
-        for a in numba.prange(width):
-            b = schedule[t, a]
-            state = seeds[b] | np.uint64(1)
-            state = _shuffle_ints(run_order, block_runs[b], block_runs[b + 1], state)
-            loss = 0.0
-            for j in range(block_runs[b], block_runs[b + 1]):
-                run = run_order[j]
-                g_lo = run_ptr[run]
-                g_hi = run_ptr[run + 1]
-                g = g_lo
-                if g_hi - g_lo > 1:
-                    state, s = _below(state, g_hi - g_lo)
-                    g += s
-                left = g_hi - g_lo
-                while left > 0:
-                    ga = g
-                    lo = group_ptr[g]
-                    hi = group_ptr[g + 1]
-                    g = g + 1 if g + 1 < g_hi else g_lo
-                    left -= 1
-                    if reshuffle:
-                        state = _shuffle_triples(users, items, ratings, lo, hi, state)
-                        loss += _sgd_range(
-                            users, -1, items, ratings, lo, hi, P, Q, bu, bi, mu, lr, reg, reg_bias
-                        )
-                        continue
-                    mid = lo
-                    if hi > lo:
-                        state, s = _below(state, hi - lo)
-                        mid += s
-                    if left == 0:
-                        u = group_users[ga]
-                        loss += _sgd_range(
-                            users, u, items, ratings, mid, hi, P, Q, bu, bi, mu, lr, reg, reg_bias
-                        )
-                        loss += _sgd_range(
-                            users, u, items, ratings, lo, mid, P, Q, bu, bi, mu, lr, reg, reg_bias
-                        )
-                        continue
-                    # a pair of groups, interleaved
-                    gb = g
-                    lo2 = group_ptr[g]
-                    hi2 = group_ptr[g + 1]
-                    g = g + 1 if g + 1 < g_hi else g_lo
-                    left -= 1
-                    mid2 = lo2
-                    if hi2 > lo2:
-                        state, s = _below(state, hi2 - lo2)
-                        mid2 += s
-                    for ahead in range(min(left, 2)):  # the next pair's user rows
-                        nxt = g + ahead if g + ahead < g_hi else g_lo
-                        prefetch_row(P, group_users[nxt])
-                    loss += _sgd_pair(
-                        group_users[ga],
-                        group_users[gb],
-                        items,
-                        ratings,
-                        lo,
-                        hi,
-                        mid,
-                        lo2,
-                        hi2,
-                        mid2,
-                        P,
-                        Q,
-                        bu,
-                        bi,
-                        mu,
-                        lr,
-                        reg,
-                        reg_bias,
-                    )
-            losses[b] = loss
+    # One worker per block of a round: on fewer threads, a thread's first
+    # worker takes blocks until none are left and the others find none.
+    for _ in numba.prange(width):
+        while True:
+            k = _atomic.fetch_add(sync, 0, 1)
+            if k >= n_blocks:
+                break
+            for before in (after_u[k], after_i[k]):
+                if before >= 0:
+                    while _atomic.load(sync, before + 1) == 0:
+                        pass
+            b = schedule[k // width, k % width]
+            losses[b] = _sgd_block(
+                b,
+                users,
+                group_users,
+                items,
+                ratings,
+                group_ptr,
+                run_ptr,
+                block_runs,
+                run_order,
+                seeds,
+                reshuffle,
+                P,
+                Q,
+                bu,
+                bi,
+                mu,
+                lr,
+                reg,
+                reg_bias,
+            )
+            _atomic.store(sync, k + 1, 1)
     total = 0.0
     for b in range(len(losses)):
         total += losses[b]

@@ -193,6 +193,7 @@ class BlockLayout:
             self.run_ptr = self.block_runs = self.block_groups
             self.group_users = np.zeros(0, dtype=np.int32)
         self.run_order = np.arange(len(self.run_ptr) - 1, dtype=np.int64)
+        self.sync = np.zeros(width * width + 1, dtype=np.int64)
 
     @property
     def block_ptr(self) -> np.ndarray:
@@ -225,6 +226,7 @@ class BlockLayout:
             schedule,
             seeds,
             not self.by_user,
+            self.sync,
         )
 
     def to_layout(self, arrays):

@@ -1,0 +1,74 @@
+"""Atomic operations on int64 array elements, for threads that share a kernel.
+
+Numba has no atomics on the CPU, so these emit LLVM's atomic instructions
+(sequentially consistent): ``fetch_add(arr, i, v)`` adds ``v`` to ``arr[i]``
+and returns the old value; ``load(arr, i)`` and ``store(arr, i, v)`` read and
+write ``arr[i]`` so that every write a thread made before a ``store`` is seen
+by a thread that then ``load``s the stored value. The index is not checked.
+"""
+
+from __future__ import annotations
+
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+ORDER = "seq_cst"
+
+
+def _pointer(context, builder, signature, args):
+    array_type, index_type = signature.args[:2]
+    array = context.make_array(array_type)(context, builder, args[0])
+    index = context.cast(builder, args[1], index_type, types.intp)
+    return cgutils.get_item_pointer(context, builder, array_type, array, [index], wraparound=False)
+
+
+def _int64_array(arr, idx):
+    return (
+        isinstance(arr, types.Array)
+        and arr.ndim == 1
+        and arr.dtype == types.int64
+        and isinstance(idx, types.Integer)
+    )
+
+
+@intrinsic
+def fetch_add(typingctx, arr, idx, value):
+    """``old = arr[idx]; arr[idx] += value; return old``, atomically."""
+    if not (_int64_array(arr, idx) and isinstance(value, types.Integer)):
+        return None
+
+    def codegen(context, builder, signature, args):
+        ptr = _pointer(context, builder, signature, args)
+        val = context.cast(builder, args[2], signature.args[2], types.int64)
+        return builder.atomic_rmw("add", ptr, val, ORDER)
+
+    return types.int64(arr, idx, value), codegen
+
+
+@intrinsic
+def load(typingctx, arr, idx):
+    """``arr[idx]``, atomically."""
+    if not _int64_array(arr, idx):
+        return None
+
+    def codegen(context, builder, signature, args):
+        ptr = _pointer(context, builder, signature, args)
+        return builder.load_atomic(ptr, ORDER, 8)
+
+    return types.int64(arr, idx), codegen
+
+
+@intrinsic
+def store(typingctx, arr, idx, value):
+    """``arr[idx] = value``, atomically."""
+    if not (_int64_array(arr, idx) and isinstance(value, types.Integer)):
+        return None
+
+    def codegen(context, builder, signature, args):
+        ptr = _pointer(context, builder, signature, args)
+        val = context.cast(builder, args[2], signature.args[2], types.int64)
+        builder.store_atomic(val, ptr, ORDER, 8)
+        return context.get_dummy_value()
+
+    return types.void(arr, idx, value), codegen
