@@ -97,6 +97,14 @@ def _check_k(k):
     return int(k)
 
 
+def _check_k_fits(k, catalogue, source):
+    if k > catalogue:
+        raise ValueError(
+            f"k={k} is more than the {catalogue} items {source}: a top-{k} list cannot "
+            f"be filled; use k <= {catalogue}"
+        )
+
+
 def _recommendation_lists(recs, k):
     """``(users (m,), items (m, k), valid (m, k))`` from any accepted form of ``recs``."""
     if isinstance(recs, pd.DataFrame):
@@ -338,14 +346,17 @@ def evaluate_ranking(
         users = candidates[known]
         if len(users) == 0:
             raise ValueError("no test user with relevant items is in train")
-        recs = popularity_recommendations(train, users, k, exclude_seen=True)
         catalogue = len(pd.unique(train["item"].to_numpy()))
+        _check_k_fits(k, catalogue, "train has")
+        recs = popularity_recommendations(train, users, k, exclude_seen=True)
     else:
         model._check_fitted()
         known = model.user_index_.encode(candidates) >= 0
         users = candidates[known]
         if len(users) == 0:
             raise ValueError("no test user with relevant items is known to the model")
+        catalogue = len(model.item_index_)
+        _check_k_fits(k, catalogue, "the model knows")
         recs = model.recommend_all(
             k,
             users=users,
@@ -355,7 +366,6 @@ def evaluate_ranking(
             popularity_weight=popularity_weight,
             as_frame=False,
         )
-        catalogue = len(model.item_index_)
     scored = test[test["user"].isin(users)]
     out = ranking_metrics(recs, scored, k, threshold=threshold, catalogue=catalogue)
     out["n_skipped_users"] = int((~known).sum())

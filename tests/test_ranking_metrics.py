@@ -195,6 +195,13 @@ def test_evaluate_ranking_skips_unknown_users():
     assert out["n_users"] == evaluate_ranking(model, train, test, k=5)["n_users"]
     with pytest.raises(ValueError, match="model must be a fitted model or 'popularity'"):
         evaluate_ranking("random", train, test)
+    n_items = len(model.item_index_)
+    assert len(evaluate_ranking(model, train, test, k=n_items)) > 0  # as many as there are
+    with pytest.raises(ValueError, match=f"k={n_items + 1} is more than the {n_items} items the"):
+        evaluate_ranking(model, train, test, k=n_items + 1)
+    in_train = train["item"].nunique()
+    with pytest.raises(ValueError, match=f"more than the {in_train} items train has"):
+        evaluate_ranking("popularity", train, test, k=in_train + 1)
     with pytest.raises(ValueError, match="no test user with relevant items is known"):
         evaluate_ranking(model, train, stranger)
     with pytest.raises(TypeError, match="train must be a DataFrame"):
