@@ -713,7 +713,24 @@ class FactorModel(RecommenderMixin):
         self._check_state_shapes()
 
     def _check_state_shapes(self):
-        pass
+        """Refuse loaded arrays that do not fit the ids, ``n_factors`` or float32.
+
+        Every model has user and item factors and biases; a model with more
+        arrays extends this check.
+        """
+        nu, ni = len(self.user_index_), len(self.item_index_)
+        P, Q = self.user_factors_, self.item_factors_
+        if P.ndim != 2 or Q.ndim != 2 or P.shape[1] != Q.shape[1]:
+            raise ModelFileError(f"factor arrays have shapes {P.shape} and {Q.shape}")
+        if P.shape[0] != nu or len(self.user_bias_) != nu:
+            raise ModelFileError(f"user arrays do not match the {nu} user ids")
+        if Q.shape[0] != ni or len(self.item_bias_) != ni:
+            raise ModelFileError(f"item arrays do not match the {ni} item ids")
+        if P.shape[1] != self.n_factors:
+            raise ModelFileError(f"factors have {P.shape[1]} columns, n_factors={self.n_factors}")
+        for name, arr in self._get_state().items():
+            if arr.dtype != np.float32:
+                raise ModelFileError(f"{name} has dtype {arr.dtype}, expected float32")
 
 
 def _umask() -> int:

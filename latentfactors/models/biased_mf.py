@@ -11,7 +11,7 @@ from latentfactors.kernels import sgd as sgd_kernels
 from latentfactors.kernels._config import resolve_threads
 from latentfactors.kernels._prefetch import aligned_empty
 from latentfactors.kernels.scoring import predict_pairs, with_threads
-from latentfactors.models.base import FactorModel, ModelFileError, check_choice
+from latentfactors.models.base import FactorModel, check_choice
 from latentfactors.models.recommend import fold_in_dot
 
 # Factor rows (users + items) that fit in this many bytes stay in cache anyway:
@@ -419,21 +419,6 @@ class BiasedMF(FactorModel):
 
     def _init_state(self, rng, n_users, n_items):
         return self._init_embeddings(rng, n_users, n_items)
-
-    def _check_state_shapes(self):
-        nu, ni = len(self.user_index_), len(self.item_index_)
-        P, Q = self.user_factors_, self.item_factors_
-        if P.ndim != 2 or Q.ndim != 2 or P.shape[1] != Q.shape[1]:
-            raise ModelFileError(f"factor arrays have shapes {P.shape} and {Q.shape}")
-        if P.shape[0] != nu or len(self.user_bias_) != nu:
-            raise ModelFileError(f"user arrays do not match the {nu} user ids")
-        if Q.shape[0] != ni or len(self.item_bias_) != ni:
-            raise ModelFileError(f"item arrays do not match the {ni} item ids")
-        if P.shape[1] != self.n_factors:
-            raise ModelFileError(f"factors have {P.shape[1]} columns, n_factors={self.n_factors}")
-        for name, arr in self._get_state().items():
-            if arr.dtype != np.float32:
-                raise ModelFileError(f"{name} has dtype {arr.dtype}, expected float32")
 
     # ---- training
 

@@ -357,25 +357,13 @@ class MLPMF(FactorModel):
         }
 
     def _check_state_shapes(self):
-        nu, ni = len(self.user_index_), len(self.item_index_)
-        P, Q = self.user_factors_, self.item_factors_
-        if P.ndim != 2 or Q.ndim != 2 or P.shape[1] != Q.shape[1]:
-            raise ModelFileError(f"factor arrays have shapes {P.shape} and {Q.shape}")
-        if P.shape[0] != nu or len(self.user_bias_) != nu:
-            raise ModelFileError(f"user arrays do not match the {nu} user ids")
-        if Q.shape[0] != ni or len(self.item_bias_) != ni:
-            raise ModelFileError(f"item arrays do not match the {ni} item ids")
-        if P.shape[1] != self.n_factors:
-            raise ModelFileError(f"factors have {P.shape[1]} columns, n_factors={self.n_factors}")
+        super()._check_state_shapes()
         expected = int(self._layout()[1][-1])  # (load checked the hyperparameters first)
         if self.dense_.shape != (expected,):
             raise ModelFileError(
                 f"dense_ has shape {self.dense_.shape}; hidden={self.hidden!r} with "
                 f"n_factors={self.n_factors} needs ({expected},)"
             )
-        for name, arr in self._get_state().items():
-            if arr.dtype != np.float32:
-                raise ModelFileError(f"{name} has dtype {arr.dtype}, expected float32")
 
     def _dense_views(self, part):
         self._check_fitted()
