@@ -34,6 +34,7 @@ them the commands print item ids only.
 from __future__ import annotations
 
 import argparse
+import decimal
 import hashlib
 import json
 import math
@@ -445,14 +446,21 @@ def parse_id(text: str, index, what: str):
 
 
 def _integer(text: str) -> int:
-    """``"7"``, ``"7.0"`` or ``"7e0"`` as 7 (as the Python API takes 7.0 for 7); else ValueError."""
+    """``"7"``, ``"7.0"`` or ``"7e0"`` as 7 (as the Python API takes 7.0 for 7); else ValueError.
+
+    Read exactly, so that ids beyond 2**53 written with a decimal point keep every digit.
+    """
     try:
         return int(text)
     except ValueError:
-        value = float(text)  # ValueError if not a number at all
-        if not value.is_integer():
-            raise
-        return int(value)
+        pass
+    try:
+        value = decimal.Decimal(text.strip())
+    except decimal.InvalidOperation:
+        raise ValueError(text) from None
+    if not value.is_finite() or value != value.to_integral_value():
+        raise ValueError(text)
+    return int(value)
 
 
 def _examples(ids) -> str:

@@ -331,6 +331,13 @@ def evaluate_ranking(
         the items of ``train`` for the baseline), plus ``n_skipped_users``:
         test users with relevant items who are not in ``train`` / unknown to
         the model, left out.
+
+    Raises
+    ------
+    ValueError
+        If ``k`` is more than the items there are to recommend (the model's,
+        or those in ``train`` for the baseline), or no test user with
+        relevant items is known.
     """
     from latentfactors.models.recommend import popularity_recommendations
 

@@ -451,12 +451,31 @@ def test_threads_give_bit_identical_adam(synthetic, optimizer):
         assert np.array_equal(getattr(one, name), getattr(two, name))
 
 
+@pytest.mark.parametrize("width", [1, 3, 4])
+def test_each_block_waits_for_the_last_earlier_block_on_its_stripes(width):
+    rng = np.random.default_rng(width)
+    for _ in range(5):
+        pu, pi, shifts = rng.permutation(width), rng.permutation(width), rng.permutation(width)
+        a = np.arange(width)
+        schedule = pu[None, :] * width + pi[(a[None, :] + shifts[:, None]) % width]
+        for rounds in (schedule, schedule[1:], schedule[:1]):
+            after_u, after_i = sgd_kernels._block_waits(rounds.astype(np.int64))
+            flat = rounds.ravel()
+            for k, b in enumerate(flat):
+                same_u = [j for j in range(k) if flat[j] // width == b // width]
+                same_i = [j for j in range(k) if flat[j] % width == b % width]
+                assert after_u[k] == (same_u[-1] if same_u else -1)
+                assert after_i[k] == (same_i[-1] if same_i else -1)
+    with pytest.raises(ValueError, match="outside the grid"):
+        sgd_kernels._block_waits(np.full((1, width), width * width, dtype=np.int64))
+
+
 @two_threads
 def test_blocks_wait_for_their_stripes_on_any_thread_count():
     # Blocks of very unequal size (five heavy users on four user stripes), so
     # that a thread that did not wait for a block's stripes would overtake.
     rng = np.random.default_rng(4)
-    users = np.concatenate([np.repeat(np.arange(5), 3000), np.repeat(np.arange(5, 200), 20)])
+    users = np.concatenate([np.repeat(np.arange(5), 6000), np.repeat(np.arange(5, 200), 10)])
     items = rng.integers(0, 100, len(users))
     ratings = rng.integers(1, 6, len(users)).astype(np.float32)
     data = TrainData(
@@ -468,7 +487,7 @@ def test_blocks_wait_for_their_stripes_on_any_thread_count():
     )
     layout = bmf.BlockLayout(data, 4, np.random.default_rng(0), by_user=True)
     sizes = np.diff(layout.block_ptr)
-    assert sizes.max() > 1.5 * sizes.min()
+    assert sizes.max() > 2 * sizes.min()
     start = layout.to_layout(random_params(np.random.default_rng(1), 200, 100, 8))
     order = layout.run_order.copy()
     f32 = np.float32
@@ -517,6 +536,10 @@ def _claim_in_order(n, claims, done):
 def test_atomics_refuse_arrays_other_than_int64():
     with pytest.raises(numba.core.errors.TypingError):
         _add_one(np.zeros(2, dtype=np.int32))
+    frozen = np.zeros(2, dtype=np.int64)
+    frozen.flags.writeable = False
+    with pytest.raises(numba.core.errors.TypingError):
+        _add_one(frozen)
 
 
 @numba.njit
@@ -1037,11 +1060,18 @@ def test_adam_records_interleave_a_rows_state():
 
 
 @pytest.mark.parametrize(
-    "shape, dtype", [((3, 32), np.float32), (7, np.int64), ((0, 5), np.float32), ((5, 3), "f8")]
+    "shape, dtype",
+    [
+        ((3, 32), np.float32),
+        (7, np.int64),
+        ((0, 5), np.float32),
+        ((5, 3), "f8"),
+        (np.int64(4), "i4"),
+    ],
 )
 def test_aligned_empty_starts_on_a_cache_line(shape, dtype):
     arrays = [aligned_empty(shape, dtype) for _ in range(4)]
-    want = (shape,) if isinstance(shape, int) else shape
+    want = (int(shape),) if np.ndim(shape) == 0 else shape
     for a in arrays:
         assert a.shape == want and a.dtype == np.dtype(dtype) and a.flags.c_contiguous
         assert a.flags.writeable and (a.size == 0 or a.ctypes.data % LINE_BYTES == 0)

@@ -298,6 +298,8 @@ def test_ids_are_converted_to_the_models_type():
     assert cli.parse_id("30", ints, "user") == 30
     assert cli.parse_id("30.0", ints, "user") == 30 and cli.parse_id("3e1", ints, "user") == 30
     assert isinstance(cli.parse_id("30.0", ints, "user"), int)
+    big = IdIndex(np.array([2**53 + 1], dtype=np.int64))  # not a float64
+    assert cli.parse_id(f"{2**53 + 1}.0", big, "user") == 2**53 + 1
     for text in ("x1", "30.5", "inf", "nan", ""):
         with pytest.raises(cli.UnknownIdError, match=f"user id '{text}' is not an integer"):
             cli.parse_id(text, ints, "user")

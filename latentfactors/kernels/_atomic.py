@@ -23,11 +23,14 @@ def _pointer(context, builder, signature, args):
     return cgutils.get_item_pointer(context, builder, array_type, array, [index], wraparound=False)
 
 
-def _int64_array(arr, idx):
+def _int64_array(arr, idx, write=False):
+    """An aligned 1-D int64 array (writable if ``write``) and an integer index."""
     return (
         isinstance(arr, types.Array)
         and arr.ndim == 1
         and arr.dtype == types.int64
+        and arr.aligned
+        and (arr.mutable or not write)
         and isinstance(idx, types.Integer)
     )
 
@@ -35,7 +38,7 @@ def _int64_array(arr, idx):
 @intrinsic
 def fetch_add(typingctx, arr, idx, value):
     """``old = arr[idx]; arr[idx] += value; return old``, atomically."""
-    if not (_int64_array(arr, idx) and isinstance(value, types.Integer)):
+    if not (_int64_array(arr, idx, write=True) and isinstance(value, types.Integer)):
         return None
 
     def codegen(context, builder, signature, args):
@@ -62,7 +65,7 @@ def load(typingctx, arr, idx):
 @intrinsic
 def store(typingctx, arr, idx, value):
     """``arr[idx] = value``, atomically."""
-    if not (_int64_array(arr, idx) and isinstance(value, types.Integer)):
+    if not (_int64_array(arr, idx, write=True) and isinstance(value, types.Integer)):
         return None
 
     def codegen(context, builder, signature, args):

@@ -56,7 +56,7 @@ def aligned_empty(shape, dtype) -> np.ndarray:
     lines. The array is a view of a slightly larger buffer, which it keeps alive.
     """
     dtype = np.dtype(dtype)
-    shape = (shape,) if isinstance(shape, int) else tuple(shape)
+    shape = tuple(int(n) for n in np.atleast_1d(np.asarray(shape, dtype=np.int64)))
     nbytes = math.prod(shape) * dtype.itemsize
     buf = np.empty(nbytes + LINE_BYTES, dtype=np.uint8)
     skip = -buf.ctypes.data % LINE_BYTES

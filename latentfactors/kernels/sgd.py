@@ -321,6 +321,34 @@ def _sgd_block(
     return loss
 
 
+@numba.njit(**JIT)
+def _block_waits(schedule):
+    """What each block waits for: ``(after_u, after_i)``, indexed by round-order position.
+
+    Block ``k`` (``schedule.ravel()[k]``; block ``b`` covers user stripe
+    ``b // B`` and item stripe ``b % B`` of a ``B``-wide grid) may start once
+    block ``after_u[k]``, the last earlier one on its user stripe, and block
+    ``after_i[k]``, the last earlier one on its item stripe, are done; ``-1``
+    where there is none. Waiting for the last one of each is enough: it
+    waited for the one before it.
+    """
+    n_rounds, width = schedule.shape
+    n_blocks = n_rounds * width
+    after_u = np.empty(n_blocks, dtype=np.int64)
+    after_i = np.empty(n_blocks, dtype=np.int64)
+    last_u = np.full(width, -1, dtype=np.int64)
+    last_i = np.full(width, -1, dtype=np.int64)
+    for k in range(n_blocks):
+        b = schedule[k // width, k % width]
+        if b < 0 or b >= width * width:
+            raise ValueError("schedule holds a block id outside the grid")
+        after_u[k] = last_u[b // width]
+        after_i[k] = last_i[b % width]
+        last_u[b // width] = k
+        last_i[b % width] = k
+    return after_u, after_i
+
+
 @numba.njit(**PARALLEL_JIT)
 def _sgd_block_epoch(
     users,
@@ -363,8 +391,9 @@ def _sgd_block_epoch(
         Block ``b`` owns the entries ``block_runs[b]:block_runs[b + 1]`` of ``run_order``.
     run_order : int64 array, shape (n_runs,)
         Run ids, each block's segment reshuffled in place every epoch.
-    schedule : int64 array, shape (B, B)
-        ``schedule[t]`` lists the blocks of round ``t``; they share no row or column stripe.
+    schedule : int64 array, shape (n_rounds, B)
+        ``schedule[t]`` lists the blocks of round ``t``; they share no row or column
+        stripe. Usually all ``B`` rounds; fewer run just those.
     seeds : uint64 array, shape (B * B,)
         Per-block seeds for this epoch (non-zero).
     reshuffle : bool
@@ -388,18 +417,11 @@ def _sgd_block_epoch(
     """
     n_rounds, width = schedule.shape
     n_blocks = n_rounds * width
-    # Block k (k-th in round order) must wait for the blocks before it on its
-    # user stripe and on its item stripe: the last earlier one of each.
-    after_u = np.empty(n_blocks, dtype=np.int64)
-    after_i = np.empty(n_blocks, dtype=np.int64)
-    last_u = np.full(width, -1, dtype=np.int64)
-    last_i = np.full(width, -1, dtype=np.int64)
-    for k in range(n_blocks):
-        b = schedule[k // width, k % width]
-        after_u[k] = last_u[b // width]
-        after_i[k] = last_i[b % width]
-        last_u[b // width] = k
-        last_i[b % width] = k
+    if len(sync) < n_blocks + 1:
+        raise ValueError("sync must hold a counter and a flag per scheduled block")
+    if len(block_runs) - 1 != width * width:
+        raise ValueError("schedule must have one column per stripe of the grid")
+    after_u, after_i = _block_waits(schedule)
     sync[: n_blocks + 1] = 0
     losses = np.zeros(len(block_runs) - 1)
     # One worker per block of a round: on fewer threads, a thread's first
