@@ -441,8 +441,9 @@ def test_threads_give_bit_identical_sgd(monkeypatch, synthetic, cache_bytes):
 
 @two_threads
 @pytest.mark.parametrize("optimizer", ["adam", "adam-dense"])
-def test_threads_give_bit_identical_adam(synthetic, optimizer):
+def test_threads_give_bit_identical_adam(monkeypatch, synthetic, optimizer):
     frame, _ = synthetic
+    monkeypatch.setattr(bmf, "ADAM_PARALLEL_MIN_BATCH", 256)  # batches of 512 use both threads
     kw = {**FAST, "optimizer": optimizer, "batch_size": 512, "n_epochs": 3}
     one = BiasedMF(**kw, n_threads=1).fit(frame)
     two = BiasedMF(**kw, n_threads=2).fit(frame)

@@ -31,11 +31,12 @@ GRID_STEP = 4
 # (see kernels/sgd.py). Measured at 20M ratings, 32 factors: runs of 1,600 to
 # 26,000 ratings all ran 1.7-1.9x faster than single groups in random order.
 RUN_RATINGS = 4096
-# Adam runs a batch on several threads only from this batch size: at 64 ratings the
-# thread hand-offs cost more than they save; at 1024 two threads were about 1.4x one
-# with separate arrays. With row records (faster on one thread) the gain is smaller:
-# 1.04x at 256, 1.08x at 512, 1.12x at 1024 (4M ratings, 32 factors).
-ADAM_PARALLEL_MIN_BATCH = 256
+# Adam runs a batch on several threads only from this batch size. With each row's
+# state in one record, one thread is fast enough that a second barely pays: two
+# threads ran 0.99x one at batch 256, 1.06x at 1024 and 1.14x at 4096 (4M ratings,
+# 32 factors, 5 interleaved rounds); at 64 ratings the hand-offs cost more than
+# they save.
+ADAM_PARALLEL_MIN_BATCH = 1024
 
 
 def adam_records(W: np.ndarray, b: np.ndarray):
