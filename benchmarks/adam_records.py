@@ -10,6 +10,10 @@ arithmetic.
 
     python benchmarks/adam_records.py                    # 4M ratings, 1 and 2 threads
     python benchmarks/adam_records.py --ratings 20000000 --threads 1
+    python benchmarks/adam_records.py --batch-size 4096
+
+Batches smaller than ``ADAM_PARALLEL_MIN_BATCH`` (1024) run on one thread
+whatever ``n_threads`` says, so at the default 256 both rows time one thread.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=256)
     args = parser.parse_args(argv)
 
     frame, _ = make_synthetic_ratings(200_000, 50_000, args.ratings, rank=16, random_state=0)
@@ -53,6 +58,7 @@ def main(argv=None):
                     model = BiasedMF(
                         args.factors,
                         optimizer="adam",
+                        batch_size=args.batch_size,
                         n_epochs=args.epochs,
                         n_threads=threads,
                         random_state=0,
@@ -62,7 +68,10 @@ def main(argv=None):
     finally:
         biased_mf.adam_records = layouts["records"]
     n = len(frame)
-    print(f"{n:,} ratings, k={args.factors}, Adam batch 256, median of epochs 2..{args.epochs}")
+    print(
+        f"{n:,} ratings, k={args.factors}, Adam batch {args.batch_size}, "
+        f"median of epochs 2..{args.epochs}"
+    )
     for threads in args.threads:
         rec = statistics.median(seconds[threads, "records"])
         sep = statistics.median(seconds[threads, "separate"])

@@ -51,7 +51,8 @@ def adam_records(W: np.ndarray, b: np.ndarray):
     cost four page lookups and four distant lines. Measured side by side at 4M
     ratings over 200,000 users and 50,000 items with 32 factors, an epoch of
     batches of 256 ran 1.3-1.4x faster than with four separate arrays on one
-    thread and 1.1-1.15x on two (``python benchmarks/adam_records.py``). The
+    thread, and 1.1-1.15x on two when such batches still ran on two
+    (``python benchmarks/adam_records.py``). The
     price is one extra copy of the parameters while training.
     """
     rows = aligned_empty((W.shape[0], 4, W.shape[1]), W.dtype)
