@@ -23,6 +23,12 @@ def _pointer(context, builder, signature, args):
     return cgutils.get_item_pointer(context, builder, array_type, array, [index], wraparound=False)
 
 
+def _pointer_and_value(context, builder, signature, args):
+    """The element's pointer, and the third argument as an int64."""
+    value = context.cast(builder, args[2], signature.args[2], types.int64)
+    return _pointer(context, builder, signature, args), value
+
+
 def _int64_array(arr, idx, write=False):
     """An aligned 1-D int64 array (writable if ``write``) and an integer index."""
     return (
@@ -42,8 +48,7 @@ def fetch_add(typingctx, arr, idx, value):
         return None
 
     def codegen(context, builder, signature, args):
-        ptr = _pointer(context, builder, signature, args)
-        val = context.cast(builder, args[2], signature.args[2], types.int64)
+        ptr, val = _pointer_and_value(context, builder, signature, args)
         return builder.atomic_rmw("add", ptr, val, ORDER)
 
     return types.int64(arr, idx, value), codegen
@@ -69,8 +74,7 @@ def store(typingctx, arr, idx, value):
         return None
 
     def codegen(context, builder, signature, args):
-        ptr = _pointer(context, builder, signature, args)
-        val = context.cast(builder, args[2], signature.args[2], types.int64)
+        ptr, val = _pointer_and_value(context, builder, signature, args)
         builder.store_atomic(val, ptr, ORDER, 8)
         return context.get_dummy_value()
 
