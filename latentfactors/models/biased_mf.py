@@ -270,7 +270,7 @@ def _gather(arr: np.ndarray, rows: np.ndarray) -> np.ndarray:
     """``arr[rows]`` in a new array whose rows start on a cache line (see
     :func:`~latentfactors.kernels._prefetch.aligned_empty`). Measured at 20M
     ratings with 32 factors, an SGD epoch ran about 1.1-1.2x faster on aligned rows
-    (interleaved rounds, ``python benchmarks/throughput.py --alignment``)."""
+    (interleaved rounds, ``python benchmarks/row_alignment.py``)."""
     out = aligned_empty((len(rows), *arr.shape[1:]), arr.dtype)
     # mode="clip" writes straight into out (the default buffers a second copy);
     # the rows are the layout's own permutation, so none is out of range.
