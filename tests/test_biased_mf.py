@@ -534,6 +534,32 @@ def _claim_in_order(n, claims, done):
     return log
 
 
+@two_threads
+def test_compare_exchange_lets_exactly_one_thread_take_each_slot():
+    slots = np.zeros(5000, dtype=np.int64)
+    takers = _take_slots(slots)
+    assert np.array_equal(slots, np.ones(5000, dtype=np.int64))
+    assert takers.sum() == len(slots)  # each slot taken once, over all workers
+    arr = np.array([3], dtype=np.int64)
+    assert not _swap(arr, 4, 9) and arr[0] == 3
+    assert _swap(arr, 3, 9) and arr[0] == 9
+
+
+@numba.njit(parallel=True)
+def _take_slots(slots):
+    takers = np.zeros(4, dtype=np.int64)
+    for w in numba.prange(4):
+        for k in range(len(slots)):
+            if atomic.compare_exchange(slots, k, 0, 1):
+                takers[w] += 1
+    return takers
+
+
+@numba.njit
+def _swap(arr, old, new):
+    return atomic.compare_exchange(arr, 0, old, new)
+
+
 def test_atomics_refuse_arrays_other_than_int64():
     with pytest.raises(numba.core.errors.TypingError):
         _add_one(np.zeros(2, dtype=np.int32))

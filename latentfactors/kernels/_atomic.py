@@ -2,9 +2,11 @@
 
 Numba has no atomics on the CPU, so these emit LLVM's atomic instructions
 (sequentially consistent): ``fetch_add(arr, i, v)`` adds ``v`` to ``arr[i]``
-and returns the old value; ``load(arr, i)`` and ``store(arr, i, v)`` read and
-write ``arr[i]`` so that every write a thread made before a ``store`` is seen
-by a thread that then ``load``s the stored value. The index is not checked.
+and returns the old value; ``compare_exchange(arr, i, old, new)`` sets
+``arr[i]`` to ``new`` if it holds ``old`` and says whether it did; ``load(arr,
+i)`` and ``store(arr, i, v)`` read and write ``arr[i]`` so that every write a
+thread made before a ``store`` is seen by a thread that then ``load``s the
+stored value. The index is not checked.
 """
 
 from __future__ import annotations
@@ -52,6 +54,26 @@ def fetch_add(typingctx, arr, idx, value):
         return builder.atomic_rmw("add", ptr, val, ORDER)
 
     return types.int64(arr, idx, value), codegen
+
+
+@intrinsic
+def compare_exchange(typingctx, arr, idx, expected, value):
+    """If ``arr[idx] == expected``, set it to ``value`` and return True; else False. Atomic."""
+    if not (
+        _int64_array(arr, idx, write=True)
+        and isinstance(expected, types.Integer)
+        and isinstance(value, types.Integer)
+    ):
+        return None
+
+    def codegen(context, builder, signature, args):
+        ptr = _pointer(context, builder, signature, args)
+        old = context.cast(builder, args[2], signature.args[2], types.int64)
+        new = context.cast(builder, args[3], signature.args[3], types.int64)
+        result = builder.cmpxchg(ptr, old, new, ORDER, ORDER)
+        return builder.extract_value(result, 1)
+
+    return types.boolean(arr, idx, expected, value), codegen
 
 
 @intrinsic

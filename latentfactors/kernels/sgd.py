@@ -6,15 +6,17 @@ epoch runs ``B`` rounds; a round holds ``B`` blocks that share no user stripe
 and no item stripe, so they can run side by side on threads without touching
 the same rows.
 
-The threads take the blocks one at a time in round order, from a shared
-counter, and start a block as soon as the last earlier block on its user
-stripe and the last on its item stripe are done. Every row then sees the
-same updates in the same order as if the rounds ran one after another, so
-one and many threads give bit-identical models, but a thread that is ahead
-need not wait for the rest of its round. The cores of a shared machine run at
-unequal speeds: two threads ran about 1.1x faster than with a wait at the end
-of every round (20M ratings, epochs of the two versions interleaved). A
-thread that must wait spins, which suits one thread per core, the default.
+A thread takes the first block, in round order, that no thread has taken
+and whose last earlier block on its user stripe and last on its item stripe
+are done. Every row then sees the same updates in the same order as if the
+rounds ran one after another, so one and many threads give bit-identical
+models, but a thread that is ahead need not wait for the rest of its round.
+The cores of a shared machine run at unequal speeds: taking blocks in round
+order as their stripes came free made two threads about 1.1x faster than a
+wait at the end of every round, and taking any free block instead of the next
+in order another 1.07-1.1x (20M ratings, epochs of the versions
+interleaved). A thread that finds no free block spins, which suits one thread
+per core, the default.
 
 Inside a block the ratings form *groups*: either the whole block (the
 classic loop when ``B == 1``), Fisher-Yates shuffled every epoch, or, on data
@@ -350,6 +352,27 @@ def _block_waits(schedule):
     return after_u, after_i
 
 
+# A block's state in ``sync[1 + k]``.
+WAITING, RUNNING, DONE = 0, 1, 2
+
+
+@numba.njit(**JIT)
+def _free_block(sync, after_u, after_i):
+    """Take the first waiting block whose stripes are free; its position, or -1 if none."""
+    for k in range(len(after_u)):
+        if _atomic.load(sync, k + 1) != WAITING:
+            continue
+        u = after_u[k]
+        i = after_i[k]
+        if u >= 0 and _atomic.load(sync, u + 1) != DONE:
+            continue
+        if i >= 0 and _atomic.load(sync, i + 1) != DONE:
+            continue
+        if _atomic.compare_exchange(sync, k + 1, WAITING, RUNNING):
+            return k
+    return -1
+
+
 @numba.njit(**PARALLEL_JIT)
 def _sgd_block_epoch(
     users,
@@ -406,7 +429,7 @@ def _sgd_block_epoch(
         group must then hold the ratings of one user.
     sync : int64 array, at least ``n_blocks + 1`` long
         Scratch shared by the threads, overwritten: how many blocks have been
-        taken, then a flag per block, set when it is done.
+        taken, then each block's state (0 waiting, 1 running, 2 done).
     P, Q : float32 arrays, shapes (n_users, k) and (n_items, k); updated in place.
     bu, bi : float32 arrays; updated in place.
     mu, lr, reg, reg_bias : float32 scalars.
@@ -426,16 +449,14 @@ def _sgd_block_epoch(
     sync[: n_blocks + 1] = 0
     losses = np.zeros(len(block_runs) - 1)
     # One worker per block of a round: on fewer threads, a thread's first
-    # worker takes blocks until none are left and the others find none.
+    # worker takes blocks until none are left and the others find none. A
+    # worker only ever waits holding no block, so none can wait for another.
     for _ in numba.prange(width):
-        while True:
-            k = _atomic.fetch_add(sync, 0, 1)
-            if k >= n_blocks:
-                break
-            for before in (after_u[k], after_i[k]):
-                if before >= 0:
-                    while _atomic.load(sync, before + 1) == 0:
-                        pass
+        while _atomic.load(sync, 0) < n_blocks:
+            k = _free_block(sync, after_u, after_i)
+            if k < 0:
+                continue  # every untaken block still waits for its stripes
+            _atomic.fetch_add(sync, 0, 1)
             b = schedule[k // width, k % width]
             losses[b] = _sgd_block(
                 b,
@@ -458,7 +479,7 @@ def _sgd_block_epoch(
                 reg,
                 reg_bias,
             )
-            _atomic.store(sync, k + 1, 1)
+            _atomic.store(sync, k + 1, DONE)
     total = 0.0
     for b in range(len(losses)):
         total += losses[b]
