@@ -11,9 +11,11 @@ arithmetic.
     python benchmarks/adam_records.py                    # 4M ratings, 1 and 2 threads
     python benchmarks/adam_records.py --ratings 20000000 --threads 1
     python benchmarks/adam_records.py --batch-size 4096
+    python benchmarks/adam_records.py --parallel-min-batch 256   # 2 threads at batch 256
 
 Batches smaller than ``ADAM_PARALLEL_MIN_BATCH`` (1024) run on one thread
-whatever ``n_threads`` says, so at the default 256 both rows time one thread.
+whatever ``n_threads`` says, so at the default 256 both rows time one thread
+unless ``--parallel-min-batch`` lowers that threshold for the run.
 """
 
 from __future__ import annotations
@@ -45,10 +47,17 @@ def main(argv=None):
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument(
+        "--parallel-min-batch",
+        type=int,
+        default=biased_mf.ADAM_PARALLEL_MIN_BATCH,
+        help="smallest batch that runs on several threads",
+    )
     args = parser.parse_args(argv)
 
     frame, _ = make_synthetic_ratings(200_000, 50_000, args.ratings, rank=16, random_state=0)
     layouts = {"records": biased_mf.adam_records, "separate": separate_arrays}
+    biased_mf.ADAM_PARALLEL_MIN_BATCH = args.parallel_min_batch
     seconds, mse = {}, {}
     try:
         for _ in range(args.rounds):

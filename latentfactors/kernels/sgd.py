@@ -11,12 +11,10 @@ and whose last earlier block on its user stripe and last on its item stripe
 are done. Every row then sees the same updates in the same order as if the
 rounds ran one after another, so one and many threads give bit-identical
 models, but a thread that is ahead need not wait for the rest of its round.
-The cores of a shared machine run at unequal speeds: taking blocks in round
-order as their stripes came free made two threads about 1.1x faster than a
-wait at the end of every round, and taking any free block instead of the next
-in order another 1.07-1.1x (20M ratings, epochs of the versions
-interleaved). A thread that finds no free block spins, which suits one thread
-per core, the default.
+The cores of a shared machine run at unequal speeds: at 20M ratings two
+threads ran a median 1.19x faster than with a barrier after every round
+(``python benchmarks/block_waits.py``). A thread that finds no free block
+spins, which suits one thread per core, the default.
 
 Inside a block the ratings form *groups*: either the whole block (the
 classic loop when ``B == 1``), Fisher-Yates shuffled every epoch, or, on data
@@ -49,9 +47,8 @@ prefetches the item rows a few updates ahead and the next group's user row
 (see :mod:`latentfactors.kernels._prefetch`); a prefetch changes no value.
 What streams through the cache is kept small, so that the item stripe stays
 there: a group's user code is read once per group (``group_users``), not
-with every rating, and the layout's factor rows start on a cache line. Each
-was measured at 20M ratings with 32 factors, rounds of the two versions
-interleaved: about 1.07-1.1x and 1.1-1.2x faster.
+with every rating, and the layout's factor rows start on a cache line (1.1-1.2x
+faster at 20M ratings with 32 factors: ``python benchmarks/row_alignment.py``).
 
 Update for a rating ``r`` of user ``u`` on item ``i`` (``lr`` learning rate):
 

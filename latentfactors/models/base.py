@@ -122,8 +122,8 @@ def _columns(data, *, need_rating: bool, what: str):
         items = data["item"].to_numpy()
         ratings = data["rating"].to_numpy() if need_rating else None
     elif isinstance(data, (tuple, list)):
-        reject_rows(data, ["user", "item", "rating"][: 3 if need_rating else 2], what)
         n_expected = 3 if need_rating else 2
+        reject_rows(data, ["user", "item", "rating"][:n_expected], what)
         if len(data) != n_expected:
             names = "(users, items, ratings)" if need_rating else "(users, items)"
             raise ValueError(f"{what} must be a tuple of {n_expected} arrays {names}")

@@ -1,0 +1,114 @@
+"""Why SGD threads take any block whose stripes are free instead of running rounds.
+
+Lays out ``make_synthetic_ratings(200_000, 50_000, N, rank=16)`` as a fit
+does and runs SGD epochs two ways on the same parameters, alternating:
+
+* ``rounds``: one call of the epoch kernel per round, so every thread waits
+  at the end of each round for the slowest block (a barrier per round);
+* ``free blocks``: one call per epoch, in which a thread takes the first block
+  whose earlier blocks on its user and item stripes are done.
+
+It prints quantiles of each rate and of the per-epoch speed-up. First it
+checks that both give bit-identical parameters: they apply the same updates
+in the same order to every row.
+
+    python benchmarks/block_waits.py                  # 20M ratings, 2 threads
+    python benchmarks/block_waits.py --threads 1 2 --epochs 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from latentfactors import BiasedMF, make_synthetic_ratings  # noqa: E402
+from latentfactors.kernels import sgd as sgd_kernels  # noqa: E402
+from latentfactors.kernels.scoring import with_threads  # noqa: E402
+from latentfactors.models.base import encode_train  # noqa: E402
+from latentfactors.models.biased_mf import BlockLayout, grid_plan  # noqa: E402
+
+SCHEDULE = 8  # position of the schedule in BlockLayout.epoch_args()
+
+
+def by_rounds(threads, epoch_args, rows, scalars):
+    """The epoch as one kernel call per round: a barrier after each."""
+    args = list(epoch_args)
+    schedule = args[SCHEDULE]
+    sse = 0.0
+    for t in range(len(schedule)):
+        args[SCHEDULE] = schedule[t : t + 1]
+        sse += with_threads(threads, sgd_kernels._sgd_block_epoch, *args, *rows, *scalars)
+    return sse
+
+
+def free_blocks(threads, epoch_args, rows, scalars):
+    return with_threads(threads, sgd_kernels._sgd_block_epoch, *epoch_args, *rows, *scalars)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--ratings", type=int, default=20_000_000)
+    parser.add_argument("--factors", type=int, default=32)
+    parser.add_argument("--threads", type=int, nargs="+", default=[2])
+    parser.add_argument("--epochs", type=int, default=16, help="epochs per way and thread count")
+    args = parser.parse_args(argv)
+
+    frame, _ = make_synthetic_ratings(200_000, 50_000, args.ratings, rank=16, random_state=0)
+    data = encode_train(frame)
+    del frame
+    n_users, n_items = len(data.user_index), len(data.item_index)
+    width, by_user = grid_plan(n_users, n_items, len(data.ratings), args.factors)
+    rng = np.random.default_rng(0)
+    model = BiasedMF(args.factors, random_state=0)
+    start = model._init_state(rng, n_users, n_items)
+    layout = BlockLayout(data, width, rng, by_user)
+    del data
+    rows = layout.to_layout(tuple(start[name] for name in model._state_names()))
+    scalars = tuple(np.float32(x) for x in (3.5, 0.01, 0.02, 0.02))
+    ways = {"rounds": by_rounds, "free blocks": free_blocks}
+    n = len(layout.ratings)
+    print(f"{n:,} ratings, k={args.factors}, {width} x {width} blocks")
+
+    order = layout.run_order.copy()
+    results = {}
+    for name, run in ways.items():
+        layout.run_order[:] = order
+        trial = tuple(a.copy() for a in rows)
+        sse = run(max(args.threads), layout.epoch_args(np.random.default_rng(1)), trial, scalars)
+        results[name] = (sse, trial)
+    same = results["rounds"][0] == results["free blocks"][0] and all(
+        np.array_equal(a, b) for a, b in zip(results["rounds"][1], results["free blocks"][1])
+    )
+    print(f"one epoch each way, same seed, {max(args.threads)} threads: bit-identical: {same}")
+
+    for threads in args.threads:
+        rates = {name: [] for name in ways}
+        speedup = []
+        for epoch in range(args.epochs):
+            epoch_args = layout.epoch_args(np.random.default_rng(epoch))
+            seconds = {}
+            for name in list(ways) if epoch % 2 == 0 else list(ways)[::-1]:
+                tick = time.perf_counter()
+                ways[name](threads, epoch_args, rows, scalars)
+                seconds[name] = time.perf_counter() - tick
+                rates[name].append(n / seconds[name] / 1e6)
+            speedup.append(seconds["rounds"] / seconds["free blocks"])
+        line = "  ".join(
+            f"{name} {np.quantile(r, 0.5):.1f} (p90 {np.quantile(r, 0.9):.1f})"
+            for name, r in rates.items()
+        )
+        print(
+            f"  t={threads}, {args.epochs} epochs, M upd/s median: {line}; free blocks "
+            f"speed-up p25 {np.quantile(speedup, 0.25):.2f}x, median "
+            f"{np.quantile(speedup, 0.5):.2f}x, p75 {np.quantile(speedup, 0.75):.2f}x"
+        )
+
+
+if __name__ == "__main__":
+    main()
