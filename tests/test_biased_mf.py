@@ -677,8 +677,12 @@ def test_unknown_ids_fall_back_to_mean_plus_known_bias(ratings):
     np.testing.assert_allclose(
         pred, [mu + model.user_bias_[ui], mu + model.item_bias_[ii], mu], rtol=1e-6
     )
-    # an id of another type is simply unknown
-    assert model.predict(["x"], [known_i])[0] == pytest.approx(mu + model.item_bias_[ii])
+    # ids of the other type are refused, not silently predicted as unknown
+    with pytest.raises(TypeError, match="ids given are strings"):
+        model.predict(["x"], [known_i])
+    frame = ratings.astype({"item": str})
+    with pytest.raises(TypeError, match="convert them"):
+        model.evaluate(frame)
 
 
 def test_predict_frame_and_arrays_agree_and_clip_holds(ratings):
@@ -801,6 +805,8 @@ def test_loading_bad_files_gives_clear_errors(ratings, tmp_path):
             seen_indptr=np.r_[0, np.full(len(c["seen_indptr"]) - 2, -(10**9)), c["seen_indptr"][-1]]
         ),
         lambda c: c.update(seen_indptr=c["seen_indptr"][::-1].copy()),
+        lambda c: c.update({"state/user_bias_": np.repeat(c["state/user_bias_"][:, None], 2, 1)}),
+        lambda c: c.update({"state/item_bias_": c["state/item_bias_"][:, None]}),
         lambda c: c.pop("format_version"),
         lambda c: c.update(format_version=np.array("x")),
         lambda c: c.update(
@@ -809,7 +815,15 @@ def test_loading_bad_files_gives_clear_errors(ratings, tmp_path):
             )
         ),
     ],
-    ids=["indptr-out-of-range", "indptr-decreasing", "no-version", "bad-version", "bad-param"],
+    ids=[
+        "indptr-out-of-range",
+        "indptr-decreasing",
+        "2-D-user-bias",
+        "2-D-item-bias",
+        "no-version",
+        "bad-version",
+        "bad-param",
+    ],
 )
 def test_tampered_model_files_are_rejected_on_load(ratings, tmp_path, edit):
     good = tmp_path / "good.npz"

@@ -671,10 +671,30 @@ def test_idindex_string_ids():
 def test_idindex_unknown_ids_are_minus_one():
     index = IdIndex([1, 2, 3])
     assert index.encode([3, 99, -1, 1]).tolist() == [2, -1, -1, 0]
-    assert index.encode(["1", "a"]).tolist() == [-1, -1]  # strings never match ints
+    assert index.encode([99, -1]).tolist() == [-1, -1]  # all new, of the right type
     strings = IdIndex(["1", "2"])
-    assert strings.encode([1, 2]).tolist() == [-1, -1]  # ints never match strings
     assert strings.encode(["2", "zz"]).tolist() == [1, -1]
+    assert strings.encode(["zz"]).tolist() == [-1]
+    # one id of the other type among known ones is just unknown
+    assert index.encode(np.array([1, "a"], dtype=object)).tolist() == [0, -1]
+
+
+@pytest.mark.parametrize(
+    "known, given, words",
+    [
+        ([1, 2, 3], ["1", "a"], ("strings", "numbers", "'1', 'a'", ".astype(int)")),
+        ([1, 2, 3], np.array(["1"], dtype=object), ("strings", "numbers", ".astype(int)")),
+        (["1", "2"], [1, 2], ("numbers", "strings", "'1', '2'", ".astype(str)")),
+        (["1", "2"], np.array([1.0]), ("numbers", "strings", ".astype(str)")),
+        (["1", "2"], np.array([7], dtype=object), ("numbers", "strings")),
+    ],
+)
+def test_idindex_refuses_ids_of_the_other_type(known, given, words):
+    """Not one id known because they are all of the other type: a mistake, said plainly."""
+    with pytest.raises(TypeError, match="no id is known") as info:
+        IdIndex(known).encode(given)
+    for word in words:
+        assert word in str(info.value)
 
 
 def test_idindex_encode_scalar_and_empty():

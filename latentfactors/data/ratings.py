@@ -59,6 +59,10 @@ def _normalize_ids(values: np.ndarray) -> np.ndarray:
     )
 
 
+def _show_ids(values: np.ndarray) -> str:
+    return ", ".join(map(repr, np.asarray(values)[:3].tolist()))
+
+
 class IdIndex:
     """Map raw ids (integers or strings) to dense ``int32`` codes ``0..n-1`` and back.
 
@@ -81,6 +85,9 @@ class IdIndex:
     -----
     :meth:`encode` maps unknown ids to ``-1`` without raising: callers decide
     whether an unknown id is an error (fitting) or a cold start (predicting).
+    It does raise when no id is known because they are of the other type
+    (strings for integer ids, or the reverse): that is a mistake, not a batch
+    of new users.
     """
 
     def __init__(self, ids):
@@ -128,6 +135,12 @@ class IdIndex:
         Returns
         -------
         numpy.ndarray of int32, shape (n,)
+
+        Raises
+        ------
+        TypeError
+            If no id is known and they are strings where the known ids are
+            numbers, or numbers where they are strings.
         """
         values = np.asarray(values)
         if values.ndim != 1:
@@ -141,7 +154,26 @@ class IdIndex:
             if whole.any():
                 codes[whole] = self._index.get_indexer(values[whole].astype(np.int64))
             return codes
-        return self._index.get_indexer(values).astype(np.int32, copy=False)
+        codes = self._index.get_indexer(values).astype(np.int32, copy=False)
+        if len(self) and codes.max() < 0:
+            self._check_id_type(values)
+        return codes
+
+    def _check_id_type(self, values: np.ndarray) -> None:
+        """Refuse ids of the other type: strings for numeric ids, or the reverse."""
+        first = values[0]
+        given = "strings" if isinstance(first, (str, np.str_)) else None
+        if given is None and isinstance(first, (int, float, np.integer, np.floating)):
+            given = "numbers"
+        known = "strings" if self._ids.dtype.kind == "U" else "numbers"
+        if given is None or given == known:
+            return
+        convert = ".astype(str)" if known == "strings" else ".astype(int)"
+        raise TypeError(
+            f"no id is known: the ids given are {given} (e.g. {_show_ids(values)}) but this "
+            f"model's ids are {known} (e.g. {_show_ids(self._ids)}); "
+            f"convert them, e.g. with {convert}"
+        )
 
     def decode(self, codes) -> np.ndarray:
         """``int32`` codes back to raw ids.

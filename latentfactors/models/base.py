@@ -722,6 +722,9 @@ class FactorModel(RecommenderMixin):
         P, Q = self.user_factors_, self.item_factors_
         if P.ndim != 2 or Q.ndim != 2 or P.shape[1] != Q.shape[1]:
             raise ModelFileError(f"factor arrays have shapes {P.shape} and {Q.shape}")
+        for name in ("user_bias_", "item_bias_"):
+            if np.ndim(getattr(self, name)) != 1:
+                raise ModelFileError(f"{name} has shape {np.shape(getattr(self, name))}, not 1-D")
         if P.shape[0] != nu or len(self.user_bias_) != nu:
             raise ModelFileError(f"user arrays do not match the {nu} user ids")
         if Q.shape[0] != ni or len(self.item_bias_) != ni:
