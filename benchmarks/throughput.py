@@ -217,9 +217,11 @@ def main(argv=None):
     parser.add_argument("--no-peers", action="store_true")
     parser.add_argument("--libmf-avx", default=None, help="path to an AVX/OpenMP libmf .so")
     parser.add_argument("--big", action="store_true", help="also 100M ratings, peak RSS")
+    parser.add_argument("--adam", action="store_true", help="also Adam (batch 256) at 32 factors")
     parser.add_argument(
-        "--adam", action="store_true", help="also Adam (batch 256) at 32 factors, one epoch timed"
+        "--adam-epochs", type=int, default=2, help="Adam epochs timed per fit (after the first)"
     )
+    parser.add_argument("--adam-rounds", type=int, default=2, help="Adam fits per thread count")
     args = parser.parse_args(argv)
 
     t0 = time.perf_counter()
@@ -317,9 +319,17 @@ def main(argv=None):
         for (k, t), secs in SETUP.items():
             print(f"  k={k} t={t}: {statistics.median(secs):.1f}s (median of {len(secs)} fits)")
     if args.adam:
-        print("\nlatentfactors Adam, k=32, batch 256 (second epoch of a fit):")
-        for t in args.threads:
-            sec = ours_epoch_seconds(32, t, frame, 1, optimizer="adam")
+        last = 1 + args.adam_epochs
+        print(
+            f"\nlatentfactors Adam, k=32, batch 256 (median of epochs 2..{last} of a fit, "
+            f"thread counts alternating over {args.adam_rounds} rounds):"
+        )
+        adam = {t: [] for t in args.threads}
+        for r in range(args.adam_rounds):
+            for t in args.threads if r % 2 == 0 else args.threads[::-1]:
+                adam[t].append(ours_epoch_seconds(32, t, frame, args.adam_epochs, optimizer="adam"))
+        for t, secs in adam.items():
+            sec = statistics.median(secs)
             print(f"  t={t}: {sec:.2f} s/epoch, {n / sec / 1e6:.2f} M ratings/s")
     if args.big:
         res = peak_rss_child(100_000_000, 32, max(args.threads))
