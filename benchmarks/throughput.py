@@ -48,7 +48,7 @@ sys.path.insert(0, str(HERE.parent))
 
 from latentfactors import BiasedMF, make_synthetic_ratings  # noqa: E402
 from latentfactors.data import IdIndex  # noqa: E402
-from latentfactors.models.biased_mf import grid_plan  # noqa: E402
+from latentfactors.models.biased_mf import ADAM_PARALLEL_MIN_BATCH, grid_plan  # noqa: E402
 
 
 def fit_seconds(make_model, data, epochs) -> float:
@@ -222,6 +222,7 @@ def main(argv=None):
         "--adam-epochs", type=int, default=2, help="Adam epochs timed per fit (after the first)"
     )
     parser.add_argument("--adam-rounds", type=int, default=2, help="Adam fits per thread count")
+    parser.add_argument("--adam-batch", type=int, default=256, help="Adam's batch size")
     args = parser.parse_args(argv)
 
     t0 = time.perf_counter()
@@ -319,15 +320,24 @@ def main(argv=None):
         for (k, t), secs in SETUP.items():
             print(f"  k={k} t={t}: {statistics.median(secs):.1f}s (median of {len(secs)} fits)")
     if args.adam:
-        last = 1 + args.adam_epochs
+        last, batch = 1 + args.adam_epochs, args.adam_batch
         print(
-            f"\nlatentfactors Adam, k=32, batch 256 (median of epochs 2..{last} of a fit, "
+            f"\nlatentfactors Adam, k=32, batch {batch} (median of epochs 2..{last} of a fit, "
             f"thread counts alternating over {args.adam_rounds} rounds):"
         )
+        if batch < ADAM_PARALLEL_MIN_BATCH:
+            print(
+                f"  (batches under {ADAM_PARALLEL_MIN_BATCH} run on one thread whatever "
+                "n_threads is: the rows below differ only by noise)"
+            )
         adam = {t: [] for t in args.threads}
         for r in range(args.adam_rounds):
             for t in args.threads if r % 2 == 0 else args.threads[::-1]:
-                adam[t].append(ours_epoch_seconds(32, t, frame, args.adam_epochs, optimizer="adam"))
+                adam[t].append(
+                    ours_epoch_seconds(
+                        32, t, frame, args.adam_epochs, optimizer="adam", batch_size=batch
+                    )
+                )
         for t, secs in adam.items():
             sec = statistics.median(secs)
             print(f"  t={t}: {sec:.2f} s/epoch, {n / sec / 1e6:.2f} M ratings/s")
