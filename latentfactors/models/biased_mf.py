@@ -32,9 +32,10 @@ GRID_STEP = 4
 # 26,000 ratings all ran 1.7-1.9x faster than single groups in random order.
 RUN_RATINGS = 4096
 # Adam runs a batch on several threads only from this batch size. With each row's
-# state in one record, two threads ran 0.90x one at batch 256, 1.29x at 1024 and
-# 1.27x at 4096 (4M ratings, 32 factors: `python benchmarks/adam_records.py
-# --batch-size B --parallel-min-batch 256`, records rows).
+# state in one record, two threads ran 0.90x one at batch 256, 1.10-1.29x at 1024
+# and 1.01-1.27x at 4096 over several runs (4M ratings, 32 factors:
+# `python benchmarks/adam_records.py --batch-size B --parallel-min-batch 256`,
+# records rows).
 ADAM_PARALLEL_MIN_BATCH = 1024
 
 
