@@ -521,6 +521,23 @@ def read_titles(path) -> dict:
     }
 
 
+def _kept_valid_mse(model, valid):
+    """Validation MSE of the epoch whose parameters the model kept, if it was measured."""
+    kept = getattr(model, "best_epoch_", None)
+    if not valid or not kept or kept > len(valid):
+        return None
+    return _finite(valid[kept - 1])
+
+
+def _valid_note(payload) -> str:
+    kept, best = payload["kept_valid_mse"], payload["best_valid_mse"]
+    if kept is None:
+        return "" if best is None else f", best valid MSE {best:.4f}"
+    if best is not None and best < kept:
+        return f", valid MSE {kept:.4f} (best {best:.4f}, at another epoch)"
+    return f", valid MSE {kept:.4f} (the best)"
+
+
 def _sidecar_path(model_path) -> Path:
     return Path(os.fspath(model_path) + SIDECAR_SUFFIX)
 
@@ -790,6 +807,13 @@ def cmd_train(args, out: Output) -> int:
         folder = os.path.dirname(os.path.abspath(args.save))
         if not os.path.isdir(folder):
             raise CLIError(f"cannot save to {args.save}: folder {folder} does not exist")
+        if os.path.isdir(args.save):
+            raise CLIError(f"cannot save to {args.save}: it is a folder; name a file in it")
+        if os.fspath(args.save).endswith(SIDECAR_SUFFIX):
+            raise UsageError(
+                f"--save {args.save}: names ending in {SIDECAR_SUFFIX} are kept for the file "
+                "that describes a model; name the model file, e.g. model.npz"
+            )
     titles_file = os.path.abspath(args.items) if args.items else None
     if titles_file:
         read_titles(titles_file)  # fail now, not after training
@@ -1038,6 +1062,7 @@ def cmd_info(args, out: Output) -> int:
         "best_epoch": getattr(model, "best_epoch_", None),
         "last_train_mse": _finite(train[-1]) if train else None,
         "best_valid_mse": _finite(min(valid)) if valid else None,
+        "kept_valid_mse": _kept_valid_mse(model, valid),
         "sidecar": meta,
     }
     shown = ", ".join(f"{k}={v!r}" for k, v in params.items())
@@ -1050,7 +1075,7 @@ def cmd_info(args, out: Output) -> int:
         f"ratings: mean {model.global_mean_:.3f}, range {model.rating_range_[0]:g} to "
         f"{model.rating_range_[1]:g}",
         f"fit: {payload['n_epochs']} epochs, kept epoch {payload['best_epoch']}"
-        + (f", best valid MSE {payload['best_valid_mse']:.4f}" if valid else ""),
+        + _valid_note(payload),
         f"hyperparameters: {shown}",
     ]
     if meta is not None:

@@ -664,6 +664,16 @@ def test_early_stopping_restores_the_best_epoch(ratings):
     assert model.evaluate(valid)["mse"] == pytest.approx(hist["valid_mse"][best], rel=1e-6)
 
 
+def test_without_early_stopping_the_last_epoch_is_kept_and_reported(ratings):
+    valid = tiny_ratings(seed=3)
+    params = {**FAST, "n_epochs": 25, "learning_rate": 0.05, "reg": 0.0}
+    model = BiasedMF(**params, early_stopping=False).fit(ratings, valid=valid)
+    hist = model.history_
+    assert int(np.argmin(hist["valid_mse"])) + 1 < 25  # overfits: the best epoch is earlier
+    assert model.n_epochs_ == model.best_epoch_ == 25  # but the last one is kept
+    assert model.evaluate(valid)["mse"] == pytest.approx(hist["valid_mse"][-1], rel=1e-6)
+
+
 # ---------------------------------------------------------------- prediction
 
 
@@ -807,6 +817,13 @@ def test_loading_bad_files_gives_clear_errors(ratings, tmp_path):
         lambda c: c.update(seen_indptr=c["seen_indptr"][::-1].copy()),
         lambda c: c.update({"state/user_bias_": np.repeat(c["state/user_bias_"][:, None], 2, 1)}),
         lambda c: c.update({"state/item_bias_": c["state/item_bias_"][:, None]}),
+        lambda c: c["state/user_factors_"].__setitem__((0, 0), np.nan),
+        lambda c: c.update(global_mean=np.array(np.nan)),
+        lambda c: c.update(rating_range=c["rating_range"][::-1].copy()),
+        lambda c: c.update(rating_range=np.array([1.0, 3.0, 5.0])),
+        lambda c: c.update(fit_info=np.array(json.dumps({"n_epochs_": 5, "predict": 1}))),
+        lambda c: c.update(fit_info=np.array(json.dumps({"n_epochs_": 5, "best_epoch_": 6}))),
+        lambda c: c.update(seen_items=c["seen_items"].astype(np.float64) + 0.5),
         lambda c: c.pop("format_version"),
         lambda c: c.update(format_version=np.array("x")),
         lambda c: c.update(
@@ -820,6 +837,13 @@ def test_loading_bad_files_gives_clear_errors(ratings, tmp_path):
         "indptr-decreasing",
         "2-D-user-bias",
         "2-D-item-bias",
+        "nan-factor",
+        "nan-mean",
+        "reversed-range",
+        "three-value-range",
+        "unknown-fit-info",
+        "best-after-last-epoch",
+        "float-seen-items",
         "no-version",
         "bad-version",
         "bad-param",
@@ -927,6 +951,61 @@ def test_a_diverged_fit_leaves_the_model_as_it_was(ratings):
         fresh.fit(ratings)
     with pytest.raises(NotFittedError):
         fresh.predict([0], [0])
+
+
+def test_an_error_in_a_refit_leaves_the_model_as_it_was(ratings):
+    model = BiasedMF(**FAST).fit(ratings)
+    before = {k: v.copy() for k, v in model._get_state().items()}
+    other = ratings.assign(user=ratings["user"] + 1000)  # other ids: a different model
+
+    def fail(epoch, logs):
+        if epoch == 2:
+            raise RuntimeError("my callback broke")
+
+    with pytest.raises(RuntimeError, match="my callback broke"):
+        model.set_params(callback=fail).fit(other)
+    assert model.user_index_.ids.min() < 1000  # the ids of the earlier fit
+    for name, arr in model._get_state().items():
+        assert np.array_equal(arr, before[name])
+    assert model.n_epochs_ == FAST["n_epochs"]
+
+
+@pytest.mark.parametrize(
+    "params, words",
+    [
+        (
+            {"learning_rate": 0.01, "reg": 1e30},
+            ["reg=1e+30 times the learning rate", "smaller reg"],
+        ),
+        ({"learning_rate": 0.01, "reg": 0.0, "reg_bias": 500.0}, ["reg_bias=500"]),
+        ({"learning_rate": 0.01, "init_std": 1e30}, ["init_std=1e+30", "default is 0.02"]),
+    ],
+)
+def test_divergence_names_the_hyperparameter_out_of_scale(ratings, params, words):
+    with pytest.raises(DivergenceError) as info:
+        BiasedMF(**{**FAST, **params}).fit(ratings)
+    for word in words:
+        assert word in str(info.value)
+
+
+def test_set_params_checks_the_values_and_keeps_the_old_ones_on_error(ratings, tmp_path):
+    model = BiasedMF(**FAST).fit(ratings)
+    for bad in ({"reg": -5}, {"clip": "yes"}, {"n_factors": 4.0}, {"reg": 0.1, "n_epochs": 0}):
+        with pytest.raises(ValueError, match=next(iter(bad.keys() - {"reg"}), "reg")):
+            model.set_params(**bad)
+        assert model.get_params() == BiasedMF(**FAST).get_params()  # nothing was set
+    model.set_params(reg=0.5).save(tmp_path / "m.npz")  # a valid change still saves and loads
+    assert load_model(tmp_path / "m.npz").reg == 0.5
+
+
+def test_numpy_numbers_as_hyperparameters_save_as_plain_numbers(ratings, tmp_path):
+    params = {"n_factors": np.int64(4), "n_epochs": np.int32(2), "reg": np.float32(0.25)}
+    model = BiasedMF(**params, random_state=np.int64(3)).fit(ratings)
+    model.save(tmp_path / "m.npz")
+    loaded = load_model(tmp_path / "m.npz")
+    assert (loaded.n_factors, loaded.n_epochs, loaded.random_state) == (4, 2, 3)
+    assert loaded.reg == pytest.approx(0.25) and type(loaded.reg) is float
+    np.testing.assert_array_equal(loaded.predict(ratings), model.predict(ratings))
 
 
 def test_an_interrupted_fit_can_still_be_saved(ratings, tmp_path):

@@ -277,6 +277,10 @@ def test_usage_errors_exit_2_with_one_line(argv, message, capsys, tmp_path, monk
          "model file not found: m.npz"),
         (["demo", "--dataset", "ml-100k", "--no-download", "--quick"], 1,
          "ml-100k is not in"),
+        (["train", "--ratings", "r.csv", "--save", "."], 1,
+         "cannot save to .: it is a folder; name a file in it"),
+        (["train", "--ratings", "r.csv", "--save", "m.npz.json"], 2,
+         "names ending in .json are kept for the file that describes a model"),
     ],
 )  # fmt: skip
 def test_errors_in_process(argv, status, message, capsys, tmp_path, monkeypatch):

@@ -471,6 +471,15 @@ def fitted():
     return MLPMF(**{**SMALL, "dropout": 0.1}).fit(frame), frame
 
 
+def test_numpy_layer_sizes_save_and_load(tmp_path):
+    frame = synthetic()
+    model = MLPMF(**{**SMALL, "hidden": (np.int64(8), np.int32(4))}).fit(frame)
+    model.save(tmp_path / "m.npz")
+    loaded = MLPMF.load(tmp_path / "m.npz")
+    assert tuple(loaded.hidden) == (8, 4)
+    np.testing.assert_array_equal(loaded.predict(frame), model.predict(frame))
+
+
 def test_save_load_path_file_object_and_pickle(fitted, tmp_path):
     model, frame = fitted
     users, items = frame["user"].to_numpy(), frame["item"].to_numpy()

@@ -205,14 +205,26 @@ class FactorModel(RecommenderMixin):
         return {name: getattr(self, name) for name in self._param_names()}
 
     def set_params(self, **params):
-        """Set hyperparameters by name; returns ``self``."""
+        """Set hyperparameters by name; returns ``self``.
+
+        The parameters are then checked as ``fit`` checks them; if one is
+        invalid, none of the new values is kept and the error says which.
+        """
         valid = self._param_names()
-        for name, value in params.items():
+        for name in params:
             if name not in valid:
                 raise ValueError(
                     f"{name!r} is not a parameter of {type(self).__name__}; valid: {valid}"
                 )
+        old = {name: getattr(self, name) for name in params}
+        for name, value in params.items():
             setattr(self, name, value)
+        try:
+            self._validate()
+        except (ValueError, TypeError):
+            for name, value in old.items():
+                setattr(self, name, value)
+            raise
         return self
 
     def __repr__(self) -> str:
@@ -299,14 +311,16 @@ class FactorModel(RecommenderMixin):
         DivergenceError
             If the parameters become NaN or infinite. The model is then left as
             it was before this call (fitted with its earlier parameters, or not
-            fitted). An interruption (such as ``KeyboardInterrupt``) instead
-            leaves the parameters as training left them.
+            fitted), as it is after any other error, such as one raised by
+            ``callback``. An interruption (``KeyboardInterrupt``) instead
+            leaves the parameters as training left them, so that they can be
+            saved.
         """
         self._validate()
         previous = dict(self.__dict__)
         try:
             return self._fit(ratings, valid)
-        except DivergenceError:
+        except Exception:
             self.__dict__.clear()
             self.__dict__.update(previous)
             raise
@@ -380,14 +394,13 @@ class FactorModel(RecommenderMixin):
             # when training updates the model's own arrays).
             self._sync(ctx)
             self.best_epoch_ = self.n_epochs_  # the final value follows when the loop ends
+        # best_epoch_ is the epoch whose parameters are kept: the best one with
+        # early stopping, else the last (history_ still shows the best one).
+        self.best_epoch_ = self.n_epochs_
         if valid_codes is not None and self.early_stopping and best[2] is not None:
             if best[1] != self.n_epochs_:
                 self._set_state(best[2])
             self.best_epoch_ = best[1]
-        elif valid_codes is not None:
-            self.best_epoch_ = best[1]
-        else:
-            self.best_epoch_ = self.n_epochs_
         self._teardown(ctx)
         return self
 
@@ -425,8 +438,26 @@ class FactorModel(RecommenderMixin):
             what = f"parameters {bad}" if bad else "the training loss"
             raise DivergenceError(
                 f"training diverged at epoch {epoch}: {what} became NaN or infinite. "
-                f"Use a smaller {self._learning_rate_hint()}, or a larger reg."
+                + self._divergence_hint()
             )
+
+    def _divergence_hint(self) -> str:
+        """What to change: the hyperparameter that is out of scale, else the learning rate."""
+        lr = self.learning_rate_
+        steps = {"reg": float(self.reg), "reg_bias": self.reg_bias_}
+        over = [f"{name}={value:g}" for name, value in steps.items() if lr * value >= 1]
+        if over:
+            return (
+                f"{' and '.join(over)} times the learning rate ({lr:g}) is 1 or more, so "
+                "every step overshoots: use a smaller reg, or a smaller learning_rate."
+            )
+        if self.init_std > 1:
+            return (
+                f"init_std={self.init_std:g} starts the factors far too large: use a smaller "
+                f"init_std (the default is {type(self)().init_std:g}), or a smaller "
+                f"{self._learning_rate_hint()}."
+            )
+        return f"Use a smaller {self._learning_rate_hint()}, or a larger reg."
 
     @classmethod
     def _saved_hyperparams(cls, params: dict) -> dict:
@@ -568,7 +599,7 @@ class FactorModel(RecommenderMixin):
         params["callback"] = None
         if isinstance(params.get("random_state"), np.random.Generator):
             params["random_state"] = None
-        return json.dumps(params)
+        return json.dumps(params, default=_plain_number)
 
     def save(self, file):
         """Save the fitted model to one ``.npz`` file (a path or a binary file object).
@@ -668,12 +699,19 @@ class FactorModel(RecommenderMixin):
         try:
             model = target(**target._saved_hyperparams(json.loads(str(contents["hyperparams"]))))
             model.history_ = json.loads(str(contents["history"]))
-            for key, value in json.loads(str(contents["fit_info"])).items():
-                setattr(model, key, value)
+            _set_fit_info(model, json.loads(str(contents["fit_info"])))
             model.user_index_ = IdIndex.from_array(contents["user_ids"])
             model.item_index_ = IdIndex.from_array(contents["item_ids"])
             model.global_mean_ = float(contents["global_mean"])
-            model.rating_range_ = tuple(float(x) for x in contents["rating_range"])
+            if not math.isfinite(model.global_mean_):
+                raise ModelFileError(f"the global mean is {model.global_mean_}")
+            low, high = (float(x) for x in np.asarray(contents["rating_range"]).ravel())
+            if not (math.isfinite(low) and math.isfinite(high) and low <= high):
+                raise ModelFileError(f"the rating range ({low}, {high}) is not a finite range")
+            model.rating_range_ = (low, high)
+            for key in ("seen_indptr", "seen_items"):
+                if contents[key].dtype.kind not in "iu":
+                    raise ModelFileError(f"{key} has dtype {contents[key].dtype}, not integers")
             model.seen_indptr_ = contents["seen_indptr"].astype(np.int64, copy=False)
             model.seen_items_ = contents["seen_items"].astype(np.int32, copy=False)
             indptr = model.seen_indptr_
@@ -734,6 +772,26 @@ class FactorModel(RecommenderMixin):
         for name, arr in self._get_state().items():
             if arr.dtype != np.float32:
                 raise ModelFileError(f"{name} has dtype {arr.dtype}, expected float32")
+            if not np.isfinite(arr).all():
+                raise ModelFileError(f"{name} holds NaN or infinite values")
+
+
+def _set_fit_info(model, info) -> None:
+    """Install a model file's ``fit_info``: exactly the epoch counts that ``save`` writes."""
+    keys = {"n_epochs_", "best_epoch_"}
+    if not isinstance(info, dict) or set(info) != keys:
+        raise ModelFileError(f"fit_info must hold exactly {sorted(keys)}, found {info!r}")
+    n, best = info["n_epochs_"], info["best_epoch_"]
+    if not (_is_int(n) and _is_int(best) and 0 <= best <= n):
+        raise ModelFileError(f"fit_info has epochs n_epochs_={n!r}, best_epoch_={best!r}")
+    model.n_epochs_, model.best_epoch_ = int(n), int(best)
+
+
+def _plain_number(value):
+    """JSON for NumPy numbers among the hyperparameters (``n_factors=np.int64(8)``)."""
+    if isinstance(value, (np.integer, np.floating, np.bool_)):
+        return value.item()
+    raise TypeError(f"{value!r} ({type(value).__name__}) cannot be saved as a hyperparameter")
 
 
 def _umask() -> int:
