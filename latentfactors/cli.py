@@ -34,8 +34,10 @@ them the commands print item ids only.
 from __future__ import annotations
 
 import argparse
+import csv
 import decimal
 import hashlib
+import itertools
 import json
 import math
 import os
@@ -468,6 +470,19 @@ def _examples(ids) -> str:
     return shown + (", ..." if len(ids) > 3 else "")
 
 
+def _titles_separator(path, encoding, sample=50):
+    """The delimiter that splits the first lines into equally many fields (quotes
+    respected): titles hold commas, so a ``|``-separated file such as ml-100k's
+    ``u.item`` must not be split on them. ``None`` (let pandas guess) if none does."""
+    with open(path, encoding=encoding, newline="") as fh:
+        lines = [line for line in itertools.islice(fh, sample) if line.strip()]
+    for sep in (",", "\t", "|", ";"):
+        counts = {len(row) for row in csv.reader(lines, delimiter=sep)}
+        if len(counts) == 1 and counts.pop() >= 2:
+            return sep
+    return None
+
+
 def read_titles(path) -> dict:
     """Item titles from a CSV/TSV file with an item id column and a title column.
 
@@ -484,10 +499,22 @@ def read_titles(path) -> dict:
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise CLIError(f"items file not found: {path}")
-    sep = "\t" if path.endswith((".tsv", ".tab")) else None
+    # UTF-8, else Latin-1, which older files such as ml-100k's u.item use.
+    encoding = "utf-8"
     try:
-        frame = pd.read_csv(path, sep=sep, engine="python", dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        with open(path, encoding=encoding) as fh:
+            fh.read()
+    except UnicodeDecodeError:
+        encoding = "latin-1"
+    sep = "\t" if path.endswith((".tsv", ".tab")) else _titles_separator(path, encoding)
+
+    def read(**kwargs):
+        options = dict(sep=sep, engine="python", dtype=str, keep_default_na=False, **kwargs)
+        return pd.read_csv(path, encoding=encoding, **options)
+
+    try:
+        frame = read()
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise CLIError(f"cannot read items file {path}: {exc}") from exc
     lower = {str(c).strip().lower(): c for c in frame.columns}
     id_col = next(
@@ -506,9 +533,7 @@ def read_titles(path) -> dict:
                 f"found {list(frame.columns)}"
             )
         if id_col is None and title_col is None:  # headerless: item, title, ...
-            frame = pd.read_csv(
-                path, sep=sep, engine="python", dtype=str, header=None, keep_default_na=False
-            )
+            frame = read(header=None)
             id_col, title_col = frame.columns[0], frame.columns[1]
         else:
             raise CLIError(

@@ -410,3 +410,14 @@ def test_describe_model_names_each_optimizer_and_rate():
     assert "Keras Adam lr 0.01, batch 64, no reg, 5 epochs" in describe_model(
         presets.notebook_mlp(), False
     )
+
+
+def test_titles_files_in_latin1_with_pipes_and_commas_in_titles(tmp_path):
+    """Like ml-100k's u.item: no header, ``|``-separated, Latin-1, commas inside titles."""
+    path = tmp_path / "u.item"
+    rows = ["1|Toy Story (1995)|01-Jan-1995||0|1", "2|Città, La (1996)|01-Jan-1996||1|0"]
+    path.write_bytes(("\n".join(rows) + "\n").encode("latin-1"))
+    assert cli.read_titles(path) == {"1": "Toy Story (1995)", "2": "Città, La (1996)"}
+    quoted = tmp_path / "movies.csv"
+    quoted.write_text('movieId,title,genres\n1,"American President, The (1995)",Drama\n')
+    assert cli.read_titles(quoted) == {"1": "American President, The (1995)"}

@@ -872,3 +872,29 @@ def test_boolean_ratings_are_refused(tmp_path):
     path = write(tmp_path, "r.csv", "user,item,rating\n1,10,True\n2,20,False\n")
     with pytest.raises(ValueError, match="ratings are True/False"):
         load_ratings(path)
+
+
+def test_zero_padded_ids_stay_apart_when_read_as_text(tmp_path):
+    path = tmp_path / "padded.csv"
+    path.write_text("user,item,rating\n01,7,1\n1,7,5\n")
+    with pytest.raises(ValueError, match="duplicate"):  # read as numbers, 01 is 1 (documented)
+        load_ratings(path)
+    frame = load_ratings(pd.read_csv(path, dtype=str))  # the documented way to keep them apart
+    assert frame["user"].tolist() == ["01", "1"] and frame["rating"].tolist() == [1.0, 5.0]
+
+
+@pytest.mark.parametrize(
+    "ids, what",
+    [
+        (np.array([True, False]), "booleans"),
+        (np.array([1 + 2j, 3j]), "complex numbers"),
+        (np.array(["2020-01-01", "2020-01-02"], dtype="datetime64[D]"), "dates"),
+        (np.array([1, 2], dtype="timedelta64[s]"), "time spans"),
+        (np.array([b"a", b"b"]), "values"),
+    ],
+)
+def test_ids_that_are_neither_integers_nor_strings_are_refused(ids, what):
+    with pytest.raises(TypeError, match=f"ids must be integers or strings, got .*{what}"):
+        IdIndex(ids)
+    with pytest.raises(TypeError, match=what):  # nor looked up: True would match id 1
+        IdIndex([0, 1, 2]).encode(ids)

@@ -471,6 +471,9 @@ def test_with_titles_keeps_order_and_marks_missing(model):
         with_titles(plain, table.rename(columns={"item": "movie"}))
     with pytest.raises(ValueError, match="titles needs as_frame=True"):
         model.recommend_all(3, titles=table, as_frame=False)
+    text_ids = table.astype({"item": str})
+    with pytest.raises(TypeError, match=r"are numbers .* table's are strings .*astype\(int\)"):
+        model.recommend(3, 10, titles=text_ids)
 
 
 def test_movielens_titles(shared_data):

@@ -3,8 +3,11 @@
 Every loader in the package returns the same *canonical frame*: a
 :class:`pandas.DataFrame` with columns ``user``, ``item``, ``rating``
 (``float32``) and, when the source has one, ``timestamp`` (``int64`` seconds).
-Raw ids are kept exactly as they are in the source (integers or strings);
-:class:`IdIndex` turns them into dense ``int32`` codes for the kernels.
+Raw ids keep their type (integers or strings); :class:`IdIndex` turns them
+into dense ``int32`` codes for the kernels. Ids in a text file are read as
+numbers where they look like numbers, so ``01`` and ``1`` are one id there:
+to keep zero-padded ids apart, read the file with ``dtype=str`` and pass the
+frame.
 """
 
 from __future__ import annotations
@@ -59,6 +62,23 @@ def _normalize_ids(values: np.ndarray) -> np.ndarray:
     )
 
 
+_ID_KINDS = {"b": "booleans", "c": "complex numbers", "M": "dates", "m": "time spans"}
+
+
+def _check_id_dtype(values: np.ndarray) -> None:
+    """Ids are integers, strings or whole floats: refuse booleans, dates and the like,
+    which NumPy and pandas would otherwise compare equal to some integer."""
+    kind = values.dtype.kind
+    if kind == "O" and len(values) and isinstance(values[0], (bool, np.bool_)):
+        kind = "b"
+    if kind in _ID_KINDS or kind in "SV":
+        what = _ID_KINDS.get(kind, f"{values.dtype} values")
+        raise TypeError(
+            f"ids must be integers or strings, got {what} such as {_show_ids(values)}; "
+            "convert them first, e.g. with .astype(int) or .astype(str)"
+        )
+
+
 def _show_ids(values: np.ndarray) -> str:
     return ", ".join(map(repr, np.asarray(values)[:3].tolist()))
 
@@ -94,7 +114,9 @@ class IdIndex:
         values = np.asarray(ids).ravel()
         if values.dtype.kind in "fO" and pd.isna(values).any():
             raise ValueError("ids contain missing values (NaN or None)")
-        values = np.sort(pd.unique(_normalize_ids(values)))
+        values = _normalize_ids(values)
+        _check_id_dtype(values)
+        values = np.sort(pd.unique(values))
         if len(values) >= np.iinfo(np.int32).max:
             raise ValueError(f"too many distinct ids ({len(values):,}) for int32 codes")
         self._index = pd.Index(values)
@@ -147,6 +169,7 @@ class IdIndex:
             values = values.ravel()
         if len(values) == 0:
             return np.empty(0, dtype=np.int32)
+        _check_id_dtype(values)
         if self._ids.dtype.kind in "iu" and values.dtype.kind == "f":
             # Integer ids that passed through a float column (e.g. after a join).
             whole = np.isfinite(values) & (values == np.round(values))
@@ -585,7 +608,10 @@ def load_ratings(source, *, columns=None, sep=None, duplicates="raise") -> pd.Da
         Columns ``user``, ``item``, ``rating`` (float32) and ``timestamp``
         (int64 seconds) when present. Integer ids (and whole-number float ids)
         are int64, string ids stay strings; ids mixing integers and strings are
-        all read as strings.
+        all read as strings. In a file, ids that look like integers are read
+        as integers, so zero-padded ``01`` and ``1`` are the same id; read such
+        a file with ``pandas.read_csv(path, dtype=str)`` and pass the frame to
+        keep them apart.
     """
     if duplicates not in DUPLICATE_POLICIES:
         raise ValueError(f"duplicates must be one of {DUPLICATE_POLICIES}, got {duplicates!r}")

@@ -284,6 +284,14 @@ def with_titles(recs, items, columns=None) -> pd.DataFrame:
     left = recs["item"]
     if table["item"].dtype.kind in "iu" and left.dtype.kind in "iu":
         table = table.astype({"item": left.dtype})
+    text = [pd.api.types.is_string_dtype(ids) for ids in (left, table["item"])]
+    if len(left) and len(table) and text[0] != text[1]:
+        kinds = ["strings" if t else "numbers" for t in text]
+        raise TypeError(
+            f"the recommended item ids are {kinds[0]} (e.g. {left.iloc[0]!r}) but the item "
+            f"table's are {kinds[1]} (e.g. {table['item'].iloc[0]!r}); convert the table's "
+            "item column, e.g. with .astype(" + ("str" if text[0] else "int") + ")"
+        )
     out = recs.merge(table, on="item", how="left", sort=False)
     out.index = recs.index
     return out
