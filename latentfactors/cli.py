@@ -945,6 +945,7 @@ def cmd_evaluate(args, out: Output) -> int:
     users = model.user_index_.encode(frame["user"].to_numpy())
     items = model.item_index_.encode(frame["item"].to_numpy())
     m = model.evaluate(frame)
+    seen = _trained_on(model, users, items)
     payload = {
         "command": "evaluate",
         "model": args.model_file,
@@ -952,6 +953,7 @@ def cmd_evaluate(args, out: Output) -> int:
         "n": len(frame),
         "unknown_users": int((users < 0).sum()),
         "unknown_items": int((items < 0).sum()),
+        "in_training": seen,
         **{k: _finite(v) for k, v in m.items()},
     }
     text = (
@@ -959,6 +961,12 @@ def cmd_evaluate(args, out: Output) -> int:
         f"{payload['unknown_items']:,} with an item unknown to the model)\n"
         f"MSE {m['mse']:.4f}  RMSE {m['rmse']:.4f}  MAE {m['mae']:.4f}"
     )
+    if seen:
+        text += (
+            f"\nnote: {seen:,} of these ratings ({seen / len(frame):.0%}) are (user, item) pairs "
+            "the model was trained on, so the errors are optimistic: evaluate on held-out "
+            "ratings, such as the test part of the split made by train"
+        )
     if args.k is not None:
         ranking = _ranking(model, frame, args.k, args.threshold)
         payload["ranking"] = ranking
@@ -977,6 +985,19 @@ def cmd_evaluate(args, out: Output) -> int:
             text += f"  coverage {ranking['coverage']:.4f}"
     out.result(payload, text)
     return 0
+
+
+def _trained_on(model, users, items) -> int:
+    """How many (user, item) code pairs are among the model's training pairs."""
+    known = (users >= 0) & (items >= 0)
+    if not known.any() or len(model.seen_items_) == 0:
+        return 0
+    n_items = np.int64(len(model.item_index_))
+    counts = np.diff(model.seen_indptr_)
+    owners = np.repeat(np.arange(len(counts), dtype=np.int64), counts)
+    trained = owners * n_items + model.seen_items_
+    asked = users[known].astype(np.int64) * n_items + items[known]
+    return int(np.isin(asked, trained).sum())
 
 
 def _ranking(model, frame, k: int, threshold: float) -> dict:

@@ -116,6 +116,10 @@ def test_info_evaluate_recommend_similar(trained):
     got = json.loads(ev.stdout)
     assert got["n"] == 30 * 14 and got["unknown_users"] == 0
     assert 0 < got["mse"] < 2 and got["rmse"] == pytest.approx(got["mse"] ** 0.5)
+    # the whole file holds the training part: counted, and flagged in the text
+    assert got["in_training"] == trained["out"]["split"]["train"] > 0
+    ev = run("evaluate", model, "--ratings", trained["ratings"], cwd=root)
+    assert f"note: {got['in_training']:,} of these ratings" in ev.stdout
 
     # String user ids stay strings; titles come from the sidecar's --items file.
     rec = run("recommend", model, "--user", "u3", "--n", 3, "--json", cwd=root)
