@@ -303,7 +303,7 @@ class BiasedMF(FactorModel):
         ``"adam"``: mini-batch Adam with lazy row updates (see
         :mod:`latentfactors.kernels.adam` for the exact rule): only the rows
         in a batch move, so an epoch costs O(ratings x factors). With
-        ``batch_size >= 256`` each batch runs in parallel over ``n_threads``,
+        ``batch_size >= 1024`` each batch runs in parallel over ``n_threads``,
         bit-identical for any count.
         ``"adam-dense"``: Adam as Keras applies it to embeddings, where every
         row's moments decay and every row moves at every step. It costs
