@@ -148,7 +148,7 @@ plt.xlabel("epoch"); plt.ylabel("MSE");""",
     (
         "md",
         """\
-With a penalty the curves flatten instead of turning up, and the best
+With a penalty the curves turn up later and less steeply, and the best
 validation error drops. Early stopping does the rest: `early_stopping=True`
 (the default) stops after `patience` epochs without improvement and restores
 the best parameters.
@@ -179,8 +179,9 @@ pd.DataFrame(rows).set_index("model")""",
         """\
 ## What the kernels compute
 
-**SGD** (the default) visits the ratings one at a time in a fresh random
-order each epoch. For a rating $r$ of user $u$ on item $i$ with error
+**SGD** (the default) updates the parameters one rating at a time, in an
+order that changes every epoch (arranged block by block and user by user for
+speed: see the speed notebook). For a rating $r$ of user $u$ on item $i$ with error
 $e = r - \\hat r_{ui}$ and learning rate $\\eta$:
 
 $$b_u \\leftarrow b_u + \\eta (e - \\lambda_b b_u), \\qquad
@@ -256,7 +257,7 @@ On data too large for the cache, more things keep the rows close:
   a block's runs in a fresh random order, and each group from a random
   starting point, but inside a run the ratings and user rows are read in
   storage order, which the processor streams (visiting single groups in
-  random order was 1.8x slower, and no more accurate);
+  random order was 1.7-2.3x slower over our runs, and no more accurate);
 - the groups of a run go two at a time, one rating of each in turn: one
   user's updates must wait for each other, two users' updates overlap;
 - and the kernel asks the processor to fetch item rows a few updates before
@@ -309,7 +310,7 @@ thread count, so the model is bit-identical on any number of threads. The
 gain from a second thread is small: an Adam step reads and writes a row's
 two moments and its gradient as well as the row, at random places in
 memory, and that traffic, not arithmetic, sets the pace. Batches of fewer
-than 256 ratings run on one thread: for them the hand-offs between threads
+than 1024 ratings run on one thread: for them the hand-offs between threads
 would cost more than they save.""",
     ),
     (

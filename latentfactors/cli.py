@@ -975,9 +975,12 @@ def cmd_evaluate(args, out: Output) -> int:
             for name in ("precision", "recall", "ndcg", "map")
             if ranking.get(name) is not None
         )
+        skipped = ranking["n_skipped_users"]
         text += (
             f"\ntop-{args.k} ranking over {ranking['n_users']:,} users with a rating >= "
-            f"{args.threshold:g} (training items left out):\n{shown}"
+            f"{args.threshold:g} (training items left out"
+            + (f"; {skipped:,} users unknown to the model left out" if skipped else "")
+            + f"):\n{shown}"
         )
         if ranking.get("hit_rate") is not None:
             text += f"  hit_rate {ranking['hit_rate']:.4f}"
@@ -1011,8 +1014,11 @@ def _ranking(model, frame, k: int, threshold: float) -> dict:
     known = users[model.user_index_.encode(users) >= 0]
     if len(known) == 0:
         raise CLIError("none of the users with relevant ratings is known to the model")
+    # Users the model does not know get no list: left out, as evaluate_ranking does.
+    scored = frame[model.user_index_.encode(frame["user"].to_numpy()) >= 0]
     top = model.recommend_all(n=k, users=known, as_frame=False)
-    result = ranking_metrics(top, frame, k, threshold=threshold, catalogue=len(model.item_index_))
+    result = ranking_metrics(top, scored, k, threshold=threshold, catalogue=len(model.item_index_))
+    result["n_skipped_users"] = len(users) - len(known)
     return {name: _finite(v) if isinstance(v, float) else v for name, v in result.items()}
 
 

@@ -179,6 +179,28 @@ def _catalogue_size(catalogue):
     return size
 
 
+def _check_no_repeats(users, items, codes, valid) -> None:
+    """Refuse a list that holds an item twice: each copy would count as a hit."""
+    if codes.size == 0:
+        return
+    # empty slots get distinct negative codes, so that only real items can repeat
+    filler = -1 - np.arange(codes.shape[1], dtype=np.int64)
+    ordered = np.sort(np.where(valid, codes, filler[None, :]), axis=1)
+    twice = ordered[:, 1:] == ordered[:, :-1]
+    if twice.any():
+        row = int(np.flatnonzero(twice.any(axis=1))[0])
+        code = ordered[row, 1:][twice[row]][0]
+        item = items[row][valid[row] & (codes[row] == code)][0]
+        raise ValueError(
+            f"the recommendation list of user {_plain(users[row])!r} holds item "
+            f"{_plain(item)!r} more than once; each item may appear once per list"
+        )
+
+
+def _plain(value):
+    return value.item() if isinstance(value, np.generic) else value
+
+
 def ranking_metrics(recs, test, k=10, *, threshold=4.0, catalogue=None) -> dict:
     """Precision, recall, NDCG, MAP and hit rate at ``k``, and catalogue coverage.
 
@@ -229,6 +251,7 @@ def ranking_metrics(recs, test, k=10, *, threshold=4.0, catalogue=None) -> dict:
     n_icodes = max(1, len(iuniq))
     rec_ic = np.full(items.shape, -1, dtype=np.int64)
     rec_ic[valid] = icodes[: len(flat_items)]
+    _check_no_repeats(users, items, rec_ic, valid)
     rel_keys = np.unique(rel_uc.astype(np.int64) * n_icodes + icodes[len(flat_items) :])
     n_users_all = int(ucodes.max()) + 1
     n_rel = np.bincount(rel_keys // n_icodes, minlength=n_users_all)

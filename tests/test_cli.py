@@ -168,9 +168,18 @@ def test_similar_users_popularity_prior_and_ranking_in_process(trained, capsys):
     argv = ["evaluate", model, "--ratings", str(trained["ratings"]), "--k", "5", "--json"]
     assert cli.main([*argv, "--threshold", "3"]) == 0
     ranking = json.loads(capsys.readouterr().out)["ranking"]
-    assert ranking["k"] == 5 and ranking["n_users"] > 0
+    assert ranking["k"] == 5 and ranking["n_users"] > 0 and ranking["n_skipped_users"] == 0
     for name in ("precision", "recall", "ndcg", "map", "hit_rate", "coverage"):
         assert 0 <= ranking[name] <= 1
+    # users the model does not know are left out and counted, not scored as misses
+    more = trained["root"] / "with-new-users.csv"
+    new = "".join(f"new{u},{100 + i},5,1\n" for u in range(4) for i in range(3))
+    more.write_text(trained["ratings"].read_text() + new)
+    argv[3] = str(more)
+    assert cli.main([*argv, "--threshold", "3"]) == 0
+    with_new = json.loads(capsys.readouterr().out)["ranking"]
+    assert with_new["n_skipped_users"] == 4
+    assert with_new == {**ranking, "n_skipped_users": 4}
 
 
 # ---------------------------------------------------------------- bad input

@@ -225,3 +225,16 @@ def test_movielens_model_beats_popularity(shared_data):
     mine = evaluate_ranking(model, train, test, popularity_weight=1.0)
     assert mine["precision"] > 1.10 * pop["precision"]  # measured +21%
     assert mine["ndcg"] > 1.08 * pop["ndcg"]  # measured +18%
+
+
+def test_a_list_that_repeats_an_item_is_refused():
+    """Each copy would count as a hit: recall, NDCG and MAP could pass 1."""
+    test = pd.DataFrame({"user": [1, 1, 2], "item": [10, 11, 10], "rating": [5.0, 4.0, 5.0]})
+    repeated = (np.array([1, 2]), np.array([[11, 12, 13], [10, 14, 10]]))
+    with pytest.raises(ValueError, match="user 2 holds item 10 more than once"):
+        ranking_metrics(repeated, test, 3)
+    frame = pd.DataFrame({"user": [1, 1, 1], "item": [10, 10, 11]})
+    with pytest.raises(ValueError, match="user 1 holds item 10 more than once"):
+        ranking_metrics(frame, test, 3)
+    fine = ranking_metrics((np.array([1, 2]), np.array([[10, 11, 12], [10, 13, 14]])), test, 3)
+    assert fine["recall"] == 1.0 and fine["map"] == 1.0

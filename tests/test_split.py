@@ -388,3 +388,14 @@ def test_missing_users_or_timestamps_are_a_clear_error():
         ValueError, match=r"'timestamp' column is missing in 1 row\(s\), e.g. row 2"
     ):
         temporal_split(df)
+
+
+def test_random_split_cuts_where_the_written_fractions_say():
+    """0.7 + 0.1 is 0.7999... in floats: the cut must still be at 80%, not a row short."""
+    for n in range(10, 400):
+        df = pd.DataFrame({"x": np.arange(n)})
+        sizes = [len(p) for p in random_split(df, (0.7, 0.1, 0.2), random_state=0)]
+        first, second = (7 * n) // 10, (8 * n) // 10
+        assert sizes == [first, second - first, n - second], n
+        sizes = [len(p) for p in random_split(df, (0.7, 0.1), random_state=0)]
+        assert sizes == [first, second - first, n - second], n

@@ -16,8 +16,10 @@ the global NumPy state is never used) and returns new frames with a fresh
 from __future__ import annotations
 
 import datetime as _dt
+import math
 import numbers
 from collections.abc import Iterator
+from fractions import Fraction
 
 import numba
 import numpy as np
@@ -106,7 +108,8 @@ def random_split(df, fractions=(0.8, 0.12, 0.08), *, random_state=None) -> tuple
     """Shuffle all ratings once and cut the permutation into consecutive parts.
 
     This is the original notebook's protocol: one ``rng.permutation(n)`` of
-    the rows, cut at ``int(n * f1)``, ``int(n * (f1 + f2))``, ... With the
+    the rows, cut at ``int(n * f1)``, ``int(n * (f1 + f2))``, ... (the
+    fractions summed exactly as written, so ``0.7 + 0.1`` is 0.8). With the
     default fractions, 100,004 ratings give exactly 80,003 / 12,000 / 8,001.
 
     Parameters
@@ -137,11 +140,13 @@ def random_split(df, fractions=(0.8, 0.12, 0.08), *, random_state=None) -> tuple
     total = sum(fr)
     remainder = total < 1 - _FRACTION_TOL
     bounds = [0]
-    acc = 0.0
+    # Summed as the decimals they were written as (0.7 + 0.1 is 0.8, not
+    # 0.7999...), so that a cut never falls a row short.
+    acc = Fraction(0)
     n_cuts = len(fr) if remainder else len(fr) - 1
     for f in fr[:n_cuts]:
-        acc += f
-        bounds.append(int(n * acc))
+        acc += Fraction(repr(float(f)))
+        bounds.append(math.floor(n * acc))
     bounds.append(n)
     sizes = np.diff(bounds)
     if (sizes <= 0).any():

@@ -30,8 +30,8 @@ a block's runs in a fresh random order, and each run's groups in turn from a
 random first group, wrapping round. Within a run the ratings, the user rows
 (numbered in group order) and the next groups are read in storage order, so
 the hardware prefetchers stream them: visiting single groups in random order
-instead made an epoch about 1.8x slower at 20M ratings, for no gain in
-accuracy (users land in runs at random when the layout is built). Each block
+instead made an epoch 1.7-2.3x slower at 20M ratings over several runs,
+for no gain in accuracy (users land in runs at random when the layout is built). Each block
 draws its random numbers from its own seed: first the order of its runs,
 then, run by run, the first group (for runs of more than one) and each
 group's starting point.
