@@ -36,6 +36,12 @@ def _vector(values, name: str) -> np.ndarray:
     arr = np.asarray(values)
     if arr.dtype.kind not in "biufO":
         raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
+    if arr.dtype.kind == "O" and arr.size:
+        kind = pd.api.types.infer_dtype(arr.ravel(), skipna=True)
+        if kind not in ("floating", "integer", "mixed-integer-float", "decimal", "boolean"):
+            raise TypeError(
+                f"{name} must hold real numbers, got {kind} values such as {arr.ravel()[0]!r}"
+            )
     try:
         return arr.astype(np.float64)
     except (TypeError, ValueError) as exc:

@@ -110,8 +110,15 @@ def test_non_numeric(fn):
         fn(["a", "b"], [1, 2])
     with pytest.raises(TypeError, match=r"y_pred must hold real numbers, got dtype complex"):
         fn([1, 2], np.array([1j, 2]))
-    with pytest.raises(TypeError, match=r"y_pred must hold real numbers: could not convert"):
+    with pytest.raises(TypeError, match=r"y_pred must hold real numbers, got string values"):
         fn([1, 2], pd.Series(["1", "x"], dtype=object))
+    with pytest.raises(TypeError, match=r"got string values such as '1'"):
+        fn(pd.Series(["1", "5"]), [1, 2])  # numeric text is not a number either
+    assert np.isfinite(
+        fn(np.array([1, 2.5], dtype=object), [1, 2])["mse"]
+        if fn is error_metrics
+        else fn(np.array([1, 2.5], dtype=object), [1, 2])
+    )
 
 
 finite = st.floats(-1e6, 1e6, allow_nan=False, allow_infinity=False)
