@@ -157,9 +157,9 @@ def naive_epoch(
                 adam(W[layer], gW[layer], moments["W_m"][layer], moments["W_v"][layer], alpha)
                 adam(B[layer], gB[layer], moments["B_m"][layer], moments["B_v"][layer], alpha)
         embed_optimizer = embed_optimizer or optimizer
-        if embed_optimizer == "sgd":
+        if embed_optimizer == "sgd":  # a short last batch steps in proportion
             for arr, grad in zip([P, Q, bu, bi], [gP, gQ, gbu, gbi]):
-                arr -= lr_embed * grad
+                arr -= lr_embed * m / min(n, batch_size) * grad
             continue
         alpha_embed = lr_embed * correction
         if embed_optimizer == "adam-dense":

@@ -713,3 +713,16 @@ def test_batch_size_beyond_the_data_keeps_the_per_rating_step():
     # a batch larger than the data is the whole data: the same model as batch_size=300
     assert big.history_["train_mse"] == whole.history_["train_mse"]
     assert big.history_["train_mse"][-1] < 2.0
+
+
+def test_a_short_last_batch_moves_sgd_rows_as_a_full_one_would():
+    """A batch of one rating at the end of an epoch once took a step batch_size times too big."""
+    from latentfactors import make_synthetic_ratings
+
+    frame, _ = make_synthetic_ratings(300, 200, 6000, random_state=0)
+    params = dict(n_factors=8, hidden=(8,), batch_size=1024, n_epochs=2, random_state=0)
+    full = MLPMF(**params).fit(frame.iloc[:4096])
+    plus_one = MLPMF(**params).fit(frame.iloc[:4097])  # a last batch of one rating
+    for name in ("item_bias_", "item_factors_", "user_bias_", "user_factors_"):
+        grown = np.abs(getattr(plus_one, name)).max() / np.abs(getattr(full, name)).max()
+        assert grown < 1.2, (name, grown)  # it was about 10x

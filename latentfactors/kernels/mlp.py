@@ -767,7 +767,9 @@ def _mlp_epoch(
         :data:`SGD`, :data:`ADAM` or :data:`ADAM_DENSE`, for the dense head
         (where the two Adams are the same) and for the embedding rows and biases.
     lr, lr_embed, beta1, beta2, eps, reg, reg_bias, reg_weights : float32
-        ``lr`` steps the dense head, ``lr_embed`` the embedding rows and biases.
+        ``lr`` steps the dense head, ``lr_embed`` the embedding rows and biases
+        (with SGD rows, scaled by ``m / batch_size`` for a last batch of ``m``
+        ratings: each rating then moves its rows as far as in a full batch).
     step0 : int
         Batches run before this epoch (Adam's step counter continues from it).
     last_u, last_i, drift
@@ -871,8 +873,11 @@ def _mlp_epoch(
             alpha = lr * math.sqrt(1.0 - beta2**step) / (1.0 - beta1**step)
             _adam_flat(flat, gflat, mW, vW, alpha, beta1, beta2, eps)
         if embed_optimizer == SGD:
-            _sgd_rows(touched_u, nu, P, gP, bu, gbu, lr_embed)
-            _sgd_rows(touched_i, ni, Q, gQ, bi, gbi, lr_embed)
+            # The gradients are batch means: a short last batch takes a step in
+            # proportion, so that each rating moves its rows as far as in a full one.
+            lr_rows = np.float32(lr_embed * (stop - start) / min(n, batch_size))
+            _sgd_rows(touched_u, nu, P, gP, bu, gbu, lr_rows)
+            _sgd_rows(touched_i, ni, Q, gQ, bi, gbi, lr_rows)
             continue
         _adam_embeddings(
             touched_u,
