@@ -166,8 +166,10 @@ def _separator(text):
 
 def _dataset_name(text):
     from latentfactors.data import MOVIELENS_VARIANTS
+    from latentfactors.data.movielens import _ALIASES
 
     name = text.strip().lower()
+    name = _ALIASES.get(name, name)  # the names load_movielens also accepts
     if name not in MOVIELENS_VARIANTS:
         raise argparse.ArgumentTypeError(
             f"unknown dataset {text!r}; known: {', '.join(MOVIELENS_VARIANTS)}"

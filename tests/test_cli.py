@@ -308,6 +308,11 @@ def test_errors_in_process(argv, status, message, capsys, tmp_path, monkeypatch)
     assert captured.out == ""
 
 
+def test_dataset_aliases_are_accepted_as_load_movielens_accepts_them():
+    assert cli._dataset_name("ml-latest-small-2018") == "ml-latest-small"
+    assert cli._dataset_name(" ML-10M100K ") == "ml-10m"
+
+
 def test_ids_are_converted_to_the_models_type():
     from latentfactors.data import IdIndex
 

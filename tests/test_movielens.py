@@ -490,3 +490,21 @@ def test_download_false_makes_no_request(server, monkeypatch, tmp_path):
         ml.load_movielens(data_home=tmp_path / "home", download=False)
     assert server.requests == []
     assert not (tmp_path / "home").exists()
+
+
+@pytest.mark.parametrize(
+    "title, year",
+    [
+        ("Toy Story (1995)", "1995"),
+        ("Land Before Time III: The Time of the Great Giving (1995) (V)", "1995"),
+        ("The OA (2016-2019)", "2016"),
+        ("Babylon 5", None),
+        ("Movie (a tag)", None),
+        ("2001: A Space Odyssey (1968) ", "1968"),
+    ],
+)
+def test_year_is_read_from_the_end_of_a_title(title, year):
+    from latentfactors.data import movielens
+
+    found = movielens._YEAR.search(title)
+    assert (found.group(1) if found else None) == year

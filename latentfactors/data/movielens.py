@@ -58,7 +58,8 @@ _CHECK_DUPLICATES_BELOW = 2_000_000
 _RATING_COLUMNS = ["user", "item", "rating", "timestamp"]
 _RATING_DTYPES = {"user": np.int64, "item": np.int64, "rating": np.float32, "timestamp": np.int64}
 _CSV_HEADER = ["userId", "movieId", "rating", "timestamp"]
-_YEAR = re.compile(r"\((\d{4})(?:[-\u2013]\d{0,4})?\)\s*$")
+# "(1995)", "(2007-2013)" at the end of a title, or before a tag such as ml-100k's "(V)".
+_YEAR = re.compile(r"\((\d{4})(?:[-\u2013]\d{0,4})?\)(?:\s*\([^()\d]*\))?\s*$")
 # ml-100k's u.genre, used when the file is missing from the folder.
 _ML100K_GENRES = (
     "unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime",
@@ -578,7 +579,8 @@ def load_movielens_items(
         Columns ``item`` (int64), ``title`` (str, surrounding spaces removed),
         ``genres`` (``"Action|Comedy"`` form; ml-100k's genre flags are joined in
         ``u.genre`` order) and ``year`` (nullable ``Int64``, from a trailing
-        ``(YYYY)`` in the title, ``<NA>`` when there is none).
+        ``(YYYY)`` in the title, possibly followed by a tag such as ``(V)``;
+        ``<NA>`` when there is none).
 
     Raises
     ------
