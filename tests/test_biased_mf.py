@@ -988,6 +988,17 @@ def test_divergence_names_the_hyperparameter_out_of_scale(ratings, params, words
         assert word in str(info.value)
 
 
+def test_a_finite_blow_up_of_the_training_error_is_a_divergence(monkeypatch, ratings):
+    from latentfactors.models import base
+
+    model = BiasedMF(**FAST).fit(ratings)
+    before = model.user_factors_.copy()
+    monkeypatch.setattr(base, "MSE_BLOWUP", 1e-3)  # any real training MSE is over this
+    with pytest.raises(DivergenceError, match=r"epoch 1: the training MSE reached .* over 0.001"):
+        model.fit(ratings)
+    assert np.array_equal(model.user_factors_, before)  # left as it was
+
+
 def test_set_params_checks_the_values_and_keeps_the_old_ones_on_error(ratings, tmp_path):
     model = BiasedMF(**FAST).fit(ratings)
     for bad in ({"reg": -5}, {"clip": "yes"}, {"n_factors": 4.0}, {"reg": 0.1, "n_epochs": 0}):

@@ -726,3 +726,11 @@ def test_a_short_last_batch_moves_sgd_rows_as_a_full_one_would():
     for name in ("item_bias_", "item_factors_", "user_bias_", "user_factors_"):
         grown = np.abs(getattr(plus_one, name)).max() / np.abs(getattr(full, name)).max()
         assert grown < 1.2, (name, grown)  # it was about 10x
+
+
+def test_divergence_with_heavy_dropout_names_dropout(monkeypatch):
+    from latentfactors.models import base
+
+    monkeypatch.setattr(base, "MSE_BLOWUP", 1e-3)
+    with pytest.raises(DivergenceError, match=r"dropout=0.9 scales the units it keeps by 10"):
+        MLPMF(**{**SMALL, "dropout": 0.9}).fit(synthetic())

@@ -35,6 +35,8 @@ from latentfactors.models.recommend import RecommenderMixin
 
 FORMAT_NAME = "latentfactors-model"
 FORMAT_VERSION = 1
+# Training has blown up when its MSE passes this many times that of predicting 0.
+MSE_BLOWUP = 1e6
 
 # How embedding rows start: "normal" draws vectors N(0, init_std) and zero
 # biases; "uniform" draws vectors *and* biases uniformly with the same standard
@@ -350,7 +352,10 @@ class FactorModel(RecommenderMixin):
             data.users, data.items, len(data.user_index), self._threads
         )
         n_train = len(data.ratings)
+        # A training MSE this far above that of predicting 0 has blown up, finite or not.
+        mse_limit = MSE_BLOWUP * max(float(np.mean(np.square(data.ratings, dtype=np.float64))), 1.0)
         ctx = self._setup(data, rng)
+        ctx["mse_limit"] = mse_limit
         del data  # the layout may own the arrays now; drop our references
 
         self.history_ = {"epoch": [], "train_mse": [], "valid_mse": [], "seconds": []}
@@ -440,6 +445,12 @@ class FactorModel(RecommenderMixin):
                 f"training diverged at epoch {epoch}: {what} became NaN or infinite. "
                 + self._divergence_hint()
             )
+        if train_mse > ctx.get("mse_limit", math.inf):
+            raise DivergenceError(
+                f"training diverged at epoch {epoch}: the training MSE reached {train_mse:.3g}, "
+                f"over {MSE_BLOWUP:g} times that of predicting 0 for every rating. "
+                + self._divergence_hint()
+            )
 
     def _divergence_hint(self) -> str:
         """What to change: the hyperparameter that is out of scale, else the learning rate."""
@@ -450,6 +461,13 @@ class FactorModel(RecommenderMixin):
             return (
                 f"{' and '.join(over)} times the learning rate ({lr:g}) is 1 or more, so "
                 "every step overshoots: use a smaller reg, or a smaller learning_rate."
+            )
+        dropout = getattr(self, "dropout", 0.0)
+        if dropout >= 0.8:
+            return (
+                f"dropout={dropout:g} scales the units it keeps by {1 / (1 - dropout):.3g} in "
+                "every layer: use a smaller dropout (0.5 or less), or a smaller "
+                f"{self._learning_rate_hint()}."
             )
         if self.init_std > 1:
             return (
