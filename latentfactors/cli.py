@@ -1155,6 +1155,8 @@ def cmd_datasets(args, out: Output) -> int:
     for row in status:
         if row["cached"]:
             where = f"cached, {row['size_bytes'] / 1e6:.1f} MB"
+        elif row["incomplete"]:
+            where = f"incomplete: {row['path']} lacks its ratings file; remove the folder"
         elif row["downloadable"]:
             size = f"{row['download_size'] / 1e6:.1f} MB" if row["download_size"] else "?"
             where = f"download {size}"

@@ -225,6 +225,9 @@ def test_datasets_lists_variants(tmp_path):
     assert "ml-latest-small" in names and "ml-100k" in names
     assert got["data_home"] == str(tmp_path / "no-data")
     assert not any(d["cached"] for d in got["datasets"])
+    (tmp_path / "no-data" / "ml-100k").mkdir(parents=True)  # incomplete: said so
+    proc = run("datasets", cwd=tmp_path)
+    assert "incomplete:" in proc.stdout and "lacks its ratings file" in proc.stdout
 
 
 def test_help(tmp_path):

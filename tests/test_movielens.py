@@ -237,11 +237,15 @@ def test_status_of_local_folder(tmp_path):
     folder.mkdir()
     (folder / "ratings.dat").write_bytes(b"1::2::3::4\n")
     status = {row["name"]: row for row in ml.dataset_status(tmp_path)}
-    assert status["ml-1m"]["cached"] is True
+    assert status["ml-1m"]["cached"] is True and status["ml-1m"]["incomplete"] is False
     assert status["ml-1m"]["size_bytes"] == 11
+    (tmp_path / "ml-100k").mkdir()  # a folder without u.data: the loaders will not fill it
+    status = {row["name"]: row for row in ml.dataset_status(tmp_path)}
+    assert status["ml-100k"]["cached"] is False and status["ml-100k"]["incomplete"] is True
     assert status["ml-25m"] == {
         "name": "ml-25m",
         "cached": False,
+        "incomplete": False,
         "path": str(tmp_path / "ml-25m"),
         "size_bytes": 0,
         "download_size": ml.MOVIELENS_VARIANTS["ml-25m"].download_size,
@@ -508,3 +512,12 @@ def test_year_is_read_from_the_end_of_a_title(title, year):
 
     found = movielens._YEAR.search(title)
     assert (found.group(1) if found else None) == year
+
+
+def test_a_data_home_pointing_at_the_dataset_folder_names_its_parent(tmp_path):
+    folder = tmp_path / "ml-100k"
+    folder.mkdir()
+    (folder / "u.data").write_text("1\t2\t3\t4\n")
+    with pytest.raises(ml.DatasetNotFoundError, match=r"is the ml-100k folder itself") as info:
+        ml.load_movielens("ml-100k", data_home=folder, download=False)
+    assert f"data_home={str(tmp_path)!r}" in str(info.value)

@@ -257,6 +257,11 @@ def _dataset_file(variant, filename, data_home, download) -> Path:
     path = folder / filename
     if path.is_file():
         return path
+    if (home / filename).is_file() and home.name == variant.name:
+        raise DatasetNotFoundError(
+            f"{home} is the {variant.name} folder itself; the data home is the folder "
+            f"that holds it: pass data_home={str(home.parent)!r}"
+        )
     if folder.exists():
         raise DatasetNotFoundError(
             f"{folder} exists but has no {filename}; add the file, or remove the folder "
@@ -625,18 +630,21 @@ def dataset_status(data_home=None) -> list[dict]:
     -------
     list of dict
         One per variant, in registry order, with keys ``name``, ``cached``
-        (the ratings file is present), ``path`` (str), ``size_bytes`` (bytes on
-        disk, 0 when absent), ``download_size`` (approximate zip size in bytes,
-        or None), ``downloadable`` and ``url``.
+        (the ratings file is present), ``incomplete`` (the folder exists
+        without it: the loaders will not download over it), ``path`` (str),
+        ``size_bytes`` (bytes on disk, 0 when absent), ``download_size``
+        (approximate zip size in bytes, or None), ``downloadable`` and ``url``.
     """
     home = get_data_home(data_home)
     rows = []
     for variant in MOVIELENS_VARIANTS.values():
         folder = home / variant.name
+        cached = (folder / variant.ratings_file).is_file()
         rows.append(
             {
                 "name": variant.name,
-                "cached": (folder / variant.ratings_file).is_file(),
+                "cached": cached,
+                "incomplete": folder.is_dir() and not cached,
                 "path": str(folder),
                 "size_bytes": _folder_size(folder) if folder.is_dir() else 0,
                 "download_size": variant.download_size,
