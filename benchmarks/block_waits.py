@@ -27,11 +27,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from latentfactors import BiasedMF, make_synthetic_ratings  # noqa: E402
+from _sgd_ab import report, sgd_layout  # noqa: E402
+
 from latentfactors.kernels import sgd as sgd_kernels  # noqa: E402
 from latentfactors.kernels.scoring import with_threads  # noqa: E402
-from latentfactors.models.base import encode_train  # noqa: E402
-from latentfactors.models.biased_mf import BlockLayout, grid_plan  # noqa: E402
 
 SCHEDULE = 8  # position of the schedule in BlockLayout.epoch_args()
 
@@ -59,18 +58,7 @@ def main(argv=None):
     parser.add_argument("--epochs", type=int, default=16, help="epochs per way and thread count")
     args = parser.parse_args(argv)
 
-    frame, _ = make_synthetic_ratings(200_000, 50_000, args.ratings, rank=16, random_state=0)
-    data = encode_train(frame)
-    del frame
-    n_users, n_items = len(data.user_index), len(data.item_index)
-    width, by_user = grid_plan(n_users, n_items, len(data.ratings), args.factors)
-    rng = np.random.default_rng(0)
-    model = BiasedMF(args.factors, random_state=0)
-    start = model._init_state(rng, n_users, n_items)
-    layout = BlockLayout(data, width, rng, by_user)
-    del data
-    rows = layout.to_layout(tuple(start[name] for name in model._state_names()))
-    scalars = tuple(np.float32(x) for x in (3.5, 0.01, 0.02, 0.02))
+    layout, rows, scalars, width = sgd_layout(args.ratings, args.factors)
     ways = {"rounds": by_rounds, "free blocks": free_blocks}
     n = len(layout.ratings)
     print(f"{n:,} ratings, k={args.factors}, {width} x {width} blocks")
@@ -99,15 +87,7 @@ def main(argv=None):
                 seconds[name] = time.perf_counter() - tick
                 rates[name].append(n / seconds[name] / 1e6)
             speedup.append(seconds["rounds"] / seconds["free blocks"])
-        line = "  ".join(
-            f"{name} {np.quantile(r, 0.5):.1f} (p90 {np.quantile(r, 0.9):.1f})"
-            for name, r in rates.items()
-        )
-        print(
-            f"  t={threads}, {args.epochs} epochs, M upd/s median: {line}; free blocks "
-            f"speed-up p25 {np.quantile(speedup, 0.25):.2f}x, median "
-            f"{np.quantile(speedup, 0.5):.2f}x, p75 {np.quantile(speedup, 0.75):.2f}x"
-        )
+        report(threads, f"{args.epochs} epochs", rates, speedup, "free blocks")
 
 
 if __name__ == "__main__":

@@ -24,12 +24,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from latentfactors import BiasedMF, make_synthetic_ratings  # noqa: E402
+from _sgd_ab import report, sgd_layout  # noqa: E402
+
 from latentfactors.kernels import sgd as sgd_kernels  # noqa: E402
 from latentfactors.kernels._prefetch import LINE_BYTES, aligned_empty  # noqa: E402
 from latentfactors.kernels.scoring import with_threads  # noqa: E402
-from latentfactors.models.base import encode_train  # noqa: E402
-from latentfactors.models.biased_mf import BlockLayout, grid_plan  # noqa: E402
 
 
 def line_copy(arr: np.ndarray, offset: int) -> np.ndarray:
@@ -40,10 +39,6 @@ def line_copy(arr: np.ndarray, offset: int) -> np.ndarray:
     return out
 
 
-def quantile(values, q):
-    return float(np.quantile(values, q))
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--ratings", type=int, default=20_000_000)
@@ -52,21 +47,8 @@ def main(argv=None):
     parser.add_argument("--epochs", type=int, default=10, help="epochs of rounds per thread count")
     args = parser.parse_args(argv)
 
-    frame, _ = make_synthetic_ratings(200_000, 50_000, args.ratings, rank=16, random_state=0)
-    data = encode_train(frame)
-    del frame
-    n_users, n_items = len(data.user_index), len(data.item_index)
-    width, by_user = grid_plan(n_users, n_items, len(data.ratings), args.factors)
-    rng = np.random.default_rng(0)
-    model = BiasedMF(args.factors, random_state=0)
-    model.global_mean_ = float(np.mean(data.ratings, dtype=np.float64))
-    start = model._init_state(rng, n_users, n_items)
-    layout = BlockLayout(data, width, rng, by_user)
-    del data
-    arrays = tuple(start[name] for name in model._state_names())
-    rows = layout.to_layout(arrays)
+    layout, rows, scalars, width = sgd_layout(args.ratings, args.factors)
     offsets = {"aligned": 0, "offset 16": 16}
-    scalars = tuple(np.float32(x) for x in (model.global_mean_, 0.01, 0.02, 0.02))
     n = len(layout.ratings)
     print(
         f"{n:,} ratings, k={args.factors}, {width} x {width} blocks; the layout's rows start "
@@ -106,15 +88,7 @@ def main(argv=None):
                 for name in copies:
                     rates[name].append(size / seconds[name] / 1e6)
                 speedup.append(seconds["offset 16"] / seconds["aligned"])
-        line = "  ".join(
-            f"{name} {quantile(r, 0.5):.1f} (p90 {quantile(r, 0.9):.1f})"
-            for name, r in rates.items()
-        )
-        print(
-            f"  t={threads}, {len(speedup)} rounds, M upd/s median: {line}; aligned speed-up "
-            f"p25 {quantile(speedup, 0.25):.2f}x, median {quantile(speedup, 0.5):.2f}x, "
-            f"p75 {quantile(speedup, 0.75):.2f}x"
-        )
+        report(threads, f"{len(speedup)} rounds", rates, speedup, "aligned")
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ holdout.
 
     python benchmarks/sgd_runs.py                    # 20M ratings, 1 thread
     python benchmarks/sgd_runs.py --threads 2 --ratings 2000000
+    python benchmarks/sgd_runs.py --run-ratings 1600 26000   # other run sizes too
 """
 
 from __future__ import annotations
@@ -33,6 +34,9 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--run-ratings", type=int, nargs="*", default=[], help="also runs of about N ratings"
+    )
     args = parser.parse_args(argv)
 
     frame, _ = make_synthetic_ratings(200_000, 50_000, args.ratings, rank=16, random_state=0)
@@ -40,6 +44,7 @@ def main(argv=None):
     train, valid = frame[~held], frame[held]
     BiasedMF(8, n_epochs=1).fit(train.iloc[:10_000])  # compile outside the timings
     sizes = {"runs (default)": biased_mf.RUN_RATINGS, "single groups": 1}
+    sizes.update({f"runs of {size:,}": size for size in args.run_ratings})
     seconds = {name: [] for name in sizes}
     mse = {}
     try:
@@ -63,13 +68,14 @@ def main(argv=None):
     for name in sizes:
         sec = statistics.median(seconds[name])
         print(
-            f"  {name:<16} {sec:7.3f} s/epoch  {n / sec / 1e6:6.1f} M upd/s  "
+            f"  {name:<18} {sec:7.3f} s/epoch  {n / sec / 1e6:6.1f} M upd/s  "
             f"valid MSE {mse[name]:.4f}"
         )
-    base = statistics.median(seconds["single groups"]) / statistics.median(
-        seconds["runs (default)"]
-    )
-    print(f"  runs are {base:.2f}x as fast")
+    single = statistics.median(seconds["single groups"])
+    for name in sizes:
+        if name != "single groups":
+            ratio = single / statistics.median(seconds[name])
+            print(f"  {name} are {ratio:.2f}x as fast as single groups")
 
 
 if __name__ == "__main__":

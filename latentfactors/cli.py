@@ -37,7 +37,7 @@ import argparse
 import csv
 import decimal
 import hashlib
-import itertools
+import io
 import json
 import math
 import os
@@ -472,12 +472,11 @@ def _examples(ids) -> str:
     return shown + (", ..." if len(ids) > 3 else "")
 
 
-def _titles_separator(path, encoding, sample=50):
+def _titles_separator(text: str, sample=50):
     """The delimiter that splits the first lines into equally many fields (quotes
     respected): titles hold commas, so a ``|``-separated file such as ml-100k's
     ``u.item`` must not be split on them. ``None`` (let pandas guess) if none does."""
-    with open(path, encoding=encoding, newline="") as fh:
-        lines = [line for line in itertools.islice(fh, sample) if line.strip()]
+    lines = [line for line in text.splitlines()[:sample] if line.strip()]
     for sep in (",", "\t", "|", ";"):
         counts = {len(row) for row in csv.reader(lines, delimiter=sep)}
         if len(counts) == 1 and counts.pop() >= 2:
@@ -501,18 +500,18 @@ def read_titles(path) -> dict:
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise CLIError(f"items file not found: {path}")
-    # UTF-8, else Latin-1, which older files such as ml-100k's u.item use.
-    encoding = "utf-8"
+    # Read once: UTF-8, else Latin-1, which older files such as ml-100k's u.item use.
+    with open(path, "rb") as fh:
+        raw = fh.read()
     try:
-        with open(path, encoding=encoding) as fh:
-            fh.read()
+        text = raw.decode("utf-8")
     except UnicodeDecodeError:
-        encoding = "latin-1"
-    sep = "\t" if path.endswith((".tsv", ".tab")) else _titles_separator(path, encoding)
+        text = raw.decode("latin-1")
+    sep = "\t" if path.endswith((".tsv", ".tab")) else _titles_separator(text)
 
     def read(**kwargs):
         options = dict(sep=sep, engine="python", dtype=str, keep_default_na=False, **kwargs)
-        return pd.read_csv(path, encoding=encoding, **options)
+        return pd.read_csv(io.StringIO(text), **options)
 
     try:
         frame = read()
@@ -998,9 +997,8 @@ def _trained_on(model, users, items) -> int:
     if not known.any() or len(model.seen_items_) == 0:
         return 0
     n_items = np.int64(len(model.item_index_))
-    counts = np.diff(model.seen_indptr_)
-    owners = np.repeat(np.arange(len(counts), dtype=np.int64), counts)
-    trained = owners * n_items + model.seen_items_
+    seen_users, seen_items = model._seen_pairs()
+    trained = seen_users * n_items + seen_items
     asked = users[known].astype(np.int64) * n_items + items[known]
     return int(np.isin(asked, trained).sum())
 

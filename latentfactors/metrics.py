@@ -27,6 +27,8 @@ import math
 import numpy as np
 import pandas as pd
 
+from latentfactors.data.ratings import _show
+
 
 def _vector(values, name: str) -> np.ndarray:
     """``values`` as a float64 array; strings, complex numbers and the like are refused."""
@@ -198,13 +200,9 @@ def _check_no_repeats(users, items, codes, valid) -> None:
         code = ordered[row, 1:][twice[row]][0]
         item = items[row][valid[row] & (codes[row] == code)][0]
         raise ValueError(
-            f"the recommendation list of user {_plain(users[row])!r} holds item "
-            f"{_plain(item)!r} more than once; each item may appear once per list"
+            f"the recommendation list of user {_show(users[row])} holds item "
+            f"{_show(item)} more than once; each item may appear once per list"
         )
-
-
-def _plain(value):
-    return value.item() if isinstance(value, np.generic) else value
 
 
 def ranking_metrics(recs, test, k=10, *, threshold=4.0, catalogue=None) -> dict:

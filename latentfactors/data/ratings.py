@@ -143,9 +143,8 @@ class IdIndex:
     __hash__ = None
 
     def __repr__(self) -> str:
-        head = ", ".join(map(repr, self._ids[:3].tolist()))
         more = ", ..." if len(self) > 3 else ""
-        return f"IdIndex(n={len(self):,}: [{head}{more}])"
+        return f"IdIndex(n={len(self):,}: [{_show_ids(self._ids)}{more}])"
 
     def encode(self, values) -> np.ndarray:
         """Raw ids to ``int32`` codes; unknown ids become ``-1``.

@@ -29,8 +29,8 @@ MIN_GRID = 4
 GRID_STEP = 4
 # Groups are visited in runs of consecutive groups holding about this many ratings
 # (see kernels/sgd.py). Measured at 20M ratings, 32 factors: runs of 1,600 to
-# 26,000 ratings all ran 1.7-1.9x faster than single groups in random order
-# (2.3x in a later run of `python benchmarks/sgd_runs.py`).
+# 26,000 ratings all ran 2.06-2.17x faster than single groups in random order
+# (`python benchmarks/sgd_runs.py --run-ratings 1600 26000`; 1.7-2.3x over runs).
 RUN_RATINGS = 4096
 # Adam runs a batch on several threads only from this batch size. With each row's
 # state in one record, two threads ran 0.90x one at batch 256, 1.10-1.29x at 1024

@@ -431,6 +431,12 @@ class RecommenderMixin:
         codes = user_codes.astype(np.int64)
         return (np.ascontiguousarray(indptr[codes]), np.ascontiguousarray(indptr[codes + 1]), seen)
 
+    def _seen_pairs(self) -> tuple[np.ndarray, np.ndarray]:
+        """The training (user, item) code pairs, as two int64 arrays, user by user."""
+        counts = np.diff(self.seen_indptr_)
+        users = np.repeat(np.arange(len(counts), dtype=np.int64), counts)
+        return users, self.seen_items_.astype(np.int64)
+
     def _exclusion_csr(self, exclude, with_training):
         if isinstance(exclude, pd.DataFrame):
             missing = [c for c in ("user", "item") if c not in exclude.columns]
@@ -454,9 +460,9 @@ class RecommenderMixin:
         n_users, n_items = len(self.user_index_), len(self.item_index_)
         users, items = uc[keep].astype(np.int64), ic[keep].astype(np.int64)
         if with_training:
-            train_users = np.repeat(np.arange(n_users), np.diff(self.seen_indptr_))
+            train_users, train_items = self._seen_pairs()
             users = np.concatenate([users, train_users])
-            items = np.concatenate([items, self.seen_items_.astype(np.int64)])
+            items = np.concatenate([items, train_items])
         keys = np.unique(users * n_items + items)
         indptr = np.zeros(n_users + 1, dtype=np.int64)
         np.cumsum(np.bincount(keys // n_items, minlength=n_users), out=indptr[1:])
