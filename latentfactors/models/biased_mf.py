@@ -19,7 +19,9 @@ from latentfactors.models.recommend import fold_in_dot
 CACHE_BYTES = 2 * 1024 * 1024
 # Beyond that, a block's item rows should stay in cache. Measured on 20M ratings at
 # 32 factors, with rows prefetched: 1.6 MiB stripes (B = 4) beat 0.8 MiB (B = 8) and
-# 0.4 MiB (B = 16) by 10-15%, the user rows streaming by group.
+# 0.4 MiB (B = 16) by 10-15% with 2 MiB of L2 per core, the user rows streaming by
+# group. With 1 MiB of L2 per core (AMD Zen 4), B = 4 ran 1.02x B = 8 on one thread
+# and 0.96x on two, and 1.08-1.14x B = 12 (`python benchmarks/grid_sizes.py`).
 STRIPE_BYTES = 2 * 1024 * 1024
 # ...a block must hold enough ratings to amortise the round barrier...
 MIN_RATINGS_PER_BLOCK = 1024
