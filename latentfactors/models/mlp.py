@@ -159,15 +159,16 @@ class MLPMF(FactorModel):
     embedding rows by SGD, as in :class:`BiasedMF`, with a decaying step,
     and the head by Adam with a small step (1e-4), so that the head changes
     slowly while the embeddings learn to use it. Median validation MSE over
-    the five seeds: 0.7679, against 0.7754 with Adam on everything and
-    0.7741 with a head frozen at its random initialisation. Width, depth,
+    the five seeds: 0.7678, against 0.7768 with Adam on everything and
+    0.7740 with a head that stays at its random initialisation. Width, depth,
     dropout, the embedding and weight penalties and the batch size all land
     within noise of each other.
 
-    On the test part the defaults give 0.777 (median of seeds 0-2; 0.773
-    over seeds 0-4; 0.777 without ``valid``) in about 4 s, against 0.754-0.756 for
-    :class:`BiasedMF` defaults on the same splits, 0.781 with Adam on
-    everything and 0.796 for the linear (biases-only) head. The MLP learns
+    On the test part the defaults give 0.778 (median of seeds 0-2; 0.773
+    over seeds 0-4; 0.777 without ``valid``) in 2-4 s, against 0.754-0.756 for
+    :class:`BiasedMF` defaults on the same splits, 0.784 with Adam on
+    everything and 0.796 for the linear (biases-only) head
+    (``python benchmarks/mlp.py --variants``). The MLP learns
     interactions, but as Rendle et al. (2020, "Neural collaborative
     filtering vs. matrix factorization revisited") found, a
     well-regularised dot product models them better.
