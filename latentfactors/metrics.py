@@ -137,7 +137,10 @@ def _recommendation_lists(recs, k):
         return np.asarray(users), items, valid
     if isinstance(recs, (tuple, list)) and len(recs) == 2:
         users, items = np.asarray(recs[0]), np.asarray(recs[1])
-        valid = np.ones(items.shape, dtype=bool) if items.ndim == 2 else None
+        valid = None
+        if items.ndim == 2:
+            # NaN and None cannot be item ids: they mark empty slots
+            valid = ~pd.isna(items) if items.dtype.kind in "fO" else np.ones(items.shape, bool)
     elif hasattr(recs, "users") and hasattr(recs, "items"):
         users, items = np.asarray(recs.users), np.asarray(recs.items)
         valid = np.asarray(recs.valid) if hasattr(recs, "valid") else np.ones(items.shape, bool)
@@ -199,9 +202,15 @@ def _check_no_repeats(users, items, codes, valid) -> None:
         row = int(np.flatnonzero(twice.any(axis=1))[0])
         code = ordered[row, 1:][twice[row]][0]
         item = items[row][valid[row] & (codes[row] == code)][0]
+        hint = ""
+        if isinstance(item, (int, np.integer, str)) and item in (-1, ""):
+            hint = (
+                f". If the {_show(item)}s are the empty slots of a TopN, pass the TopN "
+                "itself (or its to_frame()), which marks them"
+            )
         raise ValueError(
             f"the recommendation list of user {_show(users[row])} holds item "
-            f"{_show(item)} more than once; each item may appear once per list"
+            f"{_show(item)} more than once; each item may appear once per list{hint}"
         )
 
 
@@ -214,7 +223,8 @@ def ranking_metrics(recs, test, k=10, *, threshold=4.0, catalogue=None) -> dict:
         Recommendation lists, best first, one per user: the :class:`TopN` of
         ``recommend_all(..., as_frame=False)``, a long frame with ``user`` and
         ``item`` columns (ordered by ``rank`` if present, else by row order),
-        or ``(users (m,), items (m, n))``. Each user appears once.
+        or ``(users (m,), items (m, n))``, where NaN or None marks an empty
+        slot. Each user appears once.
     test : pandas.DataFrame
         Held-out ratings with ``user``, ``item`` and ``rating`` columns.
     k : int, default 10

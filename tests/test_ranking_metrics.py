@@ -238,3 +238,31 @@ def test_a_list_that_repeats_an_item_is_refused():
         ranking_metrics(frame, test, 3)
     fine = ranking_metrics((np.array([1, 2]), np.array([[10, 11, 12], [10, 13, 14]])), test, 3)
     assert fine["recall"] == 1.0 and fine["map"] == 1.0
+
+
+def test_tuple_lists_with_empty_slots():
+    """NaN or None marks an empty slot in the tuple form, as TopN's valid mask does.
+
+    -1 and "" are TopN's fillers for integer and string ids, but they could be
+    real ids: repeated, they get an error that says to pass the TopN itself.
+    """
+    test = pd.DataFrame({"user": [1, 1, 2], "item": [10, 11, 12], "rating": [5.0, 4.0, 5.0]})
+    topn = TopN(
+        users=np.array([1, 2]),
+        items=np.array([[10, 13, 11], [12, -1, -1]]),
+        scores=np.zeros((2, 3)),
+        item_codes=np.array([[0, 3, 1], [2, -1, -1]], dtype=np.int32),
+    )
+    expected = ranking_metrics(topn, test, 3, catalogue=20)
+    as_float = (topn.users, np.array([[10, 13, 11], [12, np.nan, np.nan]]))
+    assert ranking_metrics(as_float, test, 3, catalogue=20) == expected
+    as_object = (topn.users, np.array([[10, 13, 11], [12, None, None]], dtype=object))
+    assert ranking_metrics(as_object, test, 3, catalogue=20) == expected
+    # counting the empty slots as items would add one to coverage's 4 distinct items
+    assert expected["coverage"] == 4 / 20
+    with pytest.raises(ValueError, match=r"holds item -1 more than once.*pass the TopN"):
+        ranking_metrics((topn.users, topn.items), test, 3)
+    strings = (np.array(["u"]), np.array([["x", "", ""]]))
+    test_s = pd.DataFrame({"user": ["u"], "item": ["x"], "rating": [5.0]})
+    with pytest.raises(ValueError, match=r"holds item '' more than once.*pass the TopN"):
+        ranking_metrics(strings, test_s, 3)
