@@ -32,6 +32,7 @@ _PUBLIC = {
     "DivergenceError": "latentfactors.models",
     "ModelFileError": "latentfactors.models",
     "NotFittedError": "latentfactors.models",
+    "UnstableTrainingWarning": "latentfactors.models",
     "load_model": "latentfactors.models",
 }
 

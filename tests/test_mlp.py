@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import pickle
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -734,3 +735,21 @@ def test_divergence_with_heavy_dropout_names_dropout(monkeypatch):
     monkeypatch.setattr(base, "MSE_BLOWUP", 1e-3)
     with pytest.raises(DivergenceError, match=r"dropout=0.9 scales the units it keeps by 10"):
         MLPMF(**{**SMALL, "dropout": 0.9}).fit(synthetic())
+
+
+def test_heavy_dropout_that_stays_finite_warns_once():
+    """dropout=0.9 stays finite here but its training MSE runs in the thousands."""
+    from latentfactors import UnstableTrainingWarning, make_synthetic_ratings
+
+    frame, _ = make_synthetic_ratings(500, 300, 20_000, random_state=0)
+    with pytest.warns(UnstableTrainingWarning) as record:
+        model = MLPMF(dropout=0.9, n_epochs=3, random_state=0).fit(frame)
+    assert max(model.history_["train_mse"]) > 100 * np.mean(frame["rating"] ** 2)
+    unstable = [w for w in record if issubclass(w.category, UnstableTrainingWarning)]
+    assert len(unstable) == 1
+    assert "dropout=0.9 scales the units it keeps by 10" in str(unstable[0].message)
+    assert unstable[0].filename == __file__  # points at the call of fit
+    # healthy training does not warn
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UnstableTrainingWarning)
+        MLPMF(dropout=0.5, n_epochs=3, random_state=0).fit(frame)

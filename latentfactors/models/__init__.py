@@ -5,6 +5,7 @@ from latentfactors.models.base import (
     FactorModel,
     ModelFileError,
     NotFittedError,
+    UnstableTrainingWarning,
     load_model,
 )
 from latentfactors.models.biased_mf import BiasedMF
@@ -20,5 +21,6 @@ __all__ = [
     "MODEL_CLASSES",
     "ModelFileError",
     "NotFittedError",
+    "UnstableTrainingWarning",
     "load_model",
 ]

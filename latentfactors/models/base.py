@@ -22,6 +22,7 @@ import os
 import sys
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,6 +38,8 @@ FORMAT_NAME = "latentfactors-model"
 FORMAT_VERSION = 1
 # Training has blown up when its MSE passes this many times that of predicting 0.
 MSE_BLOWUP = 1e6
+# Past this many times that of predicting 0, it is unstable: fit warns (once).
+MSE_UNSTABLE = 100.0
 
 # How embedding rows start: "normal" draws vectors N(0, init_std) and zero
 # biases; "uniform" draws vectors *and* biases uniformly with the same standard
@@ -45,7 +48,14 @@ INITS = ("normal", "uniform")
 
 
 class DivergenceError(FloatingPointError):
-    """Training produced NaN or infinite values: the learning rate is too large."""
+    """Training blew up: NaN or infinite values, or a training MSE of runaway size.
+
+    The message names the hyperparameter to change, most often the learning rate.
+    """
+
+
+class UnstableTrainingWarning(RuntimeWarning):
+    """Training stayed finite but its error is far above that of predicting 0."""
 
 
 class NotFittedError(ValueError, AttributeError):
@@ -353,9 +363,10 @@ class FactorModel(RecommenderMixin):
         )
         n_train = len(data.ratings)
         # A training MSE this far above that of predicting 0 has blown up, finite or not.
-        mse_limit = MSE_BLOWUP * max(float(np.mean(np.square(data.ratings, dtype=np.float64))), 1.0)
+        mse_zero = max(float(np.mean(np.square(data.ratings, dtype=np.float64))), 1.0)
         ctx = self._setup(data, rng)
-        ctx["mse_limit"] = mse_limit
+        ctx["mse_limit"] = MSE_BLOWUP * mse_zero
+        unstable = MSE_UNSTABLE * mse_zero
         del data  # the layout may own the arrays now; drop our references
 
         self.history_ = {"epoch": [], "train_mse": [], "valid_mse": [], "seconds": []}
@@ -373,6 +384,16 @@ class FactorModel(RecommenderMixin):
                     self._sync(ctx)
                 train_mse = sse / n_train
                 self._check_finite(epoch, train_mse, ctx)
+                if train_mse > unstable:
+                    warnings.warn(
+                        f"training is unstable: the training MSE reached {train_mse:.3g} at "
+                        f"epoch {epoch}, over {MSE_UNSTABLE:g} times that of predicting 0 for "
+                        "every rating, so the model will predict poorly. "
+                        + self._divergence_hint(),
+                        UnstableTrainingWarning,
+                        stacklevel=3,
+                    )
+                    unstable = math.inf  # once per fit
                 logs = {"train_mse": train_mse, "seconds": seconds}
                 if valid_codes is not None:
                     pred = self._predict_codes(valid_codes[0], valid_codes[1])
