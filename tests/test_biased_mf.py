@@ -744,6 +744,28 @@ def test_callback_gets_epoch_and_logs(ratings):
     assert seen[-1][1]["train_mse"] < seen[0][1]["train_mse"]
 
 
+@pytest.mark.parametrize("refit", [False, True])
+def test_a_checkpoint_saved_by_a_callback_loads_as_that_epoch(ratings, refit):
+    """Saving from a callback writes the epoch just run, on a first fit and on a refit."""
+    model = BiasedMF(**{**FAST, "n_epochs": 5})
+    if refit:
+        model.fit(ratings)  # best_epoch_ 5 left over; the refit below runs 3
+    files = []
+
+    def checkpoint(epoch, logs):
+        buffer = io.BytesIO()
+        model.save(buffer)
+        files.append((epoch, buffer.getvalue(), model.predict(ratings)))
+
+    model.set_params(n_epochs=3, callback=checkpoint)
+    model.fit(ratings, valid=tiny_ratings(seed=3))
+    assert [e for e, _, _ in files] == [1, 2, 3]
+    for epoch, data, predicted in files:
+        loaded = load_model(io.BytesIO(data))
+        assert (loaded.n_epochs_, loaded.best_epoch_) == (epoch, epoch)
+        assert np.array_equal(loaded.predict(ratings), predicted)
+
+
 # ---------------------------------------------------------------- persistence
 
 

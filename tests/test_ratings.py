@@ -898,3 +898,24 @@ def test_ids_that_are_neither_integers_nor_strings_are_refused(ids, what):
         IdIndex(ids)
     with pytest.raises(TypeError, match=what):  # nor looked up: True would match id 1
         IdIndex([0, 1, 2]).encode(ids)
+
+
+def test_string_ids_ending_in_nul_are_refused():
+    """NumPy's unicode arrays drop trailing NULs: "a\\x00" would merge with "a"."""
+    with pytest.raises(ValueError, match=r"id 'a\\x00' ends with a NUL character"):
+        IdIndex(np.array(["a", "a\x00", "b"], dtype=object))
+    inner = IdIndex(np.array(["a", "b\x00c"], dtype=object))  # a NUL inside is kept
+    assert list(inner.ids) == ["a", "b\x00c"]
+    assert list(inner.encode(np.array(["b\x00c", "b"], dtype=object))) == [1, -1]
+
+
+def test_fit_refuses_ids_that_do_not_encode_before_any_kernel_runs(monkeypatch):
+    from latentfactors import BiasedMF
+
+    frame = pd.DataFrame({"user": ["a", "a\x00", "b"], "item": [1, 2, 1], "rating": [4.0, 3, 5]})
+    with pytest.raises(ValueError, match="ends with a NUL character"):
+        BiasedMF(2, n_epochs=1).fit(frame)
+    # however an id came to be missing from its own index, fit stops before the kernels
+    monkeypatch.setattr(IdIndex, "encode", lambda self, values: np.full(len(values), -1, np.int32))
+    with pytest.raises(ValueError, match="user id 'a' does not map back to itself"):
+        BiasedMF(2, n_epochs=1).fit(frame.iloc[[0, 2]])

@@ -51,7 +51,16 @@ def _normalize_ids(values: np.ndarray) -> np.ndarray:
         return values
     kind = pd.api.types.infer_dtype(values, skipna=False)
     if kind == "string":
-        return values.astype(str)
+        out = values.astype(str)
+        # NumPy's unicode arrays drop trailing NUL characters: "a\x00" would become "a"
+        if not np.array_equal(np.char.str_len(out), pd.Series(values).str.len().to_numpy()):
+            bad = next(v for v in values if v.endswith("\x00"))
+            raise ValueError(
+                f"id {bad!r} ends with a NUL character ('\\x00'), which NumPy string arrays "
+                "cannot hold: it would merge with the id without it; strip or replace "
+                "the NULs first, e.g. with .str.rstrip('\\x00')"
+            )
+        return out
     if kind in ("integer", "empty"):
         return values.astype(np.int64)
     if kind in ("floating", "mixed-integer-float"):
@@ -114,6 +123,8 @@ class IdIndex:
         values = np.asarray(ids).ravel()
         if values.dtype.kind in "fO" and pd.isna(values).any():
             raise ValueError("ids contain missing values (NaN or None)")
+        if values.dtype == object:
+            values = pd.unique(values)  # fewer values to convert
         values = _normalize_ids(values)
         _check_id_dtype(values)
         values = np.sort(pd.unique(values))

@@ -184,9 +184,17 @@ def encode_train(data) -> TrainData:
         raise ValueError("ratings is empty: there is nothing to fit")
     user_index = IdIndex(users)
     item_index = IdIndex(items)
+    codes = []
+    for what, raw, index in (("user", users, user_index), ("item", items, item_index)):
+        code = index.encode(raw)
+        # Every id is in its index; the kernels would write out of bounds if not.
+        if code.min() < 0:
+            bad = np.asarray(raw)[code < 0][0]
+            raise ValueError(f"{what} id {bad!r} does not map back to itself as an id")
+        codes.append(code)
     return TrainData(
-        users=user_index.encode(users),
-        items=item_index.encode(items),
+        users=codes[0],
+        items=codes[1],
         ratings=np.ascontiguousarray(ratings, dtype=np.float32),
         user_index=user_index,
         item_index=item_index,
@@ -399,6 +407,7 @@ class FactorModel(RecommenderMixin):
                     pred = self._predict_codes(valid_codes[0], valid_codes[1])
                     logs["valid_mse"] = float(np.mean((pred - valid_codes[2]) ** 2))
                 self.n_epochs_ = epoch
+                self.best_epoch_ = epoch  # what the model holds now, if a callback saves it
                 self.history_["epoch"].append(epoch)
                 self.history_["train_mse"].append(train_mse)
                 self.history_["valid_mse"].append(logs.get("valid_mse", math.nan))
