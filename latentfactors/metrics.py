@@ -177,17 +177,58 @@ def _relevant_pairs(test, threshold):
     return test["user"].to_numpy()[rel], test["item"].to_numpy()[rel]
 
 
-def _catalogue_size(catalogue):
-    if catalogue is None:
-        return None
+def _coverage(recommended, catalogue) -> float:
+    """Distinct ``recommended`` items over the catalogue (a size, or the items' ids)."""
+    distinct = pd.unique(recommended)
     if isinstance(catalogue, (int, np.integer)) and not isinstance(catalogue, bool):
         if catalogue < 1:
             raise ValueError(f"catalogue size must be >= 1, got {catalogue}")
-        return int(catalogue)
-    size = len(pd.unique(np.asarray(catalogue).ravel()))
-    if size == 0:
+        if len(distinct) > catalogue:
+            raise ValueError(
+                f"the lists hold {len(distinct)} distinct items, more than the catalogue "
+                f"size {catalogue}: pass the number of items the recommender chose from"
+            )
+        return len(distinct) / int(catalogue)
+    ids = pd.unique(np.asarray(catalogue).ravel())
+    if len(ids) == 0:
         raise ValueError("catalogue is empty")
-    return size
+    _check_same_kind(distinct, ids, "recommended items", "the catalogue's items")
+    outside = ~pd.Index(distinct).isin(ids)
+    if outside.any():
+        raise ValueError(
+            f"item {_show(distinct[outside][0])} is recommended but not in the catalogue "
+            f"({int(outside.sum())} such item(s)); pass every item the recommender chose from"
+        )
+    return len(distinct) / len(ids)
+
+
+def _id_kind(values) -> str | None:
+    """``"strings"`` or ``"numbers"`` for an array of ids (judged by its first value)."""
+    values = np.asarray(values)
+    if values.size == 0:
+        return None
+    if values.dtype.kind in "US":
+        return "strings"
+    if values.dtype.kind in "iuf":
+        return "numbers"
+    first = values.flat[0]
+    if isinstance(first, str):
+        return "strings"
+    if isinstance(first, (int, float, np.integer, np.floating)) and not isinstance(first, bool):
+        return "numbers"
+    return None
+
+
+def _check_same_kind(given, known, what_given, what_known) -> None:
+    """Refuse ids of the other type, which would silently match nothing."""
+    a, b = _id_kind(given), _id_kind(known)
+    if a and b and a != b:
+        convert = ".astype(str)" if b == "strings" else ".astype(int)"
+        raise TypeError(
+            f"{what_given} are {a} (e.g. {_show(np.asarray(given).flat[0])}) but "
+            f"{what_known} are {b} (e.g. {_show(np.asarray(known).flat[0])}), so none "
+            f"could match; convert one of them, e.g. with {convert}"
+        )
 
 
 def _check_no_repeats(users, items, codes, valid) -> None:
@@ -249,6 +290,8 @@ def ranking_metrics(recs, test, k=10, *, threshold=4.0, catalogue=None) -> dict:
         raise ValueError(f"user {dup!r} has more than one recommendation list")
     if len(rel_u) == 0:
         raise ValueError(f"no test rating is >= threshold={threshold}: nothing is relevant")
+    _check_same_kind(users, rel_u, "the recommendation lists' users", "the test users")
+    _check_same_kind(items[valid], rel_i, "the recommended items", "the test items")
     ucodes, _ = pd.factorize(
         np.concatenate([users.astype(object), rel_u.astype(object)])
         if users.dtype != rel_u.dtype
@@ -289,9 +332,8 @@ def ranking_metrics(recs, test, k=10, *, threshold=4.0, catalogue=None) -> dict:
         "map": float(((precision_at * hits).sum(axis=1) / np.minimum(k, rel_row)).sum() / n_eval),
         "hit_rate": float((n_hits > 0).sum() / n_eval),
     }
-    size = _catalogue_size(catalogue)
-    if size is not None:
-        out["coverage"] = float(len(pd.unique(flat_items)) / size)
+    if catalogue is not None:
+        out["coverage"] = float(_coverage(flat_items, catalogue))
     out.update(n_users=n_eval, k=k, threshold=float(threshold))
     return out
 
@@ -328,10 +370,9 @@ def catalogue_coverage(recs, catalogue, k=10) -> float:
     """
     k = _check_k(k)
     _, items, valid = _recommendation_lists(recs, k)
-    size = _catalogue_size(catalogue)
-    if size is None:
+    if catalogue is None:
         raise ValueError("catalogue must be given: the number of items or their ids")
-    return float(len(pd.unique(items[valid])) / size)
+    return float(_coverage(items[valid], catalogue))
 
 
 def evaluate_ranking(
@@ -386,7 +427,11 @@ def evaluate_ranking(
     if isinstance(model, str):
         if model != "popularity":
             raise ValueError(f"model must be a fitted model or 'popularity', got {model!r}")
-        known = np.isin(candidates, train["user"].to_numpy())
+        train_users = train["user"].to_numpy()
+        _check_same_kind(candidates, train_users, "the test users", "the training users")
+        test_items, train_items = test["item"].to_numpy(), train["item"].to_numpy()
+        _check_same_kind(test_items, train_items, "the test items", "the training items")
+        known = np.isin(candidates, train_users)
         users = candidates[known]
         if len(users) == 0:
             raise ValueError("no test user with relevant items is in train")

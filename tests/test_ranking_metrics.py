@@ -124,8 +124,9 @@ def test_string_ids_and_mixed_dtypes():
     recs = (RECS[0], np.vectorize(lambda i: f"m{i}")(RECS[1]))
     out = ranking_metrics(recs, test, 3)
     assert out["ndcg"] == pytest.approx(EXPECTED["ndcg"])
-    # Recommended ids of another dtype simply never match.
-    assert ranking_metrics(recs, TEST, 3)["precision"] == 0.0
+    # Recommended ids of the other type could never match: an error, as elsewhere.
+    with pytest.raises(TypeError, match="recommended items are strings"):
+        ranking_metrics(recs, TEST, 3)
 
 
 def test_input_errors():
@@ -266,3 +267,33 @@ def test_tuple_lists_with_empty_slots():
     test_s = pd.DataFrame({"user": ["u"], "item": ["x"], "rating": [5.0]})
     with pytest.raises(ValueError, match=r"holds item '' more than once.*pass the TopN"):
         ranking_metrics(strings, test_s, 3)
+
+
+def test_ids_of_the_other_type_are_an_error_not_zero_metrics():
+    recs = (np.array([1, 2]), np.array([[10, 11, 12], [20, 21, 22]]))
+    test = pd.DataFrame({"user": [1, 1, 2], "item": [11, 13, 20], "rating": [5.0, 4.0, 4.0]})
+    assert ranking_metrics(recs, test, 3)["hit_rate"] == 1.0
+    with pytest.raises(TypeError, match=r"lists' users are numbers .* test users are strings"):
+        ranking_metrics(recs, test.astype({"user": str}), 3)
+    with pytest.raises(TypeError, match=r"recommended items are numbers .* test items are strings"):
+        ranking_metrics(recs, test.astype({"item": str}), 3)
+    train = test.copy()
+    with pytest.raises(TypeError, match=r"test users are strings .* training users are numbers"):
+        evaluate_ranking("popularity", train, test.astype({"user": str}), k=1)
+    with pytest.raises(TypeError, match=r"test items are strings .* training items are numbers"):
+        evaluate_ranking("popularity", train, test.astype({"item": str}), k=1)
+
+
+def test_coverage_cannot_pass_one():
+    recs = (np.array([1, 2]), np.array([[10, 11, 12], [20, 21, 22]]))
+    assert catalogue_coverage(recs, 12, k=3) == 0.5
+    assert catalogue_coverage(recs, np.arange(10, 23), k=3) == 6 / 13
+    with pytest.raises(ValueError, match="6 distinct items, more than the catalogue size 5"):
+        catalogue_coverage(recs, 5, k=3)
+    with pytest.raises(ValueError, match="item 20 is recommended but not in the catalogue"):
+        catalogue_coverage(recs, [10, 11, 12, 13], k=3)
+    with pytest.raises(TypeError, match="recommended items are numbers"):
+        catalogue_coverage(recs, ["10", "11"], k=3)
+    test = pd.DataFrame({"user": [1], "item": [10], "rating": [5.0]})
+    with pytest.raises(ValueError, match="more than the catalogue size 5"):
+        ranking_metrics(recs, test, 3, catalogue=5)
