@@ -43,8 +43,16 @@ the core. This is about 1.25x faster with the rows in cache, and is just
 another fixed order of the same updates.
 
 The loop is bound by the latency of loading factor rows, so the kernel
-prefetches the item rows a few updates ahead and the next group's user row
-(see :mod:`latentfactors.kernels._prefetch`); a prefetch changes no value.
+prefetches them (see :mod:`latentfactors.kernels._prefetch`; a prefetch
+changes no value): the item rows a few updates ahead along each group's
+sweep, wrapping round with it, and, as a pair of groups starts, the next
+pair's user rows and first item rows. For that, a run draws the starting
+points of all its groups before it starts, in the order they were always
+drawn. When a user has only a few ratings in a block, most updates are among
+a group's first few: at 2M ratings (3.1 per group) this ran 1.22x (one
+thread) and 1.27x (two) as fast as prefetching within a group only, 1.17x
+at 5M (6.5 per group), and the same at 20M (25 per group)
+(``python benchmarks/sgd_versions.py --rev e7f22ca --ratings N``).
 What streams through the cache is kept small, so that the item stripe stays
 there: a group's user code is read once per group (``group_users``), not
 with every rating, and the layout's factor rows start on a cache line (1.1-1.2x
@@ -197,29 +205,43 @@ def _sgd_pair(
     its beginning, as a single group would be; when the shorter one is done the
     longer one goes on alone. Two users' updates do not wait on each other, so
     the core overlaps them: about 1.25x the updates per second of one group at
-    a time when the rows are in cache. Returns the sum of e**2.
+    a time when the rows are in cache. Item rows are prefetched along each
+    sweep, past its wrap. (Written out four times: a Numba helper for it,
+    even inlined, made the loop 1.1-1.2x slower.) Returns the sum of e**2.
     """
     loss = 0.0
     shrink = np.float32(1.0) - lr * reg
     na = a_hi - a_lo
     nb = b_hi - b_lo
     for _ in range(min(na, nb)):
-        if a + PREFETCH_AHEAD < a_hi:
-            prefetch_row(Q, items[a + PREFETCH_AHEAD])
-        if b + PREFETCH_AHEAD < b_hi:
-            prefetch_row(Q, items[b + PREFETCH_AHEAD])
+        pa = a + PREFETCH_AHEAD
+        if pa >= a_hi:
+            pa -= na
+        if pa < a_hi:
+            prefetch_row(Q, items[pa])
+        pb = b + PREFETCH_AHEAD
+        if pb >= b_hi:
+            pb -= nb
+        if pb < b_hi:
+            prefetch_row(Q, items[pb])
         loss += _update(ua, items, ratings, a, P, Q, bu, bi, mu, lr, shrink, reg_bias)
         a = a + 1 if a + 1 < a_hi else a_lo
         loss += _update(ub, items, ratings, b, P, Q, bu, bi, mu, lr, shrink, reg_bias)
         b = b + 1 if b + 1 < b_hi else b_lo
     for _ in range(na - nb):
-        if a + PREFETCH_AHEAD < a_hi:
-            prefetch_row(Q, items[a + PREFETCH_AHEAD])
+        pa = a + PREFETCH_AHEAD
+        if pa >= a_hi:
+            pa -= na
+        if pa < a_hi:
+            prefetch_row(Q, items[pa])
         loss += _update(ua, items, ratings, a, P, Q, bu, bi, mu, lr, shrink, reg_bias)
         a = a + 1 if a + 1 < a_hi else a_lo
     for _ in range(nb - na):
-        if b + PREFETCH_AHEAD < b_hi:
-            prefetch_row(Q, items[b + PREFETCH_AHEAD])
+        pb = b + PREFETCH_AHEAD
+        if pb >= b_hi:
+            pb -= nb
+        if pb < b_hi:
+            prefetch_row(Q, items[pb])
         loss += _update(ub, items, ratings, b, P, Q, bu, bi, mu, lr, shrink, reg_bias)
         b = b + 1 if b + 1 < b_hi else b_lo
     return loss
@@ -250,54 +272,67 @@ def _sgd_block(
     """The SGD updates of block ``b``; returns their sum of e**2 (see :func:`_sgd_block_epoch`)."""
     state = seeds[b] | np.uint64(1)
     state = _shuffle_ints(run_order, block_runs[b], block_runs[b + 1], state)
+    # Scratch for a run: its groups in visiting order, and where each one's sweep starts.
+    most = 0
+    for j in range(block_runs[b], block_runs[b + 1]):
+        run = run_order[j]
+        most = max(most, run_ptr[run + 1] - run_ptr[run])
+    visit = np.empty(most, dtype=np.int64)
+    starts = np.empty(most, dtype=np.int64)
     loss = 0.0
     for j in range(block_runs[b], block_runs[b + 1]):
         run = run_order[j]
         g_lo = run_ptr[run]
         g_hi = run_ptr[run + 1]
+        n = g_hi - g_lo
         g = g_lo
-        if g_hi - g_lo > 1:
-            state, s = _below(state, g_hi - g_lo)
+        if n > 1:
+            state, s = _below(state, n)
             g += s
-        left = g_hi - g_lo
-        while left > 0:
-            ga = g
-            lo = group_ptr[g]
-            hi = group_ptr[g + 1]
-            g = g + 1 if g + 1 < g_hi else g_lo
-            left -= 1
-            if reshuffle:
+        if reshuffle:
+            for _ in range(n):
+                lo = group_ptr[g]
+                hi = group_ptr[g + 1]
+                g = g + 1 if g + 1 < g_hi else g_lo
                 state = _shuffle_triples(users, items, ratings, lo, hi, state)
                 loss += _sgd_range(
                     users, -1, items, ratings, lo, hi, P, Q, bu, bi, mu, lr, reg, reg_bias
                 )
-                continue
-            mid = lo
+            continue
+        # Every group's starting point, drawn up front in visiting order, so
+        # that each pair can prefetch the next pair's first item rows.
+        for c in range(n):
+            lo = group_ptr[g]
+            hi = group_ptr[g + 1]
+            start = lo
             if hi > lo:
                 state, s = _below(state, hi - lo)
-                mid += s
-            if left == 0:
+                start += s
+            visit[c] = g
+            starts[c] = start
+            g = g + 1 if g + 1 < g_hi else g_lo
+        for c in range(0, n, 2):
+            ga = visit[c]
+            lo = group_ptr[ga]
+            hi = group_ptr[ga + 1]
+            if c + 1 == n:  # the last group of an odd run, alone
                 u = group_users[ga]
                 loss += _sgd_range(
-                    users, u, items, ratings, mid, hi, P, Q, bu, bi, mu, lr, reg, reg_bias
+                    users, u, items, ratings, starts[c], hi, P, Q, bu, bi, mu, lr, reg, reg_bias
                 )
                 loss += _sgd_range(
-                    users, u, items, ratings, lo, mid, P, Q, bu, bi, mu, lr, reg, reg_bias
+                    users, u, items, ratings, lo, starts[c], P, Q, bu, bi, mu, lr, reg, reg_bias
                 )
                 continue
-            # a pair of groups, interleaved
-            gb = g
-            lo2 = group_ptr[g]
-            hi2 = group_ptr[g + 1]
-            g = g + 1 if g + 1 < g_hi else g_lo
-            left -= 1
-            mid2 = lo2
-            if hi2 > lo2:
-                state, s = _below(state, hi2 - lo2)
-                mid2 += s
-            for ahead in range(min(left, 2)):  # the next pair's user rows
-                nxt = g + ahead if g + ahead < g_hi else g_lo
-                prefetch_row(P, group_users[nxt])
+            for nxt in range(c + 2, min(c + 4, n)):  # the next pair's user rows and first items
+                prefetch_row(P, group_users[visit[nxt]])
+                n_lo = group_ptr[visit[nxt]]
+                n_hi = group_ptr[visit[nxt] + 1]
+                x = starts[nxt]
+                for _ in range(min(PREFETCH_AHEAD, n_hi - n_lo)):
+                    prefetch_row(Q, items[x])
+                    x = x + 1 if x + 1 < n_hi else n_lo
+            gb = visit[c + 1]
             loss += _sgd_pair(
                 group_users[ga],
                 group_users[gb],
@@ -305,10 +340,10 @@ def _sgd_block(
                 ratings,
                 lo,
                 hi,
-                mid,
-                lo2,
-                hi2,
-                mid2,
+                starts[c],
+                group_ptr[gb],
+                group_ptr[gb + 1],
+                starts[c + 1],
                 P,
                 Q,
                 bu,
