@@ -886,7 +886,7 @@ def cmd_train(args, out: Output) -> int:
             "model_sha256": _sha256(args.save),
             "model_class": type(model).__name__,
             "dataset": args.dataset,
-            "data_home": str(get_data_home(args.data_home)) if args.dataset else None,
+            "data_home": str(get_data_home(args.data_home).resolve()) if args.dataset else None,
             "ratings": os.path.abspath(args.ratings) if args.ratings else None,
             "items": titles_file,
             "split": args.split,

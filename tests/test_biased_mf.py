@@ -807,8 +807,10 @@ def test_string_ids_survive_save_without_pickle(tmp_path):
 def test_loading_bad_files_gives_clear_errors(ratings, tmp_path):
     junk = tmp_path / "junk.npz"
     junk.write_bytes(b"not a zip at all")
-    with pytest.raises(ModelFileError, match="not a readable latentfactors model"):
+    with pytest.raises(ModelFileError, match="not a readable latentfactors model") as info:
         BiasedMF.load(junk)
+    # NumPy's advice to unpickle the file is not passed on
+    assert "(not an .npz archive)" in str(info.value) and "pickle" not in str(info.value)
     other = tmp_path / "other.npz"
     np.savez(other, a=np.arange(3))
     with pytest.raises(ModelFileError, match="not a latentfactors model file"):

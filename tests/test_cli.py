@@ -442,3 +442,25 @@ def test_titles_files_in_latin1_with_pipes_and_commas_in_titles(tmp_path):
     quoted = tmp_path / "movies.csv"
     quoted.write_text('movieId,title,genres\n1,"American President, The (1995)",Drama\n')
     assert cli.read_titles(quoted) == {"1": "American President, The (1995)"}
+
+
+def test_a_relative_data_home_is_stored_absolute(tmp_path, monkeypatch, capsys):
+    """Titles are found again from another folder, however the data home was given."""
+    folder = tmp_path / "work" / "data" / "ml-100k"
+    folder.mkdir(parents=True)
+    rows = [f"{u}\t{i}\t{1 + (u * i) % 5}\t{100 + u}" for u in range(1, 9) for i in range(1, 5)]
+    (folder / "u.data").write_text("\n".join(rows) + "\n")
+    rows += [f"9\t{i}\t4\t100" for i in range(5, 7)]
+    genres = "|".join("0" * 19)
+    titles = [f"{i}|Film {i} (1999)|01-Jan-1999||http://x|{genres}" for i in range(1, 7)]
+    (folder / "u.item").write_text("\n".join(titles) + "\n", encoding="latin-1")
+    monkeypatch.chdir(tmp_path / "work")
+    argv = ["train", "--dataset", "ml-100k", "--data-home", "data", "--n-epochs", "2", "-q"]
+    assert cli.main([*argv, "--save", "m.npz"]) == 0
+    sidecar = json.loads((tmp_path / "work" / "m.npz.json").read_text())
+    assert sidecar["data_home"] == str(tmp_path / "work" / "data")
+    monkeypatch.chdir(tmp_path)
+    capsys.readouterr()
+    assert cli.main(["recommend", "work/m.npz", "--user", "1", "-n", "2"]) == 0
+    out = capsys.readouterr()
+    assert "Film " in out.out and "no titles" not in out.err

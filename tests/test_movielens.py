@@ -348,14 +348,19 @@ def _no_base_url_override(monkeypatch):
     monkeypatch.delenv(ml.BASE_URL_ENV, raising=False)
 
 
-def serve(state, monkeypatch, body, *, sha256=None, mode="ok", name="ml-latest-small"):
-    """Route the variant's archive to the local server; return its URL."""
+def serve(state, monkeypatch, body, *, sha256=None, mode="ok", name="ml-latest-small", n=3):
+    """Route the variant's archive to the local server; return its URL.
+
+    Without ``sha256`` a download is checked by its rating count, ``n``.
+    """
     variant = ml.MOVIELENS_VARIANTS[name]
     path = f"/{variant.archive_name}"
     state.routes[path] = (body, mode)
     url = state.url + path
     monkeypatch.setitem(
-        ml.MOVIELENS_VARIANTS, name, dataclasses.replace(variant, url=url, sha256=sha256)
+        ml.MOVIELENS_VARIANTS,
+        name,
+        dataclasses.replace(variant, url=url, sha256=sha256, n_ratings=n),
     )
     return url
 
@@ -391,6 +396,8 @@ def test_download_via_base_url_env_and_archive_folder(server, monkeypatch, tmp_p
     )
     server.routes["/ml-10m.zip"] = (body, "ok")
     monkeypatch.setenv(ml.BASE_URL_ENV, server.url + "/")
+    variant = ml.MOVIELENS_VARIANTS["ml-10m"]
+    monkeypatch.setitem(ml.MOVIELENS_VARIANTS, "ml-10m", dataclasses.replace(variant, n_ratings=2))
     home = tmp_path / "home"
     ratings = ml.load_movielens("ml-10m", data_home=home)
     assert ratings.values.tolist() == [[1, 122, 5.0, 838985046], [1, 185, 4.5, 838983525]]
@@ -411,6 +418,24 @@ def test_download_bad_checksum(server, monkeypatch, tmp_path):
     assert url in str(info.value)
     assert str(home / "ml-latest-small") in str(info.value)
     assert _left_in(home) == []
+
+
+@pytest.mark.parametrize("name", ["ml-latest-small", "ml-100k"])
+def test_download_without_a_digest_is_checked_by_its_rating_count(
+    server, monkeypatch, tmp_path, name
+):
+    if name == "ml-100k":
+        ratings = b"1\t10\t4\t100\n1\t20\t3\t101\n2\t10\t5\t102"  # no final newline
+        body = make_zip({"ml-100k/u.data": ratings, "ml-100k/u.item": b"10|Foo (1999)|\n"})
+    else:
+        body = GOOD_ZIP  # a header and three ratings
+    serve(server, monkeypatch, body, name=name, n=4)
+    home = tmp_path / "home"
+    with pytest.raises(ml.DownloadError, match="holds 3 ratings, not the 4 of the published"):
+        ml.load_movielens(name, data_home=home)
+    assert _left_in(home) == []
+    serve(server, monkeypatch, body, name=name, n=3)
+    assert len(ml.load_movielens(name, data_home=home)) == 3
 
 
 def test_download_not_a_zip(server, monkeypatch, tmp_path):

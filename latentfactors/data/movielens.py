@@ -87,7 +87,8 @@ class MovieLensVariant:
     url : str or None
         GroupLens zip URL; ``None`` when the release is no longer served.
     sha256 : str or None
-        Digest of the zip, checked after download when known.
+        Digest of the zip, checked after download when known; without it the
+        ratings file's line count is checked against ``n_ratings``.
     archive_folder : str
         Top folder inside the zip (``ml-10M100K`` for ``ml-10m``).
     ratings_file, ratings_format : str
@@ -373,6 +374,18 @@ def _unpack(archive: Path, variant: MovieLensVariant, workdir: Path) -> Path:
     return workdir / variant.archive_folder
 
 
+def _count_ratings(path: Path, fmt: str) -> int:
+    """Lines of a ratings file, less the header of a ``"csv"`` one (read in chunks)."""
+    lines = 0
+    last = b"\n"
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 22):
+            lines += chunk.count(b"\n")
+            last = chunk[-1:]
+    lines += last != b"\n"  # a last line without its newline
+    return lines - (fmt == "csv")
+
+
 def _download(variant: MovieLensVariant, home: Path) -> None:
     url = _download_url(variant)
     target = home / variant.name
@@ -393,6 +406,14 @@ def _download(variant: MovieLensVariant, home: Path) -> None:
             raise DownloadError(f"checksum mismatch: expected sha256 {variant.sha256}, got {got}")
         workdir = Path(tempfile.mkdtemp(prefix=f".{variant.name}.extract-", dir=home))
         folder = _unpack(part, variant, workdir)
+        if variant.sha256 is None and variant.n_ratings is not None:
+            # No digest to check against: the published rating count is the check.
+            n = _count_ratings(folder / variant.ratings_file, variant.ratings_format)
+            if n != variant.n_ratings:
+                raise DownloadError(
+                    f"the archive's {variant.ratings_file} holds {n:,} ratings, not the "
+                    f"{variant.n_ratings:,} of the published {variant.name}"
+                )
         try:
             os.replace(folder, target)
         except OSError:

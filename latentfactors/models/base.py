@@ -721,8 +721,11 @@ class FactorModel(RecommenderMixin):
         except FileNotFoundError:
             raise
         except Exception as exc:  # noqa: BLE001 - zip, pickle and value errors alike
+            # NumPy reads a file that is not .npz or .npy as a pickle, which it
+            # refuses with advice to unpickle it: not advice to pass on.
+            why = "not an .npz archive" if "pickled" in str(exc) else str(exc)
             raise ModelFileError(
-                f"{name} is not a readable latentfactors model file ({exc})"
+                f"{name} is not a readable latentfactors model file ({why})"
             ) from exc
         if str(contents.get("format", "")) != FORMAT_NAME:
             raise ModelFileError(f"{name} is not a latentfactors model file")
