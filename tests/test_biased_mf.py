@@ -726,6 +726,16 @@ def test_tuple_input_and_string_ids():
 # ---------------------------------------------------------------- progress
 
 
+@pytest.mark.parametrize("flag", [True, np.True_])
+def test_verbose_true_is_accepted_and_saved(ratings, capsys, tmp_path, flag):
+    model = BiasedMF(**{**FAST, "n_epochs": 2}, verbose=flag).fit(ratings)
+    assert len(capsys.readouterr().out.strip().splitlines()) == 2
+    model.save(tmp_path / "m.npz")
+    assert BiasedMF.load(tmp_path / "m.npz").verbose is True
+    with pytest.raises(ValueError, match="verbose must be an integer >= 0"):
+        BiasedMF(verbose=-1).fit(ratings)
+
+
 def test_verbose_prints_one_keras_like_line_per_epoch(ratings, capsys):
     BiasedMF(**{**FAST, "n_epochs": 3}, verbose=1).fit(ratings, valid=tiny_ratings(seed=3))
     lines = capsys.readouterr().out.strip().splitlines()

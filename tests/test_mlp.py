@@ -477,7 +477,8 @@ def test_numpy_layer_sizes_save_and_load(tmp_path):
     model = MLPMF(**{**SMALL, "hidden": (np.int64(8), np.int32(4))}).fit(frame)
     model.save(tmp_path / "m.npz")
     loaded = MLPMF.load(tmp_path / "m.npz")
-    assert tuple(loaded.hidden) == (8, 4)
+    assert loaded.hidden == (8, 4)  # a tuple, as given (JSON stores a list)
+    assert "hidden=(8, 4)" in repr(loaded)
     np.testing.assert_array_equal(loaded.predict(frame), model.predict(frame))
 
 

@@ -438,6 +438,12 @@ def test_fold_in_errors(model):
         model.fold_in(([5000], [3.0]), ignore_unknown=True)
     with pytest.raises(ValueError, match="ignore_unknown must be True or False"):
         model.fold_in(([1], [3.0]), ignore_unknown="yes")
+    # several users' rows would be pooled into one new user
+    two = pd.DataFrame({"user": [7, 7, 8], "item": [1, 2, 3], "rating": [4.0, 3.0, 5.0]})
+    with pytest.raises(ValueError, match=r"more than one user \(user column: 7, 8"):
+        model.recommend_for(two, 3)
+    one = two[two["user"] == 7]
+    np.testing.assert_array_equal(model.fold_in(one)[0], model.fold_in(([1, 2], [4.0, 3.0]))[0])
 
 
 # ---------------------------------------------------------------- titles

@@ -282,7 +282,8 @@ class FactorModel(RecommenderMixin):
         check_bool("center", self.center)
         if self.n_threads != -1:
             check_int("n_threads", self.n_threads, 1)
-        check_int("verbose", self.verbose, 0)
+        if not isinstance(self.verbose, (bool, np.bool_)):  # verbose=True is common usage
+            check_int("verbose", self.verbose, 0)
         if self.callback is not None and not callable(self.callback):
             raise ValueError(
                 f"callback must be callable(epoch, logs) or None, got {self.callback!r}"

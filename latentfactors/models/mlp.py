@@ -289,7 +289,10 @@ class MLPMF(FactorModel):
     @classmethod
     def _saved_hyperparams(cls, params: dict) -> dict:
         # Before embedding_optimizer existed, the embeddings used the head's optimizer.
-        return {"embedding_optimizer": None, **params}
+        params = {"embedding_optimizer": None, **params}
+        if isinstance(params.get("hidden"), list):  # JSON has no tuples
+            params["hidden"] = tuple(params["hidden"])
+        return params
 
     def _learning_rate_hint(self) -> str:
         lr, embed = self.learning_rate_, self.embedding_learning_rate_

@@ -771,6 +771,13 @@ class RecommenderMixin:
                 raise ValueError(
                     f"ratings is missing column(s) {missing}; found {list(ratings.columns)}"
                 )
+            if "user" in ratings.columns and ratings["user"].nunique(dropna=False) > 1:
+                users = ratings["user"].drop_duplicates().head(3).tolist()
+                raise ValueError(
+                    "ratings hold more than one user (user column: "
+                    f"{', '.join(map(repr, users))}, ...): these are one new user's ratings; "
+                    "pass each user's rows on their own, e.g. with groupby('user')"
+                )
             items, values = ratings["item"].to_numpy(), ratings["rating"].to_numpy()
         elif isinstance(ratings, (tuple, list)) and len(ratings) == 2:
             reject_rows(ratings, ["item", "rating"], "ratings")
