@@ -41,6 +41,7 @@ import io
 import json
 import math
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -710,8 +711,9 @@ def _load_ratings(args, out: Output) -> tuple[pd.DataFrame, str]:
             hint = ""
             if "column" in str(exc):
                 hint = (
-                    " (on the command line: --columns userId=user,movieId=item,stars=rating, "
-                    "or --columns user,item,rating for a file without a header)"
+                    " (on the command line: --columns user,item,rating names the columns of a "
+                    "file without a header in order; --columns userId=user,movieId=item,"
+                    "stars=rating maps a header's names; one rating per line either way)"
                 )
             raise CLIError(f"cannot read ratings from {path}: {exc}{hint}") from exc
         except OSError as exc:
@@ -1503,8 +1505,26 @@ def main(argv=None) -> int:
         return 1
 
 
+# Advice in the library's messages, as it reads on the command line.
+_CLI_ADVICE = (
+    (re.compile(r"duplicates='(\w+)'"), r"--duplicates \1"),
+    (re.compile(r"\(download=False\)"), "(--no-download)"),
+    (re.compile(r"pass data_home='([^']*)'"), r"pass --data-home \1"),
+    (
+        re.compile(r"convert them(?: first)?, e\.g\. with \.astype\(\w+\)(?: or \.astype\(\w+\))?"),
+        "check that the file and the model go together, and which columns hold the ids (--columns)",
+    ),
+)
+
+
+def _for_the_command_line(message: str) -> str:
+    for pattern, replacement in _CLI_ADVICE:
+        message = pattern.sub(replacement, message)
+    return message
+
+
 def _error(message: str) -> None:
-    text = " ".join(str(message).split())  # one line, always
+    text = " ".join(_for_the_command_line(str(message)).split())  # one line, always
     print(f"{PROG}: error: {text}", file=sys.stderr, flush=True)
 
 

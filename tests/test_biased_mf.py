@@ -1033,6 +1033,19 @@ def test_a_finite_blow_up_of_the_training_error_is_a_divergence(monkeypatch, rat
     assert np.array_equal(model.user_factors_, before)  # left as it was
 
 
+def test_a_divergence_on_ratings_of_timestamp_size_suspects_the_columns():
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(
+        {"user": rng.integers(0, 50, 2000), "item": rng.integers(0, 40, 2000)}
+    ).drop_duplicates()
+    stamps = frame.assign(rating=rng.uniform(8e8, 1.5e9, len(frame)))
+    with pytest.raises(DivergenceError, match=r"ratings reach 1.5e\+09: .* check which column"):
+        BiasedMF(random_state=0).fit(stamps)
+    with pytest.raises(DivergenceError) as info:
+        BiasedMF(learning_rate=5.0, random_state=0).fit(frame.assign(rating=4.0))
+    assert "check which column" not in str(info.value)  # ratings on a usual scale
+
+
 def test_set_params_checks_the_values_and_keeps_the_old_ones_on_error(ratings, tmp_path):
     model = BiasedMF(**FAST).fit(ratings)
     for bad in ({"reg": -5}, {"clip": "yes"}, {"n_factors": 4.0}, {"reg": 0.1, "n_epochs": 0}):

@@ -293,6 +293,12 @@ def test_usage_errors_exit_2_with_one_line(argv, message, capsys, tmp_path, monk
          "model file not found: m.npz"),
         (["demo", "--dataset", "ml-100k", "--no-download", "--quick"], 1,
          "ml-100k is not in"),
+        (["train", "--dataset", "ml-100k", "--no-download"], 1, "(--no-download)"),
+        (["train", "--ratings", "dup.csv"], 1, "pass --duplicates last to keep the last"),
+        (["train", "--dataset", "ml-100k", "--data-home", "home/ml-100k"], 1,
+         "itself; the data home is the folder that holds it: pass --data-home home"),
+        (["train", "--ratings", "r.csv", "--columns", "user,item"], 1,
+         "--columns user,item,rating names the columns of a file without a header in order"),
         (["train", "--ratings", "r.csv", "--save", "."], 1,
          "cannot save to .: it is a folder; name a file in it"),
         (["train", "--ratings", "r.csv", "--save", "m.npz.json"], 2,
@@ -303,6 +309,9 @@ def test_errors_in_process(argv, status, message, capsys, tmp_path, monkeypatch)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("LATENTFACTORS_DATA", str(tmp_path / "no-data"))
     (tmp_path / "r.csv").write_text("user,item,rating\n1,1,4\n1,2,3\n2,1,5\n")
+    (tmp_path / "dup.csv").write_text("user,item,rating\n1,1,4\n1,1,3\n2,1,5\n")
+    (tmp_path / "home" / "ml-100k").mkdir(parents=True)
+    (tmp_path / "home" / "ml-100k" / "u.data").write_text("1\t1\t4\t0\n")
     assert cli.main(argv) == status
     captured = capsys.readouterr()
     err = captured.err.strip().splitlines()
@@ -464,3 +473,14 @@ def test_a_relative_data_home_is_stored_absolute(tmp_path, monkeypatch, capsys):
     assert cli.main(["recommend", "work/m.npz", "--user", "1", "-n", "2"]) == 0
     out = capsys.readouterr()
     assert "Film " in out.out and "no titles" not in out.err
+
+
+def test_id_type_advice_reads_as_command_line_advice(trained, tmp_path, capsys):
+    """The library's `.astype(...)` advice means nothing on the command line."""
+    numbers = tmp_path / "numbers.csv"
+    numbers.write_text("user,item,rating\n1,101,4\n2,102,3\n")
+    assert cli.main(["evaluate", str(trained["model"]), "--ratings", str(numbers)]) == 1
+    err = capsys.readouterr().err
+    assert "ids given are numbers" in err and "model's ids are strings" in err
+    assert "astype" not in err
+    assert "check that the file and the model go together" in err

@@ -40,6 +40,8 @@ FORMAT_VERSION = 1
 MSE_BLOWUP = 1e6
 # Past this many times that of predicting 0, it is unstable: fit warns (once).
 MSE_UNSTABLE = 100.0
+# Ratings beyond this size get a note in those messages: the wrong column, perhaps.
+RATING_SCALE_NOTE = 1000.0
 
 # How embedding rows start: "normal" draws vectors N(0, init_std) and zero
 # biases; "uniform" draws vectors *and* biases uniformly with the same standard
@@ -373,8 +375,14 @@ class FactorModel(RecommenderMixin):
         n_train = len(data.ratings)
         # A training MSE this far above that of predicting 0 has blown up, finite or not.
         mse_zero = max(float(np.mean(np.square(data.ratings, dtype=np.float64))), 1.0)
+        largest = float(np.max(np.abs(data.ratings)))
         ctx = self._setup(data, rng)
         ctx["mse_limit"] = MSE_BLOWUP * mse_zero
+        if largest > RATING_SCALE_NOTE:
+            ctx["note"] = (
+                f" The ratings reach {largest:.3g}: if that is not their scale, check which "
+                "column holds them (a timestamp read as the rating?)."
+            )
         unstable = MSE_UNSTABLE * mse_zero
         del data  # the layout may own the arrays now; drop our references
 
@@ -398,7 +406,8 @@ class FactorModel(RecommenderMixin):
                         f"training is unstable: the training MSE reached {train_mse:.3g} at "
                         f"epoch {epoch}, over {MSE_UNSTABLE:g} times that of predicting 0 for "
                         "every rating, so the model will predict poorly. "
-                        + self._divergence_hint(),
+                        + self._divergence_hint()
+                        + ctx.get("note", ""),
                         UnstableTrainingWarning,
                         stacklevel=3,
                     )
@@ -475,12 +484,14 @@ class FactorModel(RecommenderMixin):
             raise DivergenceError(
                 f"training diverged at epoch {epoch}: {what} became NaN or infinite. "
                 + self._divergence_hint()
+                + ctx.get("note", "")
             )
         if train_mse > ctx.get("mse_limit", math.inf):
             raise DivergenceError(
                 f"training diverged at epoch {epoch}: the training MSE reached {train_mse:.3g}, "
                 f"over {MSE_BLOWUP:g} times that of predicting 0 for every rating. "
                 + self._divergence_hint()
+                + ctx.get("note", "")
             )
 
     def _divergence_hint(self) -> str:
