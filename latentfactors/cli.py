@@ -737,36 +737,48 @@ def _split(frame, args):
     from latentfactors.data import random_split, temporal_split, user_holdout_split
 
     v, t = args.valid_fraction, args.test_fraction
-    try:
-        if args.split == "random":
-            fractions = [f for f in (1 - v - t, v, t) if f > 0]
-            parts = list(random_split(frame, fractions, random_state=args.seed))
-            train = parts.pop(0)
-            valid = parts.pop(0) if v > 0 else None
-            test = parts.pop(0) if t > 0 else None
-            return train, valid, test
-        if "timestamp" not in frame.columns and args.split == "time":
-            raise CLIError(
-                "--split time needs timestamps, but the ratings have none; use --split random "
-                "or --split user, or name a timestamp column with --columns"
+    # In decimal, so that 1 - 0.1 - 0.2 is written 0.7, not 0.7000000000000001.
+    rest = float(1 - decimal.Decimal(repr(v)) - decimal.Decimal(repr(t)))
+    if args.split == "random":
+        named = [(f, name) for f, name in ((rest, "train"), (v, "valid"), (t, "test")) if f > 0]
+        try:
+            parts = list(random_split(frame, [f for f, _ in named], random_state=args.seed))
+        except ValueError as exc:
+            message = re.sub(
+                r"part (\d+) of the split", lambda m: f"the {named[int(m[1])][1]} part", str(exc)
             )
-        rest, test = frame, None
-        if args.split == "user":
-            if t > 0:
-                rest, test = user_holdout_split(frame, t, random_state=args.seed)
-            valid = None
-            train = rest
-            if v > 0:
-                train, valid = user_holdout_split(rest, v / (1 - t), random_state=args.seed + 1)
-            return train, valid, test
-        if t > 0:
-            rest, test = temporal_split(frame, t)
-        train, valid = rest, None
-        if v > 0:
-            train, valid = temporal_split(rest, v / (1 - t))
+            raise CLIError(f"cannot split the ratings (random): {message}") from exc
+        train = parts.pop(0)
+        valid = parts.pop(0) if v > 0 else None
+        test = parts.pop(0) if t > 0 else None
         return train, valid, test
-    except ValueError as exc:
-        raise CLIError(f"cannot split the ratings ({args.split}): {exc}") from exc
+    if "timestamp" not in frame.columns and args.split == "time":
+        raise CLIError(
+            "--split time needs timestamps, but the ratings have none; use --split random "
+            "or --split user, or name a timestamp column with --columns"
+        )
+
+    def hold_out(part, flag, data, fraction, seed):
+        """Cut ``fraction`` of ``data`` off as ``part``; errors name the flag behind it."""
+        try:
+            if args.split == "user":
+                return user_holdout_split(data, fraction, random_state=seed)
+            return temporal_split(data, fraction)
+        except ValueError as exc:
+            share = flag if data is frame else f"{flag} (of what the test part leaves)"
+            message = str(exc).replace("test_fraction=", "a fraction of ")
+            message = message.replace("the test set would", f"the {part} part would")
+            raise CLIError(
+                f"cannot hold out the {part} part (--split {args.split}, {share}): {message}"
+            ) from exc
+
+    train, valid, test = frame, None, None
+    if t > 0:
+        train, test = hold_out("test", f"--test-fraction {t}", frame, t, args.seed)
+    if v > 0:
+        share = float(decimal.Decimal(repr(v)) / (1 - decimal.Decimal(repr(t))))
+        train, valid = hold_out("validation", f"--valid-fraction {v}", train, share, args.seed + 1)
+    return train, valid, test
 
 
 def _describe(frame) -> str:

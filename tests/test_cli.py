@@ -295,6 +295,12 @@ def test_usage_errors_exit_2_with_one_line(argv, message, capsys, tmp_path, monk
          "ml-100k is not in"),
         (["train", "--dataset", "ml-100k", "--no-download"], 1, "(--no-download)"),
         (["train", "--ratings", "dup.csv"], 1, "pass --duplicates last to keep the last"),
+        (["train", "--ratings", "t.csv", "--split", "time", "-q"], 1,
+         "cannot hold out the validation part (--split time, --valid-fraction 0.1): a fraction "
+         "of 0.1 of 3 rating(s) is less than one rating: the validation part would be empty"),
+        (["train", "-q", "--ratings", "r.csv", "--test-fraction", "0.5",
+          "--valid-fraction", "0.4"], 1,
+         "the train part would be empty: 3 row(s) are too few for fractions (0.1, 0.4, 0.5)"),
         (["train", "--dataset", "ml-100k", "--data-home", "home/ml-100k"], 1,
          "itself; the data home is the folder that holds it: pass --data-home home"),
         (["train", "--ratings", "r.csv", "--columns", "user,item"], 1,
@@ -310,6 +316,7 @@ def test_errors_in_process(argv, status, message, capsys, tmp_path, monkeypatch)
     monkeypatch.setenv("LATENTFACTORS_DATA", str(tmp_path / "no-data"))
     (tmp_path / "r.csv").write_text("user,item,rating\n1,1,4\n1,2,3\n2,1,5\n")
     (tmp_path / "dup.csv").write_text("user,item,rating\n1,1,4\n1,1,3\n2,1,5\n")
+    (tmp_path / "t.csv").write_text("user,item,rating,timestamp\n1,1,4,1\n1,2,3,2\n2,1,5,3\n")
     (tmp_path / "home" / "ml-100k").mkdir(parents=True)
     (tmp_path / "home" / "ml-100k" / "u.data").write_text("1\t1\t4\t0\n")
     assert cli.main(argv) == status
