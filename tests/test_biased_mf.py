@@ -1046,6 +1046,30 @@ def test_a_divergence_on_ratings_of_timestamp_size_suspects_the_columns():
     assert "check which column" not in str(info.value)  # ratings on a usual scale
 
 
+def test_unusual_id_inputs_to_predict_and_fit(ratings):
+    model = BiasedMF(**FAST).fit(ratings)
+    users, items = ratings["user"].to_numpy()[:5], ratings["item"].to_numpy()[:5]
+    want = model.predict(users, items)
+    # a generator is read once, not taken for one id
+    np.testing.assert_array_equal(model.predict((u for u in users), iter(items)), want)
+    with pytest.raises(TypeError, match="users must be ordered .* not a set"):
+        model.predict(set(users), items)
+    # float16 ids (pandas has no float16 index) and integer ids from 2**63 up
+    small = pd.DataFrame({"user": [1, 2, 3], "item": [1, 2, 3], "rating": [4.0, 3.0, 5.0]})
+    half = BiasedMF(**FAST).fit(small.astype({"user": np.float16}))
+    np.testing.assert_array_equal(
+        half.predict(np.array([1, 2], dtype=np.float16), [1, 2]), half.predict([1, 2], [1, 2])
+    )
+    big = small.assign(user=np.array([2**63, 2**64 - 1, 5], dtype=object))
+    assert BiasedMF(**FAST).fit(big).user_index_.ids.dtype == np.uint64
+    with pytest.raises(ValueError, match="integer ids must fit in 64 bits"):
+        BiasedMF(**FAST).fit(small.assign(user=np.array([2**64, 1, 5], dtype=object)))
+    with pytest.raises(ValueError, match="n_threads must be an integer >= 1, or -1 for all"):
+        BiasedMF(n_threads=-2).fit(small)
+    with pytest.raises(ValueError, match="NaN or infinite, e.g. row 1; drop or fill them first"):
+        model.evaluate(small.assign(rating=[4.0, np.nan, 5.0]))
+
+
 def test_set_params_checks_the_values_and_keeps_the_old_ones_on_error(ratings, tmp_path):
     model = BiasedMF(**FAST).fit(ratings)
     for bad in ({"reg": -5}, {"clip": "yes"}, {"n_factors": 4.0}, {"reg": 0.1, "n_epochs": 0}):

@@ -473,6 +473,9 @@ def test_with_titles_keeps_order_and_marks_missing(model):
     ]
     with pytest.raises(ValueError, match="no column"):
         with_titles(plain, table, ["year"])
+    with pytest.raises(ValueError, match=r"no column\(s\) \['year'\]"):  # one name, not letters
+        with_titles(plain, table, "year")
+    pd.testing.assert_frame_equal(with_titles(plain, table, "title"), rec.drop(columns="genres"))
     with pytest.raises(TypeError, match="'item' column"):
         with_titles(plain, table.rename(columns={"item": "movie"}))
     with pytest.raises(ValueError, match="titles needs as_frame=True"):

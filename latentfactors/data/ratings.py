@@ -47,6 +47,8 @@ _ALIASES = {
 
 def _normalize_ids(values: np.ndarray) -> np.ndarray:
     """Give an object array of ids one concrete dtype: unicode, int64 or float64."""
+    if values.dtype.kind == "f" and values.dtype.itemsize < 8:
+        return values.astype(np.float64)  # pandas has no index of float16
     if values.dtype != object:
         return values
     kind = pd.api.types.infer_dtype(values, skipna=False)
@@ -62,7 +64,16 @@ def _normalize_ids(values: np.ndarray) -> np.ndarray:
             )
         return out
     if kind in ("integer", "empty"):
-        return values.astype(np.int64)
+        try:
+            return values.astype(np.int64)
+        except OverflowError:
+            try:  # ids from 2**63 up, as uint64 columns hold them
+                return values.astype(np.uint64)
+            except OverflowError:
+                raise ValueError(
+                    f"integer ids must fit in 64 bits, got ids such as {_show_ids(values)}; "
+                    "read them as strings instead"
+                ) from None
     if kind in ("floating", "mixed-integer-float"):
         return values.astype(np.float64)
     raise TypeError(
@@ -180,6 +191,8 @@ class IdIndex:
         if len(values) == 0:
             return np.empty(0, dtype=np.int32)
         _check_id_dtype(values)
+        if values.dtype.kind == "f" and values.dtype.itemsize < 8:
+            values = values.astype(np.float64)  # pandas has no index of float16
         if self._ids.dtype.kind in "iu" and values.dtype.kind == "f":
             # Integer ids that passed through a float column (e.g. after a join).
             whole = np.isfinite(values) & (values == np.round(values))

@@ -13,6 +13,7 @@ serialisation live here, in Python, around those calls.
 
 from __future__ import annotations
 
+import collections.abc
 import inspect
 import io
 import json
@@ -174,10 +175,20 @@ def _columns(data, *, need_rating: bool, what: str):
             row = int(np.flatnonzero(~finite)[0])
             raise ValueError(
                 f"{what}: {int((~finite).sum())} rating(s) are NaN or infinite, e.g. row {row}; "
-                "drop or fill them before fitting"
+                "drop or fill them first"
             )
         check_float32_range(ratings, prefix=f"{what}: ")
     return users, items, ratings
+
+
+def _id_values(values, name: str) -> np.ndarray:
+    """Ids given to ``predict`` as a 1-D array: one id, or a sequence of them."""
+    if isinstance(values, (set, frozenset, dict)):
+        kind = type(values).__name__
+        raise TypeError(f"{name} must be ordered (a list or an array), not a {kind}")
+    if isinstance(values, collections.abc.Iterator):  # a generator, say: read it once
+        values = list(values)
+    return np.atleast_1d(np.asarray(values))
 
 
 def encode_train(data) -> TrainData:
@@ -282,8 +293,10 @@ class FactorModel(RecommenderMixin):
         check_int("patience", self.patience, 1)
         check_bool("clip", self.clip)
         check_bool("center", self.center)
-        if self.n_threads != -1:
-            check_int("n_threads", self.n_threads, 1)
+        if self.n_threads != -1 and not (_is_int(self.n_threads) and self.n_threads >= 1):
+            raise ValueError(
+                f"n_threads must be an integer >= 1, or -1 for all cores, got {self.n_threads!r}"
+            )
         if not isinstance(self.verbose, (bool, np.bool_)):  # verbose=True is common usage
             check_int("verbose", self.verbose, 0)
         if self.callback is not None and not callable(self.callback):
@@ -625,7 +638,7 @@ class FactorModel(RecommenderMixin):
             if items is None:
                 raise ValueError("predict needs items: predict(users, items) or predict(frame)")
             u, i, _ = _columns(
-                (np.atleast_1d(np.asarray(users)), np.atleast_1d(np.asarray(items))),
+                (_id_values(users, "users"), _id_values(items, "items")),
                 need_rating=False,
                 what="predict",
             )

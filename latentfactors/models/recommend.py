@@ -252,8 +252,8 @@ def with_titles(recs, items, columns=None) -> pd.DataFrame:
     items : pandas.DataFrame
         An item table with an ``item`` column and at least one more, such as
         :func:`latentfactors.load_movielens_items` (``title``, ``genres``, ``year``).
-    columns : list of str, optional
-        The item columns to add; default all but ``item``.
+    columns : str or list of str, optional
+        The item column(s) to add; default all but ``item``.
 
     Returns
     -------
@@ -273,7 +273,7 @@ def with_titles(recs, items, columns=None) -> pd.DataFrame:
     if columns is None:
         columns = [c for c in items.columns if c != "item"]
     else:
-        columns = list(columns)
+        columns = [columns] if isinstance(columns, str) else list(columns)
         missing = [c for c in columns if c not in items.columns]
         if missing:
             raise ValueError(f"items has no column(s) {missing}; found {list(items.columns)}")
