@@ -919,3 +919,15 @@ def test_fit_refuses_ids_that_do_not_encode_before_any_kernel_runs(monkeypatch):
     monkeypatch.setattr(IdIndex, "encode", lambda self, values: np.full(len(values), -1, np.int32))
     with pytest.raises(ValueError, match="user id 'a' does not map back to itself"):
         BiasedMF(2, n_epochs=1).fit(frame.iloc[[0, 2]])
+
+
+def test_spaces_around_ids_in_files_are_dropped_on_both_sides(tmp_path):
+    path = tmp_path / "r.tsv"
+    path.write_text("user\t item \trating\n a \tx \t4\na\t x\t3\nb \ty\t5\n")
+    frame = load_ratings(path, duplicates="mean")
+    assert frame["user"].tolist() == ["a", "b"] and frame["item"].tolist() == ["x", "y"]
+    assert frame["rating"].tolist() == [3.5, 5.0]
+    comma = tmp_path / "r.csv"
+    comma.write_text("user , item,rating \nu1 ,10 ,4\nu1, 11,3\n")
+    frame = load_ratings(comma)
+    assert frame["user"].tolist() == ["u1", "u1"] and frame["item"].tolist() == [10, 11]

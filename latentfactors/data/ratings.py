@@ -348,6 +348,13 @@ def _read_file(path, columns, sep) -> pd.DataFrame:
         raise ValueError(f"{path} is empty: there are no ratings to read") from exc
     except UnicodeDecodeError as exc:
         raise ValueError(f"{path} is not a UTF-8 text file: {exc}") from exc
+    # The reader drops the spaces after a separator; drop those before one too,
+    # so that "a ,b" and "a,b" name the same ids.
+    for col in frame.columns:
+        column = frame[col]
+        if column.dtype.kind in "OT" and pd.api.types.infer_dtype(column) == "string":
+            frame[col] = column.str.rstrip(" \t")
+    frame.columns = [c.rstrip(" \t") if isinstance(c, str) else c for c in frame.columns]
     if names is None:
         return frame
     if frame.shape[1] != len(names):
