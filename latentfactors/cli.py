@@ -1163,6 +1163,11 @@ def cmd_datasets(args, out: Output) -> int:
     for row in status:
         v = MOVIELENS_VARIANTS[row["name"]]
         row.update(n_ratings=v.n_ratings, n_users=v.n_users, n_items=v.n_items)
+        if home.name == v.name and (home / v.ratings_file).is_file():
+            out.note(
+                f"note: {home} is the {v.name} folder itself; the data home is the folder "
+                f"that holds it: --data-home {home.parent}"
+            )
     rows = []
     for row in status:
         if row["cached"]:

@@ -228,6 +228,14 @@ def test_datasets_lists_variants(tmp_path):
     (tmp_path / "no-data" / "ml-100k").mkdir(parents=True)  # incomplete: said so
     proc = run("datasets", cwd=tmp_path)
     assert "incomplete:" in proc.stdout and "lacks its ratings file" in proc.stdout
+    (tmp_path / "no-data" / "ml-100k" / "u.data").write_text("1\t1\t4\t0\n")
+    inside = tmp_path / "no-data" / "ml-100k"  # a data home that is the dataset folder
+    proc = run("datasets", cwd=tmp_path, data_home=inside)
+    assert proc.returncode == 0, proc.stderr
+    assert (
+        f"is the ml-100k folder itself; the data home is the folder that holds it: "
+        f"--data-home {tmp_path / 'no-data'}" in proc.stderr
+    )
 
 
 def test_help(tmp_path):

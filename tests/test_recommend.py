@@ -404,6 +404,9 @@ def test_predict_for_and_recommend_for(model, ratings):
     assert model.predict_for(mine, [99_999])[0] == pytest.approx(
         np.clip(model.global_mean_ + b, lo, hi), abs=1e-6
     )
+    assert model.predict_for(mine, []).shape == (0,)  # as predict([], []) gives
+    with pytest.raises(ValueError, match="ratings is empty"):
+        model.predict_for(mine.iloc[:0], [])  # the ratings are still checked
     # recommend_for ranks exactly as a brute force over predict_for (clip off).
     unclipped = raw_copy(model).predict_for(mine, ids)
     eligible = np.setdiff1d(np.arange(len(ids)), model.item_index_.encode(mine["item"]))

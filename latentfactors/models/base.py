@@ -679,6 +679,9 @@ class FactorModel(RecommenderMixin):
 
         A path is written atomically: to a temporary file beside it, then
         renamed into place, so a crash never leaves a half-written model.
+        The hyperparameters are saved too, except ``callback`` and a
+        ``random_state`` that is a ``numpy.random.Generator``: those load as
+        ``None`` (an integer ``random_state`` is kept).
         """
         self._check_fitted()
         arrays = {

@@ -135,13 +135,13 @@ def _show(values, limit=5) -> str:
     return f"[{shown}{more}]"
 
 
-def _id_array(values, what) -> np.ndarray:
+def _id_array(values, what, *, allow_empty=False) -> np.ndarray:
     arr = np.asarray(values.to_numpy() if isinstance(values, (pd.Series, pd.Index)) else values)
     if arr.ndim == 0:
         arr = arr.reshape(1)
     if arr.ndim != 1:
         raise ValueError(f"{what} must be a 1-D list of ids, got shape {arr.shape}")
-    if len(arr) == 0:
+    if len(arr) == 0 and not allow_empty:
         raise ValueError(f"{what} is empty: give at least one id")
     if arr.dtype.kind == "f" and not np.isfinite(arr).all():
         raise ValueError(f"{what} contains NaN or infinite ids")
@@ -207,8 +207,9 @@ class TopN:
         Raw user ids, one row each.
     items : numpy.ndarray, (m, n)
         Raw item ids, best first. A row holds fewer than ``n`` items when
-        fewer candidates remain; its empty slots hold ``-1`` (integer ids),
-        ``""`` (string ids) or NaN (float ids) and are marked by :attr:`valid`.
+        fewer candidates remain; its empty slots hold ``-1`` (signed integer
+        ids), ``2**64 - 1`` (uint64 ids), ``""`` (string ids) or NaN (float
+        ids), any of which may also be a real id: :attr:`valid` marks them.
     scores : numpy.ndarray of float64, (m, n)
         The ranking scores; NaN in empty slots.
     item_codes : numpy.ndarray of int32, (m, n)
@@ -875,7 +876,7 @@ class RecommenderMixin:
         numpy.ndarray of float64, (len(items),)
         """
         self._check_fitted()
-        items = _id_array(items, "items")
+        items = _id_array(items, "items", allow_empty=True)  # as predict([], []) allows
         vector, bias = self.fold_in(ratings, ignore_unknown=ignore_unknown)
         codes = self.item_index_.encode(items)
         users = np.zeros(len(codes), dtype=np.int32)
