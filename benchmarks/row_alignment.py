@@ -17,26 +17,20 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
-
-import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from _sgd_ab import report, sgd_layout  # noqa: E402
+from _sgd_ab import (  # noqa: E402
+    alternate_rounds,
+    offset_copies,
+    report,
+    same_epoch,
+    sgd_layout,
+)
 
 from latentfactors.kernels import sgd as sgd_kernels  # noqa: E402
-from latentfactors.kernels._prefetch import LINE_BYTES, aligned_empty  # noqa: E402
-from latentfactors.kernels.scoring import with_threads  # noqa: E402
-
-
-def line_copy(arr: np.ndarray, offset: int) -> np.ndarray:
-    """A copy of ``arr`` starting ``offset`` bytes past a cache line."""
-    buf = aligned_empty(arr.nbytes + LINE_BYTES, np.uint8)
-    out = buf[offset : offset + arr.nbytes].view(arr.dtype).reshape(arr.shape)
-    out[...] = arr
-    return out
+from latentfactors.kernels._prefetch import LINE_BYTES  # noqa: E402
 
 
 def main(argv=None):
@@ -55,39 +49,13 @@ def main(argv=None):
         f"{rows[0].ctypes.data % LINE_BYTES} bytes past a {LINE_BYTES}-byte line"
     )
 
-    order = layout.run_order.copy()
-    results = {}
-    for name, offset in offsets.items():
-        layout.run_order[:] = order
-        trial = tuple(line_copy(a, offset) for a in rows)
-        epoch_args = layout.epoch_args(np.random.default_rng(1))
-        results[name] = (sgd_kernels._sgd_block_epoch(*epoch_args, *trial, *scalars), trial)
-    same = results["aligned"][0] == results["offset 16"][0] and all(
-        np.array_equal(a, b) for a, b in zip(results["aligned"][1], results["offset 16"][1])
-    )
+    ways = {name: (sgd_kernels, offset_copies(rows, offset)) for name, offset in offsets.items()}
+    same = same_epoch(layout, ways, scalars)
     print(f"one epoch on each, same seed: bit-identical parameters: {same}")
-
-    copies = {name: tuple(line_copy(a, offset) for a in rows) for name, offset in offsets.items()}
     for threads in args.threads:
-        rates = {name: [] for name in copies}
-        speedup = []
-        for epoch in range(args.epochs):
-            epoch_args = list(layout.epoch_args(np.random.default_rng(epoch)))
-            schedule = epoch_args[8]
-            for t in range(len(schedule)):
-                epoch_args[8] = schedule[t : t + 1]
-                size = int(np.sum(np.diff(layout.block_ptr)[schedule[t]]))
-                seconds = {}
-                names = list(copies) if (epoch + t) % 2 == 0 else list(copies)[::-1]
-                for name in names:
-                    tick = time.perf_counter()
-                    with_threads(
-                        threads, sgd_kernels._sgd_block_epoch, *epoch_args, *copies[name], *scalars
-                    )
-                    seconds[name] = time.perf_counter() - tick
-                for name in copies:
-                    rates[name].append(size / seconds[name] / 1e6)
-                speedup.append(seconds["offset 16"] / seconds["aligned"])
+        rates, speedup = alternate_rounds(
+            layout, ways, scalars, threads, args.epochs, "offset 16", "aligned"
+        )
         report(threads, f"{len(speedup)} rounds", rates, speedup, "aligned")
 
 

@@ -20,19 +20,20 @@ import importlib.util
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
-
-import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from _sgd_ab import report, sgd_layout  # noqa: E402
+from _sgd_ab import (  # noqa: E402
+    alternate_rounds,
+    offset_copies,
+    report,
+    same_epoch,
+    sgd_layout,
+)
 
 from latentfactors.kernels import sgd as current  # noqa: E402
-from latentfactors.kernels._prefetch import aligned_empty  # noqa: E402
-from latentfactors.kernels.scoring import with_threads  # noqa: E402
 
 KERNEL = "latentfactors/kernels/sgd.py"
 
@@ -51,12 +52,6 @@ def kernel_at(rev: str, folder: Path):
     return module
 
 
-def line_copy(arr: np.ndarray) -> np.ndarray:
-    out = aligned_empty(arr.shape, arr.dtype)
-    out[...] = arr
-    return out
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rev", required=True, help="git revision to compare with")
@@ -73,42 +68,13 @@ def main(argv=None):
             f"{len(layout.ratings):,} ratings, k={args.factors}, {width} x {width} blocks, "
             f"{len(layout.ratings) / (len(layout.group_ptr) - 1):.1f} ratings per group"
         )
-        order = layout.run_order.copy()
-        results = {}
-        for name, module in kernels.items():
-            layout.run_order[:] = order
-            trial = tuple(line_copy(a) for a in rows)
-            epoch_args = layout.epoch_args(np.random.default_rng(1))
-            results[name] = (module._sgd_block_epoch(*epoch_args, *trial, *scalars), trial)
-        (loss_a, arrays_a), (loss_b, arrays_b) = results.values()
-        same = loss_a == loss_b and all(np.array_equal(a, b) for a, b in zip(arrays_a, arrays_b))
+        ways = {name: (module, offset_copies(rows, 0)) for name, module in kernels.items()}
+        same = same_epoch(layout, ways, scalars)
         print(f"one epoch of each, same seed: bit-identical parameters: {same}")
-
-        copies = {name: tuple(line_copy(a) for a in rows) for name in kernels}
         for threads in args.threads:
-            rates = {name: [] for name in kernels}
-            speedup = []
-            for epoch in range(args.epochs):
-                epoch_args = list(layout.epoch_args(np.random.default_rng(epoch)))
-                schedule = epoch_args[8]
-                for t in range(len(schedule)):
-                    epoch_args[8] = schedule[t : t + 1]
-                    size = int(np.sum(np.diff(layout.block_ptr)[schedule[t]]))
-                    seconds = {}
-                    names = list(kernels) if (epoch + t) % 2 == 0 else list(kernels)[::-1]
-                    for name in names:
-                        tick = time.perf_counter()
-                        with_threads(
-                            threads,
-                            kernels[name]._sgd_block_epoch,
-                            *epoch_args,
-                            *copies[name],
-                            *scalars,
-                        )
-                        seconds[name] = time.perf_counter() - tick
-                    for name in kernels:
-                        rates[name].append(size / seconds[name] / 1e6)
-                    speedup.append(seconds[args.rev] / seconds["current"])
+            rates, speedup = alternate_rounds(
+                layout, ways, scalars, threads, args.epochs, args.rev, "current"
+            )
             report(threads, f"{len(speedup)} rounds", rates, speedup, "current")
 
 
