@@ -34,6 +34,7 @@ them the commands print item ids only.
 from __future__ import annotations
 
 import argparse
+import ast
 import csv
 import decimal
 import hashlib
@@ -42,6 +43,7 @@ import json
 import math
 import os
 import re
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -1163,10 +1165,11 @@ def cmd_datasets(args, out: Output) -> int:
     for row in status:
         v = MOVIELENS_VARIANTS[row["name"]]
         row.update(n_ratings=v.n_ratings, n_users=v.n_users, n_items=v.n_items)
-        if home.name == v.name and (home / v.ratings_file).is_file():
+        here = home.absolute()  # "." has no name
+        if here.name == v.name and (here / v.ratings_file).is_file():
             out.note(
                 f"note: {home} is the {v.name} folder itself; the data home is the folder "
-                f"that holds it: --data-home {home.parent}"
+                f"that holds it: --data-home {shlex.quote(str(here.parent))}"
             )
     rows = []
     for row in status:
@@ -1526,7 +1529,10 @@ def main(argv=None) -> int:
 _CLI_ADVICE = (
     (re.compile(r"duplicates='(\w+)'"), r"--duplicates \1"),
     (re.compile(r"\(download=False\)"), "(--no-download)"),
-    (re.compile(r"pass data_home='([^']*)'"), r"pass --data-home \1"),
+    (
+        re.compile(r"pass data_home=('(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\")"),
+        lambda m: f"pass --data-home {shlex.quote(ast.literal_eval(m[1]))}",
+    ),
     (
         re.compile(r"convert them(?: first)?, e\.g\. with \.astype\(\w+\)(?: or \.astype\(\w+\))?"),
         "check that the file and the model go together, and which columns hold the ids (--columns)",

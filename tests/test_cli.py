@@ -310,7 +310,7 @@ def test_usage_errors_exit_2_with_one_line(argv, message, capsys, tmp_path, monk
           "--valid-fraction", "0.4"], 1,
          "the train part would be empty: 3 row(s) are too few for fractions (0.1, 0.4, 0.5)"),
         (["train", "--dataset", "ml-100k", "--data-home", "home/ml-100k"], 1,
-         "itself; the data home is the folder that holds it: pass --data-home home"),
+         "itself; the data home is the folder that holds it: pass --data-home /"),
         (["train", "--ratings", "r.csv", "--columns", "user,item"], 1,
          "--columns user,item,rating names the columns of a file without a header in order"),
         (["train", "--ratings", "r.csv", "--save", "."], 1,
@@ -499,3 +499,15 @@ def test_id_type_advice_reads_as_command_line_advice(trained, tmp_path, capsys):
     assert "ids given are numbers" in err and "model's ids are strings" in err
     assert "astype" not in err
     assert "check that the file and the model go together" in err
+
+
+def test_data_home_advice_is_quoted_and_found_from_inside(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("LATENTFACTORS_BASE_URL", "http://127.0.0.1:9/")  # never download
+    inside = tmp_path / "my data" / "ml-100k"
+    inside.mkdir(parents=True)
+    (inside / "u.data").write_text("1\t1\t4\t0\n")
+    monkeypatch.chdir(inside)
+    assert cli.main(["datasets", "--data-home", "."]) == 0
+    assert f"--data-home '{tmp_path / 'my data'}'" in capsys.readouterr().err
+    assert cli.main(["train", "--dataset", "ml-100k", "--data-home", ".", "-q"]) == 1
+    assert f"pass --data-home '{tmp_path / 'my data'}'" in capsys.readouterr().err

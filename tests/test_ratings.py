@@ -931,3 +931,27 @@ def test_spaces_around_ids_in_files_are_dropped_on_both_sides(tmp_path):
     comma.write_text("user , item,rating \nu1 ,10 ,4\nu1, 11,3\n")
     frame = load_ratings(comma)
     assert frame["user"].tolist() == ["u1", "u1"] and frame["item"].tolist() == [10, 11]
+
+
+def test_booleans_among_integer_ids_are_refused_wherever_they_stand():
+    for ids in ([1, True, 2], [0, False, 3], [True, 1, 2]):
+        with pytest.raises(TypeError, match="all integers or all strings"):
+            IdIndex(np.array(ids, dtype=object))
+
+
+def test_python_integers_beyond_2_53_in_lists_stay_exact():
+    """NumPy reads [5, 2**64 - 1] as float64; ids are kept as integers instead."""
+    from latentfactors import BiasedMF
+
+    index = IdIndex([5, 2**64 - 1, 2**63])
+    assert index.ids.dtype == np.uint64 and index.ids.tolist() == [5, 2**63, 2**64 - 1]
+    assert index.encode([2**63 + 1, 2**64 - 1, 5]).tolist() == [-1, 2, 0]
+    with pytest.raises(ValueError, match="float ids beyond 2\\*\\*53"):
+        index.encode(np.array([2.0**63]))
+    model = BiasedMF(2, n_epochs=2, random_state=0).fit(
+        ([5, 2**64 - 1, 2**63], [1, 2, 2], [4.0, 3.0, 5.0])
+    )
+    alone = model.predict([2**64 - 1], [2])
+    assert model.predict([5, 2**64 - 1], [2, 2])[1] == alone[0]
+    assert model.predict([2**63 + 1], [2])[0] != alone[0]  # unknown: the global mean path
+    assert model.recommend(2**64 - 1, 1)["item"].tolist() == [1]

@@ -258,10 +258,11 @@ def _dataset_file(variant, filename, data_home, download) -> Path:
     path = folder / filename
     if path.is_file():
         return path
-    if (home / filename).is_file() and home.name == variant.name:
+    here = home.absolute()  # "." has no name
+    if (here / filename).is_file() and here.name == variant.name:
         raise DatasetNotFoundError(
             f"{home} is the {variant.name} folder itself; the data home is the folder "
-            f"that holds it: pass data_home={str(home.parent)!r}"
+            f"that holds it: pass data_home={str(here.parent)!r}"
         )
     if folder.exists():
         raise DatasetNotFoundError(

@@ -46,13 +46,18 @@ _ALIASES = {
 
 
 def _normalize_ids(values: np.ndarray) -> np.ndarray:
-    """Give an object array of ids one concrete dtype: unicode, int64 or float64."""
+    """Give an object array of ids one concrete dtype: unicode, int64, uint64 or float64.
+
+    Strings come back without their duplicates (the caller keeps only distinct ids).
+    """
     if values.dtype.kind == "f" and values.dtype.itemsize < 8:
         return values.astype(np.float64)  # pandas has no index of float16
     if values.dtype != object:
         return values
+    # The kind of the whole array first: pd.unique would take True for 1.
     kind = pd.api.types.infer_dtype(values, skipna=False)
     if kind == "string":
+        values = pd.unique(values)  # fewer strings to convert and check
         out = values.astype(str)
         # NumPy's unicode arrays drop trailing NUL characters: "a\x00" would become "a"
         if not np.array_equal(np.char.str_len(out), pd.Series(values).str.len().to_numpy()):
@@ -99,6 +104,21 @@ def _check_id_dtype(values: np.ndarray) -> None:
         )
 
 
+def as_id_array(values) -> np.ndarray:
+    """``np.asarray`` for ids, keeping Python integers beyond 2**53 exact.
+
+    NumPy reads a list that mixes such an integer with smaller ones, e.g.
+    ``[5, 2**64 - 1]``, as float64, which cannot tell neighbouring ids apart:
+    such a list is kept as Python integers instead.
+    """
+    arr = np.asarray(values)
+    if arr.dtype.kind == "f" and isinstance(values, (list, tuple)):
+        exact = [v for v in values if isinstance(v, int) and not isinstance(v, bool)]
+        if exact and max(abs(v) for v in exact) > 2**53:
+            arr = np.asarray(values, dtype=object)
+    return arr
+
+
 def _show_ids(values: np.ndarray) -> str:
     return ", ".join(map(repr, np.asarray(values)[:3].tolist()))
 
@@ -131,11 +151,9 @@ class IdIndex:
     """
 
     def __init__(self, ids):
-        values = np.asarray(ids).ravel()
+        values = as_id_array(ids).ravel()
         if values.dtype.kind in "fO" and pd.isna(values).any():
             raise ValueError("ids contain missing values (NaN or None)")
-        if values.dtype == object:
-            values = pd.unique(values)  # fewer values to convert
         values = _normalize_ids(values)
         _check_id_dtype(values)
         values = np.sort(pd.unique(values))
@@ -185,7 +203,7 @@ class IdIndex:
             If no id is known and they are strings where the known ids are
             numbers, or numbers where they are strings.
         """
-        values = np.asarray(values)
+        values = as_id_array(values)
         if values.ndim != 1:
             values = values.ravel()
         if len(values) == 0:
@@ -195,6 +213,12 @@ class IdIndex:
             values = values.astype(np.float64)  # pandas has no index of float16
         if self._ids.dtype.kind in "iu" and values.dtype.kind == "f":
             # Integer ids that passed through a float column (e.g. after a join).
+            big = np.isfinite(values) & (np.abs(values) > 2**53)
+            if big.any():
+                raise ValueError(
+                    f"float ids beyond 2**53 such as {_show_ids(values[big])} cannot be "
+                    "told from their neighbours; pass the ids as integers"
+                )
             whole = np.isfinite(values) & (values == np.round(values))
             codes = np.full(len(values), -1, dtype=np.int32)
             if whole.any():

@@ -29,7 +29,12 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from latentfactors.data.ratings import IdIndex, check_float32_range, reject_rows
+from latentfactors.data.ratings import (
+    IdIndex,
+    as_id_array,
+    check_float32_range,
+    reject_rows,
+)
 from latentfactors.kernels._config import resolve_threads
 from latentfactors.kernels.scoring import csr_by_user
 from latentfactors.metrics import error_metrics
@@ -142,8 +147,8 @@ def _columns(data, *, need_rating: bool, what: str):
         if len(data) != n_expected:
             names = "(users, items, ratings)" if need_rating else "(users, items)"
             raise ValueError(f"{what} must be a tuple of {n_expected} arrays {names}")
-        users = np.asarray(data[0])
-        items = np.asarray(data[1])
+        users = as_id_array(data[0])
+        items = as_id_array(data[1])
         ratings = np.asarray(data[2]) if need_rating else None
     else:
         raise TypeError(
@@ -188,7 +193,7 @@ def _id_values(values, name: str) -> np.ndarray:
         raise TypeError(f"{name} must be ordered (a list or an array), not a {kind}")
     if isinstance(values, collections.abc.Iterator):  # a generator, say: read it once
         values = list(values)
-    return np.atleast_1d(np.asarray(values))
+    return np.atleast_1d(as_id_array(values))
 
 
 def encode_train(data) -> TrainData:

@@ -64,7 +64,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from latentfactors.data.ratings import IdIndex, reject_rows
+from latentfactors.data.ratings import IdIndex, as_id_array, reject_rows
 from latentfactors.kernels import topn as topn_kernels
 from latentfactors.kernels._config import resolve_threads
 from latentfactors.kernels.scoring import csr_by_user, with_threads
@@ -136,7 +136,7 @@ def _show(values, limit=5) -> str:
 
 
 def _id_array(values, what, *, allow_empty=False) -> np.ndarray:
-    arr = np.asarray(values.to_numpy() if isinstance(values, (pd.Series, pd.Index)) else values)
+    arr = as_id_array(values.to_numpy() if isinstance(values, (pd.Series, pd.Index)) else values)
     if arr.ndim == 0:
         arr = arr.reshape(1)
     if arr.ndim != 1:
