@@ -1070,6 +1070,15 @@ def test_unusual_id_inputs_to_predict_and_fit(ratings):
         model.evaluate(small.assign(rating=[4.0, np.nan, 5.0]))
 
 
+@pytest.mark.parametrize("optimizer", ["adam", "adam-dense"])
+def test_adam_batches_larger_than_the_data_are_one_batch(ratings, optimizer):
+    """The kernel's scratch was sized by batch_size: 10**10 failed to allocate."""
+    whole = BiasedMF(**FAST, optimizer=optimizer, batch_size=len(ratings)).fit(ratings)
+    huge = BiasedMF(**FAST, optimizer=optimizer, batch_size=10**10).fit(ratings)
+    np.testing.assert_array_equal(huge.user_factors_, whole.user_factors_)
+    np.testing.assert_array_equal(huge.item_bias_, whole.item_bias_)
+
+
 def test_set_params_checks_the_values_and_keeps_the_old_ones_on_error(ratings, tmp_path):
     model = BiasedMF(**FAST).fit(ratings)
     for bad in ({"reg": -5}, {"clip": "yes"}, {"n_factors": 4.0}, {"reg": 0.1, "n_epochs": 0}):

@@ -754,3 +754,28 @@ def test_heavy_dropout_that_stays_finite_warns_once():
     with warnings.catch_warnings():
         warnings.simplefilter("error", UnstableTrainingWarning)
         MLPMF(dropout=0.5, n_epochs=3, random_state=0).fit(frame)
+
+
+def test_batches_larger_than_the_data():
+    """One batch of all ratings: the reported step is the one training used."""
+    from latentfactors import make_synthetic_ratings
+
+    frame, _ = make_synthetic_ratings(100, 80, 3000, random_state=1)
+    model = MLPMF(batch_size=100_000, n_epochs=1, random_state=0)
+    assert model.embedding_learning_rate_ == pytest.approx(0.006 * 100_000)  # not fitted yet
+    model.fit(frame)
+    assert model.embedding_learning_rate_ == pytest.approx(0.006 * 3000)
+    same = MLPMF(batch_size=3000, n_epochs=1, random_state=0).fit(frame)
+    np.testing.assert_array_equal(model.dense_, same.dense_)
+
+
+def test_divergence_hint_weighs_the_penalties_against_the_embedding_step():
+    from latentfactors import make_synthetic_ratings
+
+    frame, _ = make_synthetic_ratings(100, 80, 3000, random_state=1)
+    with pytest.raises(DivergenceError) as info:
+        MLPMF(learning_rate=1e6, n_epochs=2, random_state=0).fit(frame)
+    assert "reg=" not in str(info.value)  # the head's rate does not multiply reg
+    assert "smaller learning_rate (now 1e+06)" in str(info.value)
+    with pytest.raises(DivergenceError, match=r"times the embeddings' step per rating \(7812.5\)"):
+        MLPMF(embedding_learning_rate=1e6, n_epochs=2, random_state=0).fit(frame)

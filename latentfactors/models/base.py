@@ -512,16 +512,24 @@ class FactorModel(RecommenderMixin):
                 + ctx.get("note", "")
             )
 
+    def _penalty_step(self):
+        """``(step, what, parameter)``: the step that the penalties ``reg`` and
+        ``reg_bias`` are multiplied by in an update, or None where no such
+        product can overshoot."""
+        return self.learning_rate_, "the learning rate", "learning_rate"
+
     def _divergence_hint(self) -> str:
         """What to change: the hyperparameter that is out of scale, else the learning rate."""
-        lr = self.learning_rate_
-        steps = {"reg": float(self.reg), "reg_bias": self.reg_bias_}
-        over = [f"{name}={value:g}" for name, value in steps.items() if lr * value >= 1]
-        if over:
-            return (
-                f"{' and '.join(over)} times the learning rate ({lr:g}) is 1 or more, so "
-                "every step overshoots: use a smaller reg, or a smaller learning_rate."
-            )
+        penalty = self._penalty_step()
+        if penalty is not None:
+            step, what, parameter = penalty
+            steps = {"reg": float(self.reg), "reg_bias": self.reg_bias_}
+            over = [f"{name}={value:g}" for name, value in steps.items() if step * value >= 1]
+            if over:
+                return (
+                    f"{' and '.join(over)} times {what} ({step:g}) is 1 or more, so every "
+                    f"step overshoots: use a smaller reg, or a smaller {parameter}."
+                )
         dropout = getattr(self, "dropout", 0.0)
         if dropout >= 0.8:
             return (

@@ -502,7 +502,8 @@ class BiasedMF(FactorModel):
         sgd_kernels._shuffle_order(order, rng.integers(1, 2**63, dtype=np.uint64))
         mP, vP, mQ, vQ, mbu, vbu, mbi, vbi = ctx["moments"]
         dense = self.optimizer == "adam-dense"
-        n_batches = math.ceil(len(order) / self.batch_size)
+        batch = min(int(self.batch_size), len(order))  # the kernel's scratch is this long
+        n_batches = math.ceil(len(order) / batch)
         beta1, beta2 = np.float32(0.9), np.float32(0.999)
         drift = (
             adam_kernels.drift_table(
@@ -511,7 +512,7 @@ class BiasedMF(FactorModel):
             if dense
             else np.zeros(1)
         )
-        threads = self._threads if self.batch_size >= ADAM_PARALLEL_MIN_BATCH else 1
+        threads = self._threads if batch >= ADAM_PARALLEL_MIN_BATCH else 1
         sse = with_threads(
             threads,
             adam_kernels._adam_epoch,
@@ -519,7 +520,7 @@ class BiasedMF(FactorModel):
             data.items,
             data.ratings,
             order,
-            int(self.batch_size),
+            batch,
             P,
             Q,
             bu,

@@ -268,8 +268,20 @@ class MLPMF(FactorModel):
 
     @property
     def embedding_learning_rate_(self) -> float:
-        """The learning rate of the embedding rows and biases in the first epoch."""
-        return self._embedding_lr(int(self.batch_size))
+        """The learning rate of the embedding rows and biases in the first epoch.
+
+        Once fitted, for the batches training used: never more ratings than
+        there were (before, for batches of ``batch_size``).
+        """
+        return self._embedding_lr(self._batch_ratings())
+
+    def _batch_ratings(self) -> int:
+        """Ratings in a full batch: once fitted, never more than training had."""
+        batch = int(self.batch_size)
+        seen = getattr(self, "seen_items_", None)  # one entry per training rating
+        if seen is not None and len(seen):
+            batch = min(batch, len(seen))
+        return batch
 
     def _embedding_lr(self, batch: int) -> float:
         """The first epoch's embedding step for batches of ``batch`` ratings.
@@ -293,6 +305,14 @@ class MLPMF(FactorModel):
         if isinstance(params.get("hidden"), list):  # JSON has no tuples
             params["hidden"] = tuple(params["hidden"])
         return params
+
+    def _penalty_step(self):
+        # The penalties act on the embeddings only. Adam's steps do not scale
+        # with them; an SGD row moves by embedding_learning_rate * 2 / batch per rating.
+        if self.embedding_optimizer_ != "sgd":
+            return None
+        step = self.embedding_learning_rate_ * 2 / self._batch_ratings()
+        return step, "the embeddings' step per rating", "embedding_learning_rate"
 
     def _learning_rate_hint(self) -> str:
         lr, embed = self.learning_rate_, self.embedding_learning_rate_
