@@ -45,6 +45,7 @@ import os
 import re
 import shlex
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -851,6 +852,11 @@ def cmd_train(args, out: Output) -> int:
             raise CLIError(f"cannot save to {args.save}: folder {folder} does not exist")
         if os.path.isdir(args.save):
             raise CLIError(f"cannot save to {args.save}: it is a folder; name a file in it")
+        try:  # can a file be made there? (not after training)
+            with tempfile.TemporaryFile(dir=os.path.dirname(os.path.realpath(args.save))):
+                pass
+        except OSError as exc:
+            raise CLIError(f"cannot save to {args.save}: {exc.strerror}") from exc
         if os.fspath(args.save).endswith(SIDECAR_SUFFIX):
             raise UsageError(
                 f"--save {args.save}: names ending in {SIDECAR_SUFFIX} are kept for the file "

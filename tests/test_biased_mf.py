@@ -779,6 +779,53 @@ def test_a_checkpoint_saved_by_a_callback_loads_as_that_epoch(ratings, refit):
 # ---------------------------------------------------------------- persistence
 
 
+def test_an_interrupt_before_the_first_epoch_ends_leaves_the_model_as_it_was(ratings, monkeypatch):
+    model = BiasedMF(**FAST).fit(ratings)
+    before = {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in vars(model).items()}
+    other = tiny_ratings(seed=7)
+
+    def interrupt(self, *args):
+        raise KeyboardInterrupt
+
+    for method in ("_setup", "_epoch"):  # while laying out, and in the first epoch
+        with monkeypatch.context() as m:
+            m.setattr(BiasedMF, method, interrupt)
+            with pytest.raises(KeyboardInterrupt):
+                model.fit(other)
+        assert model.history_ == before["history_"]
+        np.testing.assert_array_equal(model.user_factors_, before["user_factors_"])
+        assert model.user_index_ == before["user_index_"]
+    fresh = BiasedMF(**FAST)
+    with monkeypatch.context() as m:
+        m.setattr(BiasedMF, "_setup", interrupt)
+        with pytest.raises(KeyboardInterrupt):
+            fresh.fit(ratings)
+    with pytest.raises(NotFittedError):
+        fresh.predict([1], [1])
+
+
+def test_save_keeps_links_modes_and_read_only_files(ratings, tmp_path):
+    import os
+    import stat
+
+    model = BiasedMF(**FAST).fit(ratings)
+    real = tmp_path / "real.npz"
+    model.save(real)
+    os.chmod(real, 0o600)  # private: it holds the ids
+    link = tmp_path / "link.npz"
+    link.symlink_to(real)
+    refit = BiasedMF(**{**FAST, "n_epochs": FAST["n_epochs"] + 1}).fit(ratings)
+    refit.save(link)
+    assert link.is_symlink()  # still a link, and the file it names was replaced
+    assert load_model(real).n_epochs_ == refit.n_epochs_
+    assert stat.S_IMODE(real.stat().st_mode) == 0o600
+    os.chmod(real, 0o444)
+    with pytest.raises(PermissionError, match="real.npz: the file is read-only"):
+        model.save(real)
+    assert load_model(real).n_epochs_ == refit.n_epochs_
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link.npz", "real.npz"]
+
+
 def test_save_load_path_file_and_pickle_round_trip(ratings, tmp_path):
     model = BiasedMF(**FAST, optimizer="adam").fit(ratings, valid=tiny_ratings(seed=3))
     probe = tiny_ratings(seed=4)
@@ -865,6 +912,14 @@ def test_loading_bad_files_gives_clear_errors(ratings, tmp_path):
                 json.dumps({**json.loads(str(c["hyperparams"])), "learning_rate": "x"})
             )
         ),
+        lambda c: c.pop("model_class"),
+        lambda c: c.update(history=np.array("3")),
+        lambda c: c.update(
+            history=np.array(json.dumps({**json.loads(str(c["history"])), "train_mse": ["a"]}))
+        ),
+        lambda c: c.update(
+            history=np.array(json.dumps({**json.loads(str(c["history"])), "seconds": []}))
+        ),
     ],
     ids=[
         "indptr-out-of-range",
@@ -881,6 +936,10 @@ def test_loading_bad_files_gives_clear_errors(ratings, tmp_path):
         "no-version",
         "bad-version",
         "bad-param",
+        "no-model-class",
+        "history-not-a-dict",
+        "history-text-mse",
+        "history-short-list",
     ],
 )
 def test_tampered_model_files_are_rejected_on_load(ratings, tmp_path, edit):

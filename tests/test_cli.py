@@ -511,3 +511,16 @@ def test_data_home_advice_is_quoted_and_found_from_inside(tmp_path, monkeypatch,
     assert f"--data-home '{tmp_path / 'my data'}'" in capsys.readouterr().err
     assert cli.main(["train", "--dataset", "ml-100k", "--data-home", ".", "-q"]) == 1
     assert f"pass --data-home '{tmp_path / 'my data'}'" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs Linux's /proc")
+def test_train_checks_that_the_model_can_be_saved_before_training(tmp_path, monkeypatch, capsys):
+    """A folder that takes no new file fails at once, not after every epoch.
+
+    /proc/self exists but takes no new file, even for root (who may write anywhere else).
+    """
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "r.csv").write_text("user,item,rating\n1,1,4\n1,2,3\n2,1,5\n")
+    assert cli.main(["train", "--ratings", "r.csv", "--save", "/proc/self/m.npz"]) == 1
+    err = capsys.readouterr().err
+    assert "cannot save to /proc/self/m.npz: " in err and "epoch" not in err

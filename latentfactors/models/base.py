@@ -353,9 +353,10 @@ class FactorModel(RecommenderMixin):
             If the parameters become NaN or infinite. The model is then left as
             it was before this call (fitted with its earlier parameters, or not
             fitted), as it is after any other error, such as one raised by
-            ``callback``. An interruption (``KeyboardInterrupt``) instead
-            leaves the parameters as training left them, so that they can be
-            saved.
+            ``callback``. An interruption (``KeyboardInterrupt``) once an
+            epoch has ended instead leaves the parameters as training left
+            them, so that they can be saved; before the first epoch ends, it
+            too leaves the model as it was.
         """
         self._validate()
         previous = dict(self.__dict__)
@@ -364,6 +365,12 @@ class FactorModel(RecommenderMixin):
         except Exception:
             self.__dict__.clear()
             self.__dict__.update(previous)
+            raise
+        except KeyboardInterrupt:
+            history = self.__dict__.get("history_")
+            if history is previous.get("history_") or not (history or {}).get("epoch"):
+                self.__dict__.clear()  # no epoch of this fit ended: nothing was reached
+                self.__dict__.update(previous)
             raise
 
     def _fit(self, ratings, valid):
@@ -722,25 +729,35 @@ class FactorModel(RecommenderMixin):
             arrays["state/" + name] = arr
         if isinstance(file, (str, os.PathLike)):
             path = os.fspath(file)
-            folder = os.path.dirname(os.path.abspath(path))
+            # Through a symbolic link to the file it names, which is what gets replaced.
+            target = os.path.realpath(path)
+            folder = os.path.dirname(target)
             if not os.path.isdir(folder):
                 raise FileNotFoundError(
                     f"cannot save to {path}: the folder {folder} does not exist; create it first"
                 )
+            mode = 0o666 & ~_umask()  # the mode any new file gets
+            if os.path.exists(target):
+                mode = os.stat(target).st_mode & 0o7777  # keep an existing file's mode
+                # (as root os.access says yes to any file: the mode bits tell)
+                if not os.access(target, os.W_OK) or not mode & 0o222:
+                    raise PermissionError(
+                        f"cannot save to {path}: the file is read-only; make it writable "
+                        "or save under another name"
+                    )
             try:
                 fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=folder)
-            except PermissionError as exc:
-                raise PermissionError(
-                    f"cannot save to {path}: no permission to write in {folder}"
+            except OSError as exc:
+                raise type(exc)(
+                    exc.errno, f"cannot save to {path}: cannot write in {folder} ({exc.strerror})"
                 ) from exc
             try:
                 with os.fdopen(fd, "wb") as fh:
                     np.savez(fh, **arrays)
                     fh.flush()
                     os.fsync(fh.fileno())
-                # mkstemp makes the file private (0600); give it the mode any new file gets.
-                os.chmod(tmp, 0o666 & ~_umask())
-                os.replace(tmp, path)
+                os.chmod(tmp, mode)  # mkstemp makes the file private (0600)
+                os.replace(tmp, target)
             except BaseException:
                 if os.path.exists(tmp):
                     os.remove(tmp)
@@ -779,6 +796,8 @@ class FactorModel(RecommenderMixin):
                 f"{name} has format version {version}; this latentfactors reads up to "
                 f"{FORMAT_VERSION}: upgrade the package"
             )
+        if "model_class" not in contents:
+            raise ModelFileError(f"{name} is damaged: it names no model class")
         kind = str(contents["model_class"])
         target = MODEL_CLASSES.get(kind)
         if target is None:
@@ -790,7 +809,7 @@ class FactorModel(RecommenderMixin):
             )
         try:
             model = target(**target._saved_hyperparams(json.loads(str(contents["hyperparams"]))))
-            model.history_ = json.loads(str(contents["history"]))
+            model.history_ = _checked_history(json.loads(str(contents["history"])))
             _set_fit_info(model, json.loads(str(contents["fit_info"])))
             model.user_index_ = IdIndex.from_array(contents["user_ids"])
             model.item_index_ = IdIndex.from_array(contents["item_ids"])
@@ -866,6 +885,26 @@ class FactorModel(RecommenderMixin):
                 raise ModelFileError(f"{name} has dtype {arr.dtype}, expected float32")
             if not np.isfinite(arr).all():
                 raise ModelFileError(f"{name} holds NaN or infinite values")
+
+
+HISTORY_KEYS = ("epoch", "train_mse", "valid_mse", "seconds")
+
+
+def _checked_history(history) -> dict:
+    """A saved ``history_``: the four lists of numbers, of one length."""
+    if not isinstance(history, dict) or set(history) != set(HISTORY_KEYS):
+        raise ModelFileError(f"history must hold exactly {list(HISTORY_KEYS)}")
+    lengths = set()
+    for key in HISTORY_KEYS:
+        values = history[key]
+        if not isinstance(values, list) or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in values
+        ):
+            raise ModelFileError(f"history[{key!r}] is not a list of numbers")
+        lengths.add(len(values))
+    if len(lengths) > 1:
+        raise ModelFileError(f"the history's lists differ in length: {sorted(lengths)}")
+    return history
 
 
 def _set_fit_info(model, info) -> None:
