@@ -1505,6 +1505,9 @@ def main(argv=None) -> int:
     """Run the command line; return the exit status (0 ok, 1 runtime error, 2 usage)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
+    for name in ("stdout", "stderr"):
+        if getattr(sys, name) is None:  # started with the stream closed (`>&-`)
+            setattr(sys, name, open(os.devnull, "w"))  # noqa: SIM115 - kept for the run
     try:
         args = build_parser().parse_args(argv)
         debug = debug or args.debug

@@ -524,3 +524,15 @@ def test_train_checks_that_the_model_can_be_saved_before_training(tmp_path, monk
     assert cli.main(["train", "--ratings", "r.csv", "--save", "/proc/self/m.npz"]) == 1
     err = capsys.readouterr().err
     assert "cannot save to /proc/self/m.npz: " in err and "epoch" not in err
+
+
+def test_runs_with_standard_output_closed(tmp_path):
+    """`latentfactors ... >&-`: Python then has no sys.stdout at all."""
+    proc = subprocess.run(
+        [sys.executable, "-c", "import sys; sys.stdout = None; from latentfactors.cli import "
+         "main; sys.exit(main(['datasets']))"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=TIMEOUT,
+        env={**os.environ, "LATENTFACTORS_DATA": str(tmp_path)},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
