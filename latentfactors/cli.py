@@ -1171,11 +1171,10 @@ def cmd_datasets(args, out: Output) -> int:
     for row in status:
         v = MOVIELENS_VARIANTS[row["name"]]
         row.update(n_ratings=v.n_ratings, n_users=v.n_users, n_items=v.n_items)
-        here = home.absolute()  # "." has no name
-        if here.name == v.name and (here / v.ratings_file).is_file():
+        if row["is_data_home"]:
             out.note(
                 f"note: {home} is the {v.name} folder itself; the data home is the folder "
-                f"that holds it: --data-home {shlex.quote(str(here.parent))}"
+                f"that holds it: --data-home {shlex.quote(str(home.absolute().parent))}"
             )
     rows = []
     for row in status:

@@ -246,6 +246,7 @@ def test_status_of_local_folder(tmp_path):
         "name": "ml-25m",
         "cached": False,
         "incomplete": False,
+        "is_data_home": False,
         "path": str(tmp_path / "ml-25m"),
         "size_bytes": 0,
         "download_size": ml.MOVIELENS_VARIANTS["ml-25m"].download_size,
@@ -253,6 +254,8 @@ def test_status_of_local_folder(tmp_path):
         "url": "https://files.grouplens.org/datasets/movielens/ml-25m.zip",
     }
     assert status["ml-latest-small-2016"]["downloadable"] is False
+    inside = {row["name"]: row for row in ml.dataset_status(folder)}  # the ml-1m folder
+    assert [name for name, row in inside.items() if row["is_data_home"]] == ["ml-1m"]
 
 
 def test_progress_line_on_a_tty():

@@ -251,6 +251,12 @@ def _manual_hint(variant: MovieLensVariant, home: Path) -> str:
     )
 
 
+def _is_the_folder(home: Path, variant: MovieLensVariant, filename: str) -> bool:
+    """Whether the data home is the variant's own folder (holding ``filename``)."""
+    here = home.absolute()  # "." has no name
+    return here.name == variant.name and (here / filename).is_file()
+
+
 def _dataset_file(variant, filename, data_home, download) -> Path:
     """Path of ``filename`` in the variant's folder, downloading the dataset if needed."""
     home = get_data_home(data_home)
@@ -258,11 +264,10 @@ def _dataset_file(variant, filename, data_home, download) -> Path:
     path = folder / filename
     if path.is_file():
         return path
-    here = home.absolute()  # "." has no name
-    if (here / filename).is_file() and here.name == variant.name:
+    if _is_the_folder(home, variant, filename):
         raise DatasetNotFoundError(
             f"{home} is the {variant.name} folder itself; the data home is the folder "
-            f"that holds it: pass data_home={str(here.parent)!r}"
+            f"that holds it: pass data_home={str(home.absolute().parent)!r}"
         )
     if folder.exists():
         raise DatasetNotFoundError(
@@ -653,7 +658,9 @@ def dataset_status(data_home=None) -> list[dict]:
     list of dict
         One per variant, in registry order, with keys ``name``, ``cached``
         (the ratings file is present), ``incomplete`` (the folder exists
-        without it: the loaders will not download over it), ``path`` (str),
+        without it: the loaders will not download over it), ``is_data_home``
+        (the data home is this dataset's folder itself, a mistake the loaders
+        refuse), ``path`` (str),
         ``size_bytes`` (bytes on disk, 0 when absent), ``download_size``
         (approximate zip size in bytes, or None), ``downloadable`` and ``url``.
     """
@@ -667,6 +674,7 @@ def dataset_status(data_home=None) -> list[dict]:
                 "name": variant.name,
                 "cached": cached,
                 "incomplete": folder.is_dir() and not cached,
+                "is_data_home": _is_the_folder(home, variant, variant.ratings_file),
                 "path": str(folder),
                 "size_bytes": _folder_size(folder) if folder.is_dir() else 0,
                 "download_size": variant.download_size,

@@ -50,8 +50,6 @@ def _normalize_ids(values: np.ndarray) -> np.ndarray:
 
     Strings come back without their duplicates (the caller keeps only distinct ids).
     """
-    if values.dtype.kind == "f" and values.dtype.itemsize < 8:
-        return values.astype(np.float64)  # pandas has no index of float16
     if values.dtype != object:
         return values
     # The kind of the whole array first: pd.unique would take True for 1.
@@ -109,13 +107,16 @@ def as_id_array(values) -> np.ndarray:
 
     NumPy reads a list that mixes such an integer with smaller ones, e.g.
     ``[5, 2**64 - 1]``, as float64, which cannot tell neighbouring ids apart:
-    such a list is kept as Python integers instead.
+    such a list is kept as Python integers instead. Floats narrower than
+    float64 are widened (pandas has no index of float16).
     """
     arr = np.asarray(values)
     if arr.dtype.kind == "f" and isinstance(values, (list, tuple)):
         exact = [v for v in values if isinstance(v, int) and not isinstance(v, bool)]
         if exact and max(abs(v) for v in exact) > 2**53:
             arr = np.asarray(values, dtype=object)
+    if arr.dtype.kind == "f" and arr.dtype.itemsize < 8:
+        arr = arr.astype(np.float64)
     return arr
 
 
@@ -209,8 +210,6 @@ class IdIndex:
         if len(values) == 0:
             return np.empty(0, dtype=np.int32)
         _check_id_dtype(values)
-        if values.dtype.kind == "f" and values.dtype.itemsize < 8:
-            values = values.astype(np.float64)  # pandas has no index of float16
         if self._ids.dtype.kind in "iu" and values.dtype.kind == "f":
             # Integer ids that passed through a float column (e.g. after a join).
             big = np.isfinite(values) & (np.abs(values) > 2**53)
@@ -275,7 +274,7 @@ class IdIndex:
     @classmethod
     def from_array(cls, array) -> IdIndex:
         """Rebuild an index saved with :meth:`to_array`, keeping the code order."""
-        ids = np.asarray(array)
+        ids = as_id_array(array)
         if ids.ndim != 1:
             raise ValueError(f"saved ids must be a 1-D array, got shape {ids.shape}")
         ids = _normalize_ids(ids)
