@@ -11,7 +11,7 @@ import hashlib
 
 import numpy as np
 
-from latentfactors import BiasedMF, MLPMF, make_synthetic_ratings, presets, random_split
+from latentfactors import MLPMF, BiasedMF, make_synthetic_ratings, presets, random_split
 
 
 def _data(n_users, n_items, n_ratings, seed):
@@ -26,7 +26,10 @@ CASES = {
         lambda: BiasedMF(32, n_epochs=2, random_state=2),
         (20000, 12000, 200000, 1),
     ),
-    "adam": (lambda: BiasedMF(8, optimizer="adam", n_epochs=3, random_state=3), (300, 200, 6000, 0)),
+    "adam": (
+        lambda: BiasedMF(8, optimizer="adam", n_epochs=3, random_state=3),
+        (300, 200, 6000, 0),
+    ),
     "adam-parallel": (
         lambda: BiasedMF(8, optimizer="adam", batch_size=1024, n_epochs=2, random_state=3),
         (300, 200, 6000, 0),
@@ -38,8 +41,13 @@ CASES = {
     "mlp-default": (lambda: MLPMF(n_epochs=3, random_state=5), (300, 200, 6000, 0)),
     "mlp-tanh-dropout-sgd-head": (
         lambda: MLPMF(
-            8, hidden=(6, 4), activation="tanh", dropout=0.2, optimizer="sgd",
-            n_epochs=3, random_state=6,
+            8,
+            hidden=(6, 4),
+            activation="tanh",
+            dropout=0.2,
+            optimizer="sgd",
+            n_epochs=3,
+            random_state=6,
         ),
         (300, 200, 6000, 0),
     ),
