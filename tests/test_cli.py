@@ -555,3 +555,14 @@ def test_runs_with_standard_output_closed(tmp_path):
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == ""
+
+
+def test_library_errors_are_rendered_by_type():
+    from latentfactors.cli.errors import describe
+
+    plain = UnknownIdError("user 'x' is not known to this model")
+    assert describe(plain) == "user 'x' is not known to this model"
+    plain.kind, plain.ids = "item", np.array([7, 8, 9, 10])  # what the library attaches
+    assert describe(plain) == "unknown items 7, 8, 9, ...: not in the model's training ratings"
+    assert describe(KeyError("no such column")) == "no such column"  # not quoted
+    assert describe(ValueError()) == "ValueError"
