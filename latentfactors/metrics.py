@@ -459,3 +459,47 @@ def evaluate_ranking(
     out = ranking_metrics(recs, scored, k, threshold=threshold, catalogue=catalogue)
     out["n_skipped_users"] = int((~known).sum())
     return out
+
+
+def in_training(model, ratings) -> np.ndarray:
+    """Which ratings are (user, item) pairs that a fitted model was trained on.
+
+    Errors measured on such ratings are optimistic: this tells how much of an
+    evaluation set overlaps the training data.
+
+    Parameters
+    ----------
+    model : fitted model
+    ratings : pandas.DataFrame
+        With ``user`` and ``item`` columns of raw ids.
+
+    Returns
+    -------
+    numpy.ndarray of bool, shape (len(ratings),)
+        True where the row's pair is among the model's training ratings;
+        False for pairs with a user or an item unknown to the model.
+
+    Raises
+    ------
+    NotFittedError
+        If the model is not fitted.
+    TypeError
+        If the ids are of the other kind than the model's (strings for
+        numbers or the reverse), as :meth:`IdIndex.encode`.
+    """
+    model._check_fitted()
+    if not isinstance(ratings, pd.DataFrame) or not {"user", "item"} <= set(ratings.columns):
+        raise TypeError("ratings must be a DataFrame with user and item columns")
+    users = model.user_index_.encode(ratings["user"].to_numpy())
+    items = model.item_index_.encode(ratings["item"].to_numpy())
+    known = (users >= 0) & (items >= 0)
+    out = np.zeros(len(ratings), dtype=bool)
+    if not known.any():
+        return out
+    # One int64 key per pair: user code * n_items + item code.
+    n_items = np.int64(len(model.item_index_))
+    seen_users, seen_items = model._seen_pairs()
+    trained = seen_users * n_items + seen_items
+    asked = users[known].astype(np.int64) * n_items + items[known]
+    out[known] = np.isin(asked, trained)
+    return out

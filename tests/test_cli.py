@@ -17,6 +17,11 @@ import numpy as np
 import pytest
 
 from latentfactors import cli
+from latentfactors._progress import EpochProgress
+from latentfactors.cli import files as cli_files
+from latentfactors.cli.parser import dataset_name
+from latentfactors.cli.recommend import parse_id
+from latentfactors.models.recommend import UnknownIdError
 from tests.conftest import dataset_dir
 
 N_USERS, N_ITEMS = 30, 24
@@ -214,7 +219,7 @@ def test_bad_hyperparameter(files, tmp_path):
     proc = run("train", "--ratings", files["ratings"], "--n-factors", 0, cwd=tmp_path)
     assert proc.returncode == 2
     line = one_error_line(proc)
-    assert "argument --n-factors: expected a positive integer, got '0'" in line
+    assert "bad hyperparameter: n_factors must be an integer >= 1 and <= 100000, got 0" in line
 
 
 def test_datasets_lists_variants(tmp_path):
@@ -267,7 +272,8 @@ def test_every_command_has_help(command, capsys):
         (["recommend", "m.npz"], "the following arguments are required: --user"),
         (["train", "--dataset", "ml-1b"], "unknown dataset 'ml-1b'"),
         (["train", "--ratings", "r.csv", "--hidden", "64,x"], "expected comma-separated"),
-        (["train", "--ratings", "r.csv", "--dropout", "1"], "expected a number in [0, 1)"),
+        (["train", "--ratings", "r.csv", "--model", "mlp", "--dropout", "1"],
+         "bad hyperparameter: dropout must be a finite number >= 0 and < 1, got 1.0"),
         (["train", "--ratings", "r.csv", "--valid-fraction", "0.6", "--test-fraction", "0.5"],
          "leave nothing to train on"),
     ],
@@ -301,14 +307,23 @@ def test_usage_errors_exit_2_with_one_line(argv, message, capsys, tmp_path, monk
          "model file not found: m.npz"),
         (["demo", "--dataset", "ml-100k", "--no-download", "--quick"], 1,
          "ml-100k is not in"),
-        (["train", "--dataset", "ml-100k", "--no-download"], 1, "(--no-download)"),
-        (["train", "--ratings", "dup.csv"], 1, "pass --duplicates last to keep the last"),
+        (["train", "--dataset", "ml-100k", "--no-download"], 1,
+         "(--no-download was given; without it ml-100k is downloaded)"),
+        (["train", "--ratings", "dup.csv"], 1,
+         "pass duplicates='last' to keep the last rating of each pair, or duplicates='mean' to "
+         "average them (on the command line: --columns user,item,rating names the columns"),
+        (["train", "--ratings", "dup.csv"], 1,
+         "--duplicates last|first|mean keeps the last or first rating of each pair, or their "
+         "mean)"),
         (["train", "--ratings", "t.csv", "--split", "time", "-q"], 1,
-         "cannot hold out the validation part (--split time, --valid-fraction 0.1): a fraction "
-         "of 0.1 of 3 rating(s) is less than one rating: the validation part would be empty"),
+         "cannot hold out the validation part (--split time, --valid-fraction 0.1; "
+         "temporal_split's test set is the validation part): test_fraction=0.1 of 3 rating(s) "
+         "is less than one rating: the test set would be empty"),
         (["train", "-q", "--ratings", "r.csv", "--test-fraction", "0.5",
           "--valid-fraction", "0.4"], 1,
-         "the train part would be empty: 3 row(s) are too few for fractions (0.1, 0.4, 0.5)"),
+         "cannot split the ratings (--split random; parts 0, 1, 2 of the split are train, "
+         "valid, test): part 0 of the split would be empty: 3 row(s) are too few for fractions "
+         "(0.1, 0.4, 0.5)"),
         (["train", "--dataset", "ml-100k", "--data-home", "home/ml-100k"], 1,
          "itself; the data home is the folder that holds it: pass --data-home /"),
         (["train", "--ratings", "r.csv", "--columns", "user,item"], 1,
@@ -336,37 +351,37 @@ def test_errors_in_process(argv, status, message, capsys, tmp_path, monkeypatch)
 
 
 def test_dataset_aliases_are_accepted_as_load_movielens_accepts_them():
-    assert cli._dataset_name("ml-latest-small-2018") == "ml-latest-small"
-    assert cli._dataset_name(" ML-10M100K ") == "ml-10m"
+    assert dataset_name("ml-latest-small-2018") == "ml-latest-small"
+    assert dataset_name(" ML-10M100K ") == "ml-10m"
 
 
 def test_ids_are_converted_to_the_models_type():
     from latentfactors.data import IdIndex
 
     ints = IdIndex(np.array([1, 2, 30]))
-    assert cli.parse_id("30", ints, "user") == 30
-    assert cli.parse_id("30.0", ints, "user") == 30 and cli.parse_id("3e1", ints, "user") == 30
-    assert isinstance(cli.parse_id("30.0", ints, "user"), int)
+    assert parse_id("30", ints, "user") == 30
+    assert parse_id("30.0", ints, "user") == 30 and parse_id("3e1", ints, "user") == 30
+    assert isinstance(parse_id("30.0", ints, "user"), int)
     big = IdIndex(np.array([2**53 + 1], dtype=np.int64))  # not a float64
-    assert cli.parse_id(f"{2**53 + 1}.0", big, "user") == 2**53 + 1
+    assert parse_id(f"{2**53 + 1}.0", big, "user") == 2**53 + 1
     for text in ("x1", "30.5", "inf", "nan", ""):
-        with pytest.raises(cli.UnknownIdError, match=f"user id '{text}' is not an integer"):
-            cli.parse_id(text, ints, "user")
+        with pytest.raises(UnknownIdError, match=f"user id '{text}' is not an integer"):
+            parse_id(text, ints, "user")
     floats = IdIndex(np.array([0.5, 2.0]))
-    assert cli.parse_id("0.5", floats, "item") == 0.5
-    with pytest.raises(cli.UnknownIdError, match="item id 'y' is not a number"):
-        cli.parse_id("y", floats, "item")
-    with pytest.raises(cli.UnknownIdError, match="unknown user '4'.*knows 3 users"):
-        cli.parse_id("4", ints, "user")
+    assert parse_id("0.5", floats, "item") == 0.5
+    with pytest.raises(UnknownIdError, match="item id 'y' is not a number"):
+        parse_id("y", floats, "item")
+    with pytest.raises(UnknownIdError, match="unknown user '4'.*knows 3 users"):
+        parse_id("4", ints, "user")
     strings = IdIndex(np.array(["a", "b"]))
-    assert cli.parse_id("b", strings, "item") == "b"
+    assert parse_id("b", strings, "item") == "b"
 
 
 def test_progress_line_has_eta_from_steady_epochs(capsys):
     import io
 
     stream = io.StringIO()
-    progress = cli.EpochProgress(10, label="m", stream=stream, early_stopping=True)
+    progress = EpochProgress(10, label="m", stream=stream, early_stopping=True)
     progress.durations = [5.0]  # a slow first epoch (compilation) ...
     progress(2, {"train_mse": 0.5, "valid_mse": 0.6})  # ... is left out of the mean
     line = stream.getvalue().strip()
@@ -377,11 +392,15 @@ def test_progress_line_has_eta_from_steady_epochs(capsys):
 def test_stale_sidecar_is_ignored(tmp_path):
     model = tmp_path / "m.npz"
     model.write_bytes(b"one")
-    meta = {"format": cli.SIDECAR_FORMAT, "model_sha256": cli._sha256(model), "dataset": "x"}
+    meta = {
+        "format": cli_files.SIDECAR_FORMAT,
+        "model_sha256": cli_files.sha256(model),
+        "dataset": "x",
+    }
     (tmp_path / "m.npz.json").write_text(json.dumps(meta))
-    assert cli.read_sidecar(model)["dataset"] == "x"
+    assert cli_files.read_sidecar(model)["dataset"] == "x"
     model.write_bytes(b"two")  # the model was replaced: the sidecar describes another one
-    assert cli.read_sidecar(model) is None
+    assert cli_files.read_sidecar(model) is None
 
 
 # ---------------------------------------------------------------- the demo on real data
@@ -462,10 +481,10 @@ def test_titles_files_in_latin1_with_pipes_and_commas_in_titles(tmp_path):
     path = tmp_path / "u.item"
     rows = ["1|Toy Story (1995)|01-Jan-1995||0|1", "2|Città, La (1996)|01-Jan-1996||1|0"]
     path.write_bytes(("\n".join(rows) + "\n").encode("latin-1"))
-    assert cli.read_titles(path) == {"1": "Toy Story (1995)", "2": "Città, La (1996)"}
+    assert cli_files.read_titles(path) == {"1": "Toy Story (1995)", "2": "Città, La (1996)"}
     quoted = tmp_path / "movies.csv"
     quoted.write_text('movieId,title,genres\n1,"American President, The (1995)",Drama\n')
-    assert cli.read_titles(quoted) == {"1": "American President, The (1995)"}
+    assert cli_files.read_titles(quoted) == {"1": "American President, The (1995)"}
 
 
 def test_a_relative_data_home_is_stored_absolute(tmp_path, monkeypatch, capsys):
@@ -536,3 +555,14 @@ def test_runs_with_standard_output_closed(tmp_path):
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == ""
+
+
+def test_library_errors_are_rendered_by_type():
+    from latentfactors.cli.errors import describe
+
+    plain = UnknownIdError("user 'x' is not known to this model")
+    assert describe(plain) == "user 'x' is not known to this model"
+    plain.kind, plain.ids = "item", np.array([7, 8, 9, 10])  # what the library attaches
+    assert describe(plain) == "unknown items 7, 8, 9, ...: not in the model's training ratings"
+    assert describe(KeyError("no such column")) == "no such column"  # not quoted
+    assert describe(ValueError()) == "ValueError"

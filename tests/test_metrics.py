@@ -135,3 +135,22 @@ def test_metric_properties(pairs):
     assert a <= r * (1 + 1e-12) + 1e-12  # mean |e| <= sqrt(mean e^2)
     assert error_metrics(t, p) == pytest.approx({"mse": m, "rmse": r, "mae": a})
     assert mse(t, t) == 0.0
+
+
+def test_in_training_marks_the_pairs_the_model_was_fitted_on():
+    from latentfactors import BiasedMF
+    from latentfactors.metrics import in_training
+    from latentfactors.models import NotFittedError
+
+    train = pd.DataFrame({"user": [1, 1, 2, 3], "item": [10, 20, 10, 30], "rating": [4, 3, 5, 2]})
+    model = BiasedMF(n_factors=2, n_epochs=1, early_stopping=False, random_state=0)
+    with pytest.raises(NotFittedError, match="not fitted"):
+        in_training(model, train)
+    model.fit(train)
+    asked = pd.DataFrame({"user": [1, 2, 2, 9, 3], "item": [20, 20, 10, 10, 99]})
+    assert in_training(model, asked).tolist() == [True, False, True, False, False]
+    assert in_training(model, asked.iloc[:0]).tolist() == []
+    with pytest.raises(TypeError, match="ids given are strings"):
+        in_training(model, asked.astype(str))
+    with pytest.raises(TypeError, match="user and item columns"):
+        in_training(model, asked[["user"]])

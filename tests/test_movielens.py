@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from latentfactors._progress import TransferProgress
 from latentfactors.data import movielens as ml
 from tests.conftest import dataset_dir
 
@@ -198,8 +199,17 @@ def test_folder_without_the_file_is_not_clobbered(tmp_path):
 def test_unknown_variant():
     with pytest.raises(ValueError, match=r"unknown MovieLens variant 'ml-2k'.*ml-latest-small"):
         ml.load_movielens("ml-2k")
+    with pytest.raises(ValueError, match=r"unknown MovieLens variant 'ml-2k'"):
+        ml.movielens_variant("ml-2k")
     with pytest.raises(ValueError, match="known variants"):
         ml.load_movielens_items("nope", download=False)
+
+
+def test_variants_by_any_name_the_loaders_accept():
+    assert ml.movielens_variant(" ML-10M100K ") is ml.MOVIELENS_VARIANTS["ml-10m"]
+    assert ml.movielens_variant("ml-latest-small-2018").name == "ml-latest-small"
+    with pytest.raises(TypeError, match="name must be a string"):
+        ml.movielens_variant(100)
 
 
 def test_registry():
@@ -264,16 +274,16 @@ def test_progress_line_on_a_tty():
             return True
 
     stream = Tty()
-    progress = ml._Progress("Downloading x", 2_000_000, stream=stream)
+    progress = TransferProgress("Downloading x", 2_000_000, stream=stream)
     progress.update(1_000_000)
-    progress.close(2_000_000)
+    progress.finish(2_000_000)
     text = stream.getvalue()
-    assert text.startswith("\rDownloading x: 1.0 MB / 2.0 MB ( 50%)")
-    assert text.endswith("2.0 MB / 2.0 MB (100%)\n")
+    assert text.startswith("\r\x1b[KDownloading x: 1.0 MB / 2.0 MB ( 50%)")
+    assert text.endswith("\r\x1b[KDownloading x: 2.0 MB / 2.0 MB (100%)\n")
     quiet = io.StringIO()
-    progress = ml._Progress("Downloading x", 10, stream=quiet)
+    progress = TransferProgress("Downloading x", 10, stream=quiet)
     progress.update(5)
-    progress.close(10)
+    progress.finish(10)
     assert quiet.getvalue() == ""  # not a TTY and fast: silent
 
 

@@ -135,6 +135,20 @@ def test_pipe_separated(tmp_path):
     assert load_ratings(path)["item"].tolist() == [2]
 
 
+def test_sniff_separator_needs_every_line_to_agree():
+    from latentfactors.data import sniff_separator
+
+    # ml-100k's u.item: "|"-separated, commas inside titles
+    assert sniff_separator(["2|Citta, La (1996)|01-Jan-1996", "1|Toy Story (1995)|x"]) == "|"
+    assert sniff_separator(["movieId,title", '1,"President, The (1995)"']) == ","
+    assert sniff_separator(["1::2::5::978300760"]) == "::"
+    assert sniff_separator(["", "1\t2\t3"]) == "\t"
+    assert sniff_separator(["1,2;3", "1,2,3;4"]) == ";"  # ";" splits both lines in two
+    assert sniff_separator(["a,b", "c"]) == ","  # no rule fits every line: the first line decides
+    assert sniff_separator(["1 2 3"]) == r"\s+"
+    assert sniff_separator([]) == r"\s+"
+
+
 def test_explicit_separator(tmp_path):
     path = write(tmp_path, "r.txt", "user;item;rating\n1;2;3\n")
     assert load_ratings(path, sep=";")["rating"].tolist() == [3.0]

@@ -4,11 +4,13 @@ from latentfactors.data.movielens import (
     MOVIELENS_VARIANTS,
     DatasetNotFoundError,
     DownloadError,
+    dataset_status,
     get_data_home,
     load_movielens,
     load_movielens_items,
+    movielens_variant,
 )
-from latentfactors.data.ratings import IdIndex, load_ratings
+from latentfactors.data.ratings import IdIndex, load_ratings, sniff_separator
 from latentfactors.data.split import kfold, random_split, temporal_split, user_holdout_split
 from latentfactors.data.synthetic import SyntheticTruth, make_synthetic_ratings
 
@@ -18,13 +20,16 @@ __all__ = [
     "DownloadError",
     "IdIndex",
     "SyntheticTruth",
+    "dataset_status",
     "get_data_home",
     "kfold",
     "load_movielens",
     "load_movielens_items",
     "load_ratings",
     "make_synthetic_ratings",
+    "movielens_variant",
     "random_split",
+    "sniff_separator",
     "temporal_split",
     "user_holdout_split",
 ]

@@ -17,9 +17,7 @@ import http.client
 import os
 import re
 import shutil
-import sys
 import tempfile
-import time
 import urllib.error
 import urllib.request
 import zipfile
@@ -29,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from latentfactors._progress import TransferProgress, format_megabytes
 from latentfactors.data.ratings import canonicalize
 
 __all__ = [
@@ -41,6 +40,7 @@ __all__ = [
     "get_data_home",
     "load_movielens",
     "load_movielens_items",
+    "movielens_variant",
 ]
 
 #: Where GroupLens serves the archives. ``LATENTFACTORS_BASE_URL`` overrides it.
@@ -215,6 +215,29 @@ def get_data_home(data_home=None) -> Path:
     return Path(os.fspath(data_home)).expanduser()
 
 
+def movielens_variant(name: str) -> MovieLensVariant:
+    """The registry entry of a MovieLens release, by any name the loaders accept.
+
+    Parameters
+    ----------
+    name : str
+        A key of :data:`MOVIELENS_VARIANTS` or an alias of one (``ml-10M100K``
+        for ``ml-10m``), in any case, surrounding spaces ignored.
+
+    Returns
+    -------
+    MovieLensVariant
+
+    Raises
+    ------
+    ValueError
+        If no release goes by that name.
+    TypeError
+        If ``name`` is not a string.
+    """
+    return _get_variant(name)
+
+
 def _get_variant(name: str) -> MovieLensVariant:
     if not isinstance(name, str):
         raise TypeError(f"name must be a string, got {type(name).__name__}")
@@ -290,46 +313,6 @@ def _dataset_file(variant, filename, data_home, download) -> Path:
 # ------------------------------------------------------------------------ download
 
 
-class _Progress:
-    """One updating ``done / total`` line on stderr, shown on a TTY or once slow."""
-
-    def __init__(self, label: str, total: int | None, stream=None, after: float = 10.0):
-        self.label = label
-        self.total = total
-        self.stream = stream if stream is not None else sys.stderr
-        try:
-            self.tty = bool(self.stream.isatty())
-        except (AttributeError, ValueError):
-            self.tty = False
-        self.start = time.monotonic()
-        self.after = after
-        self.last = 0.0
-        self.shown = False
-
-    def update(self, done: int, final: bool = False) -> None:
-        now = time.monotonic()
-        if not self.tty and now - self.start < self.after:
-            return
-        interval = 0.2 if self.tty else 10.0
-        if not final and self.shown and now - self.last < interval:
-            return
-        self.last = now
-        self.shown = True
-        text = f"{self.label}: {_mb(done)}"
-        if self.total:
-            text += f" / {_mb(self.total)} ({100 * done / self.total:3.0f}%)"
-        end = "\n" if final or not self.tty else ""
-        print(("\r" if self.tty else "") + text, end=end, file=self.stream, flush=True)
-
-    def close(self, done: int) -> None:
-        if self.shown:
-            self.update(done, final=True)
-
-
-def _mb(n: int) -> str:
-    return f"{n / 1e6:.1f} MB"
-
-
 def _fetch(url: str, dest, label: str) -> str:
     """Stream ``url`` into the open binary file ``dest``; return the sha256 hex digest."""
     digest = hashlib.sha256()
@@ -337,7 +320,7 @@ def _fetch(url: str, dest, label: str) -> str:
     with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
         length = response.headers.get("Content-Length")
         total = int(length) if length and length.isdigit() else None
-        progress = _Progress(label, total)
+        progress = TransferProgress(label, total)
         done = 0
         while True:
             chunk = response.read(_CHUNK)
@@ -347,7 +330,7 @@ def _fetch(url: str, dest, label: str) -> str:
             digest.update(chunk)
             done += len(chunk)
             progress.update(done)
-        progress.close(done)
+        progress.finish(done)
     if total is not None and done != total:
         raise DownloadError(f"truncated download: received {done:,} of {total:,} bytes")
     return digest.hexdigest()
@@ -406,7 +389,7 @@ def _download(variant: MovieLensVariant, home: Path) -> None:
         fd, name = tempfile.mkstemp(prefix=f".{variant.archive_name}.part-", dir=home)
         part = Path(name)
         with os.fdopen(fd, "wb") as dest:
-            size = f" ({_mb(variant.download_size)})" if variant.download_size else ""
+            size = f" ({format_megabytes(variant.download_size)})" if variant.download_size else ""
             got = _fetch(url, dest, f"Downloading {variant.name}{size}")
         if variant.sha256 is not None and got != variant.sha256.lower():
             raise DownloadError(f"checksum mismatch: expected sha256 {variant.sha256}, got {got}")

@@ -299,11 +299,41 @@ def _first_line(path) -> str:
     raise ValueError(f"{path} is empty: there are no ratings to read")
 
 
-def _sniff_separator(line: str) -> str:
-    if "::" in line:
+_SEPARATORS = ("\t", ",", ";", "|")
+
+
+def sniff_separator(lines) -> str:
+    r"""The field separator of delimited text, from its first lines.
+
+    ``"::"`` when the first line holds it (MovieLens ``.dat`` files); else the
+    first of tab, comma, semicolon and ``|`` that splits every line into the
+    same number (two or more) of fields, quotes respected, so that a
+    ``|``-separated file whose fields hold commas is split on ``|``; else the
+    first of them found in the first line; else runs of whitespace (``r"\s+"``).
+
+    Parameters
+    ----------
+    lines : sequence of str
+        The first lines of the text (one is enough for ratings files; blank
+        lines are ignored).
+
+    Returns
+    -------
+    str
+        A separator as :func:`pandas.read_csv` takes it.
+    """
+    lines = [line for line in lines if line.strip()]
+    if not lines:
+        return r"\s+"
+    first = lines[0]
+    if "::" in first:
         return "::"
-    for sep in ("\t", ",", ";", "|"):
-        if sep in line:
+    for sep in _SEPARATORS:
+        counts = {len(row) for row in csv.reader(lines, delimiter=sep)}
+        if len(counts) == 1 and counts.pop() >= 2:
+            return sep
+    for sep in _SEPARATORS:
+        if sep in first:
             return sep
     return r"\s+"
 
@@ -346,7 +376,7 @@ def _read_file(path, columns, sep) -> pd.DataFrame:
         raise FileNotFoundError(f"ratings file not found: {path}")
     first = _first_line(path)
     if sep is None:
-        sep = _sniff_separator(first)
+        sep = sniff_separator([first])
     names = list(columns) if isinstance(columns, list) else None
     if names is None:
         fields = _split(first, sep)
