@@ -14,13 +14,13 @@ import pytest
 import latentfactors.models.biased_mf as bmf
 from latentfactors import BiasedMF, DivergenceError, ModelFileError, NotFittedError, load_model
 from latentfactors.data import make_synthetic_ratings
-from latentfactors.data.ratings import IdIndex
+from latentfactors.data.coerce import TrainData
+from latentfactors.data.ids import IdIndex
 from latentfactors.kernels import _atomic as atomic
 from latentfactors.kernels import adam as adam_kernels
 from latentfactors.kernels import sgd as sgd_kernels
 from latentfactors.kernels._prefetch import LINE_BYTES, aligned_empty
 from latentfactors.kernels.scoring import csr_by_user, with_threads
-from latentfactors.models.base import TrainData
 from tests import naive
 from tests.conftest import two_threads
 

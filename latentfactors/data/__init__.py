@@ -1,5 +1,6 @@
 """Reading and shaping ratings. Knows nothing of models or kernels."""
 
+from latentfactors.data.ids import IdIndex
 from latentfactors.data.movielens import (
     MOVIELENS_VARIANTS,
     DatasetNotFoundError,
@@ -8,7 +9,7 @@ from latentfactors.data.movielens import (
     load_movielens,
     load_movielens_items,
 )
-from latentfactors.data.ratings import IdIndex, load_ratings
+from latentfactors.data.ratings import load_ratings
 from latentfactors.data.split import kfold, random_split, temporal_split, user_holdout_split
 from latentfactors.data.synthetic import SyntheticTruth, make_synthetic_ratings
 
