@@ -38,8 +38,8 @@ class ModelFileError(ValueError):
 
     Attributes
     ----------
-    file : str or None
-        The path (or a file object's name) that was read, when known.
+    file : str, os.PathLike, file object or None
+        What ``load`` was given to read.
     """
 
     def __init__(self, message, *, file=None):
@@ -58,7 +58,7 @@ class UnknownIdError(ValueError, KeyError):
     kind : {"user", "item"} or None
         Which ids were unknown.
     ids : list
-        The unknown ids (at most a few of them, as the message shows).
+        The unknown ids, all of them (the message shows a few).
     """
 
     def __init__(self, message, *, kind=None, ids=()):

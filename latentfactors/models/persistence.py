@@ -153,24 +153,24 @@ def _read(file) -> dict:
         # refuses with advice to unpickle it: not advice to pass on.
         why = "not an .npz archive" if "pickled" in str(exc) else str(exc)
         raise ModelFileError(
-            f"{name} is not a readable latentfactors model file ({why})", file=name
+            f"{name} is not a readable latentfactors model file ({why})", file=file
         ) from exc
     if str(contents.get("format", "")) != FORMAT_NAME:
-        raise ModelFileError(f"{name} is not a latentfactors model file", file=name)
+        raise ModelFileError(f"{name} is not a latentfactors model file", file=file)
     try:
         version = int(contents["format_version"])
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelFileError(
-            f"{name} is damaged: no valid format_version ({exc})", file=name
+            f"{name} is damaged: no valid format_version ({exc})", file=file
         ) from exc
     if version > FORMAT_VERSION:
         raise ModelFileError(
             f"{name} has format version {version}; this latentfactors reads up to "
             f"{FORMAT_VERSION}: upgrade the package",
-            file=name,
+            file=file,
         )
     if "model_class" not in contents:
-        raise ModelFileError(f"{name} is damaged: it names no model class", file=name)
+        raise ModelFileError(f"{name} is damaged: it names no model class", file=file)
     return contents
 
 
@@ -184,12 +184,12 @@ def load(cls, file):
     kind = str(contents["model_class"])
     target = MODEL_CLASSES.get(kind)
     if target is None:
-        raise ModelFileError(f"{name} holds an unknown model class {kind!r}", file=name)
+        raise ModelFileError(f"{name} holds an unknown model class {kind!r}", file=file)
     if cls is not FactorModel and not issubclass(target, cls):
         raise ModelFileError(
             f"{name} holds a {kind}, not a {cls.__name__}; use {kind}.load or "
             "latentfactors.load_model",
-            file=name,
+            file=file,
         )
     try:
         model = target(**target._saved_hyperparams(json.loads(str(contents["hyperparams"]))))
@@ -214,7 +214,7 @@ def load(cls, file):
         model._restore_state(state)
         model._fitted_structure = model._structure()
     except Exception as exc:  # noqa: BLE001
-        raise ModelFileError(f"{name} is damaged: {exc}", file=name) from exc
+        raise ModelFileError(f"{name} is damaged: {exc}", file=file) from exc
     return model
 
 
