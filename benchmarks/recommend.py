@@ -37,7 +37,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from latentfactors import BiasedMF, load_movielens, user_holdout_split  # noqa: E402
-from latentfactors.data.ratings import IdIndex  # noqa: E402
+from latentfactors.data import IdIndex  # noqa: E402
 from latentfactors.metrics import evaluate_ranking  # noqa: E402
 
 MB = 2**20

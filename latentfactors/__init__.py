@@ -29,10 +29,11 @@ _PUBLIC = {
     "user_holdout_split": "latentfactors.data",
     "BiasedMF": "latentfactors.models",
     "MLPMF": "latentfactors.models",
-    "DivergenceError": "latentfactors.models",
-    "ModelFileError": "latentfactors.models",
-    "NotFittedError": "latentfactors.models",
-    "UnstableTrainingWarning": "latentfactors.models",
+    "DivergenceError": "latentfactors.errors",
+    "ModelFileError": "latentfactors.errors",
+    "NotFittedError": "latentfactors.errors",
+    "UnknownIdError": "latentfactors.errors",
+    "UnstableTrainingWarning": "latentfactors.errors",
     "load_model": "latentfactors.models",
 }
 

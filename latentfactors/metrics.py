@@ -22,11 +22,11 @@ Everything is vectorised over users: no Python loop per user.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pandas as pd
 
+from latentfactors._validation import check_int, check_real, is_int
+from latentfactors.data.coerce import frame_or_tuple
 from latentfactors.data.ratings import _show
 
 
@@ -99,12 +99,6 @@ def error_metrics(y_true, y_pred) -> dict[str, float]:
 RANKING_METRICS = ("precision", "recall", "ndcg", "map", "hit_rate")
 
 
-def _check_k(k):
-    if not isinstance(k, (int, np.integer)) or isinstance(k, (bool, np.bool_)) or k < 1:
-        raise ValueError(f"k must be an integer >= 1, got {k!r}")
-    return int(k)
-
-
 def _check_k_fits(k, catalogue, source):
     if k > catalogue:
         raise ValueError(
@@ -163,24 +157,20 @@ def _recommendation_lists(recs, k):
 
 
 def _relevant_pairs(test, threshold):
-    if not isinstance(test, pd.DataFrame):
-        raise TypeError(f"test must be a DataFrame of ratings, got {type(test).__name__}")
-    missing = [c for c in ("user", "item", "rating") if c not in test.columns]
-    if missing:
-        raise ValueError(f"test is missing column(s) {missing}; found {list(test.columns)}")
-    if not isinstance(threshold, (int, float, np.integer, np.floating)) or not math.isfinite(
-        threshold
-    ):
-        raise ValueError(f"threshold must be a finite number, got {threshold!r}")
+    users, items, _ = frame_or_tuple(
+        test, ["user", "item", "rating"], "test", expected="a DataFrame of ratings", lengths=()
+    )
+    check_real("threshold", threshold)
+    # The column itself, not its array: nullable dtypes hold pd.NA, which _vector reads.
     ratings = _vector(test["rating"], "test ratings")
     rel = ratings >= threshold
-    return test["user"].to_numpy()[rel], test["item"].to_numpy()[rel]
+    return users[rel], items[rel]
 
 
 def _coverage(recommended, catalogue) -> float:
     """Distinct ``recommended`` items over the catalogue (a size, or the items' ids)."""
     distinct = pd.unique(recommended)
-    if isinstance(catalogue, (int, np.integer)) and not isinstance(catalogue, bool):
+    if is_int(catalogue):
         if catalogue < 1:
             raise ValueError(f"catalogue size must be >= 1, got {catalogue}")
         if len(distinct) > catalogue:
@@ -282,7 +272,7 @@ def ranking_metrics(recs, test, k=10, *, threshold=4.0, catalogue=None) -> dict:
         (with ``catalogue``), ``n_users``, ``k`` and ``threshold``. See the
         module docstring for the definitions.
     """
-    k = _check_k(k)
+    k = check_int("k", k, 1)
     users, items, valid = _recommendation_lists(recs, k)
     rel_u, rel_i = _relevant_pairs(test, threshold)
     if pd.Series(users).duplicated().any():
@@ -368,7 +358,7 @@ def catalogue_coverage(recs, catalogue, k=10) -> float:
 
     ``catalogue`` is the number of items or an array of their ids.
     """
-    k = _check_k(k)
+    k = check_int("k", k, 1)
     _, items, valid = _recommendation_lists(recs, k)
     if catalogue is None:
         raise ValueError("catalogue must be given: the number of items or their ids")
@@ -389,7 +379,7 @@ def evaluate_ranking(
     model : fitted model or ``"popularity"``
         A model fitted on ``train``, or the string ``"popularity"`` for the
         most-rated items of ``train``
-        (:func:`~latentfactors.models.recommend.popularity_recommendations`).
+        (:func:`~latentfactors.models.baselines.popularity_recommendations`).
     train : pandas.DataFrame
         The training ratings: what each user has already seen and is not
         recommended again (and, for the baseline, what popularity counts).
@@ -417,9 +407,9 @@ def evaluate_ranking(
         or those in ``train`` for the baseline), or no test user with
         relevant items is known.
     """
-    from latentfactors.models.recommend import popularity_recommendations
+    from latentfactors.models.baselines import popularity_recommendations
 
-    k = _check_k(k)
+    k = check_int("k", k, 1)
     rel_u, _ = _relevant_pairs(test, threshold)
     if not isinstance(train, pd.DataFrame) or not {"user", "item"} <= set(train.columns):
         raise TypeError("train must be a DataFrame with user and item columns")

@@ -14,13 +14,13 @@ import pytest
 import latentfactors.models.biased_mf as bmf
 from latentfactors import BiasedMF, DivergenceError, ModelFileError, NotFittedError, load_model
 from latentfactors.data import make_synthetic_ratings
-from latentfactors.data.ratings import IdIndex
+from latentfactors.data.coerce import TrainData
+from latentfactors.data.ids import IdIndex
 from latentfactors.kernels import _atomic as atomic
 from latentfactors.kernels import adam as adam_kernels
 from latentfactors.kernels import sgd as sgd_kernels
 from latentfactors.kernels._prefetch import LINE_BYTES, aligned_empty
 from latentfactors.kernels.scoring import csr_by_user, with_threads
-from latentfactors.models.base import TrainData
 from tests import naive
 from tests.conftest import two_threads
 
@@ -868,6 +868,7 @@ def test_loading_bad_files_gives_clear_errors(ratings, tmp_path):
         BiasedMF.load(junk)
     # NumPy's advice to unpickle the file is not passed on
     assert "(not an .npz archive)" in str(info.value) and "pickle" not in str(info.value)
+    assert info.value.file == junk
     other = tmp_path / "other.npz"
     np.savez(other, a=np.arange(3))
     with pytest.raises(ModelFileError, match="not a latentfactors model file"):
@@ -1146,6 +1147,21 @@ def test_set_params_checks_the_values_and_keeps_the_old_ones_on_error(ratings, t
         assert model.get_params() == BiasedMF(**FAST).get_params()  # nothing was set
     model.set_params(reg=0.5).save(tmp_path / "m.npz")  # a valid change still saves and loads
     assert load_model(tmp_path / "m.npz").reg == 0.5
+
+
+def test_check_params_checks_as_set_params_does_and_sets_nothing():
+    model = BiasedMF(**FAST)
+    model.check_params(reg=0.5, optimizer="adam")
+    assert model.get_params() == BiasedMF(**FAST).get_params()
+    with pytest.raises(ValueError, match=r"n_factors must be an integer >= 1 and <= 100000"):
+        model.check_params(n_factors=0)
+    with pytest.raises(
+        ValueError, match=r"optimizer must be one of \['adam', 'adam-dense', 'sgd'\]"
+    ):
+        model.check_params(optimizer="rmsprop")
+    with pytest.raises(ValueError, match="'regg' is not a parameter of BiasedMF"):
+        model.check_params(regg=1)
+    assert model.get_params() == BiasedMF(**FAST).get_params()
 
 
 def test_numpy_numbers_as_hyperparameters_save_as_plain_numbers(ratings, tmp_path):

@@ -21,7 +21,7 @@ from latentfactors._progress import EpochProgress
 from latentfactors.cli import files as cli_files
 from latentfactors.cli.parser import dataset_name
 from latentfactors.cli.recommend import parse_id
-from latentfactors.models.recommend import UnknownIdError
+from latentfactors.errors import UnknownIdError
 from tests.conftest import dataset_dir
 
 N_USERS, N_ITEMS = 30, 24

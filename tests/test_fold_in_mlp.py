@@ -17,7 +17,7 @@ import pytest
 
 from latentfactors import MLPMF, BiasedMF
 from latentfactors.data import make_synthetic_ratings
-from latentfactors.models import fold_in_mlp as fim
+from latentfactors.models import fold_in as fim
 from latentfactors.models.recommend import UnknownIdError, solve_fold_in
 from tests import naive_mlp as naive
 

@@ -175,6 +175,7 @@ def test_missing_data_without_download(tmp_path):
     assert str(tmp_path / "ml-1m") in message
     assert "ratings.dat and movies.dat" in message
     assert isinstance(info.value, FileNotFoundError)
+    assert (info.value.dataset, info.value.path) == ("ml-1m", tmp_path)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -430,6 +431,7 @@ def test_download_bad_checksum(server, monkeypatch, tmp_path):
         ml.load_movielens(data_home=home)
     assert url in str(info.value)
     assert str(home / "ml-latest-small") in str(info.value)
+    assert (info.value.dataset, info.value.url) == ("ml-latest-small", url)
     assert _left_in(home) == []
 
 

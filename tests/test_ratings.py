@@ -11,7 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from latentfactors.data.ratings import IdIndex, canonicalize, load_ratings
+from latentfactors.data.ids import IdIndex
+from latentfactors.data.ratings import canonicalize, load_ratings
 
 
 def write(tmp_path: Path, name: str, text: str) -> Path:

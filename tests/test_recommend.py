@@ -17,6 +17,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import latentfactors
+import latentfactors.models
 from latentfactors import MLPMF, BiasedMF, NotFittedError, load_model
 from latentfactors.data import make_synthetic_ratings
 from latentfactors.kernels import topn as topn_kernels
@@ -540,6 +542,22 @@ def test_unknown_and_invalid_ids(model):
         model.similar_items(5000)
     with pytest.raises(UnknownIdError, match="user -1 is not known"):
         model.similar_users(-1)
+
+
+def test_an_unknown_id_error_names_the_kind_and_the_ids(model):
+    """One error type for every unknown id: a ValueError and a KeyError, with the facts."""
+    with pytest.raises(UnknownIdError) as info:
+        model.recommend_all(users=[1, 777, 888])
+    assert (info.value.kind, info.value.ids) == ("user", [777, 888])
+    assert isinstance(info.value, ValueError) and isinstance(info.value, KeyError)
+    assert str(info.value).startswith("2 of the users")  # not quoted, as KeyError would
+    with pytest.raises(KeyError, match="item 5000 is not known") as info:
+        model.similar_items(5000)
+    assert (info.value.kind, info.value.ids) == ("item", [5000])
+    with pytest.raises(UnknownIdError, match="rated item") as info:
+        model.fold_in(([1, 5000, 6000], [4.0, 3.0, 2.0]))
+    assert (info.value.kind, info.value.ids) == ("item", [5000, 6000])
+    assert UnknownIdError is latentfactors.UnknownIdError is latentfactors.models.UnknownIdError
 
 
 @pytest.mark.parametrize("n", [0, -3, 2.5, True, "10", None])

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sys
 
-from latentfactors.models.recommend import UnknownIdError
+from latentfactors.errors import UnknownIdError
 
 PROG = "latentfactors"
 

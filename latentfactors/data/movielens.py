@@ -29,6 +29,7 @@ import pandas as pd
 
 from latentfactors._progress import TransferProgress, format_megabytes
 from latentfactors.data.ratings import canonicalize
+from latentfactors.errors import DatasetNotFoundError, DownloadError
 
 __all__ = [
     "BASE_URL",
@@ -66,14 +67,6 @@ _ML100K_GENRES = (
     "Documentary", "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery",
     "Romance", "Sci-Fi", "Thriller", "War", "Western",
 )  # fmt: skip
-
-
-class DatasetNotFoundError(FileNotFoundError):
-    """The dataset is not in the data home and was not (or cannot be) downloaded."""
-
-
-class DownloadError(OSError):
-    """Downloading, checking or unpacking a dataset archive failed; nothing was left behind."""
 
 
 @dataclass(frozen=True)
@@ -290,22 +283,30 @@ def _dataset_file(variant, filename, data_home, download) -> Path:
     if _is_the_folder(home, variant, filename):
         raise DatasetNotFoundError(
             f"{home} is the {variant.name} folder itself; the data home is the folder "
-            f"that holds it: pass data_home={str(home.absolute().parent)!r}"
+            f"that holds it: pass data_home={str(home.absolute().parent)!r}",
+            dataset=variant.name,
+            path=home,
         )
     if folder.exists():
         raise DatasetNotFoundError(
             f"{folder} exists but has no {filename}; add the file, or remove the folder "
-            f"to download {variant.name} again; {_manual_hint(variant, home)}"
+            f"to download {variant.name} again; {_manual_hint(variant, home)}",
+            dataset=variant.name,
+            path=folder,
         )
     if not download or variant.url is None:
         why = "download=False" if variant.url is not None else "not downloadable"
         raise DatasetNotFoundError(
-            f"{variant.name} is not in {home} ({why}); {_manual_hint(variant, home)}"
+            f"{variant.name} is not in {home} ({why}); {_manual_hint(variant, home)}",
+            dataset=variant.name,
+            path=home,
         )
     _download(variant, home)
     if not path.is_file():
         raise DatasetNotFoundError(
-            f"the {variant.name} archive has no {filename}; {_manual_hint(variant, home)}"
+            f"the {variant.name} archive has no {filename}; {_manual_hint(variant, home)}",
+            dataset=variant.name,
+            path=folder,
         )
     return path
 
@@ -382,7 +383,9 @@ def _download(variant: MovieLensVariant, home: Path) -> None:
         home.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise DownloadError(
-            f"cannot create the data home {home} ({exc}); {_manual_hint(variant, home)}"
+            f"cannot create the data home {home} ({exc}); {_manual_hint(variant, home)}",
+            dataset=variant.name,
+            url=url,
         ) from exc
     part = workdir = None
     try:
@@ -411,23 +414,31 @@ def _download(variant: MovieLensVariant, home: Path) -> None:
                 raise
     except DownloadError as exc:
         raise DownloadError(
-            f"downloading {variant.name} from {url} failed: {exc}; {_manual_hint(variant, home)}"
+            f"downloading {variant.name} from {url} failed: {exc}; {_manual_hint(variant, home)}",
+            dataset=variant.name,
+            url=url,
         ) from exc
     except urllib.error.HTTPError as exc:
         exc.close()  # the error holds the open response
         raise DownloadError(
             f"downloading {variant.name} from {url} failed: HTTP {exc.code} {exc.reason}; "
-            f"{_manual_hint(variant, home)}"
+            f"{_manual_hint(variant, home)}",
+            dataset=variant.name,
+            url=url,
         ) from exc
     except urllib.error.URLError as exc:
         raise DownloadError(
             f"downloading {variant.name} from {url} failed: cannot connect ({exc.reason}); "
-            f"{_manual_hint(variant, home)}"
+            f"{_manual_hint(variant, home)}",
+            dataset=variant.name,
+            url=url,
         ) from exc
     except (OSError, http.client.HTTPException) as exc:
         raise DownloadError(
             f"downloading {variant.name} from {url} failed: {type(exc).__name__}: {exc}; "
-            f"{_manual_hint(variant, home)}"
+            f"{_manual_hint(variant, home)}",
+            dataset=variant.name,
+            url=url,
         ) from exc
     finally:
         if part is not None:

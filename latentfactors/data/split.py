@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import datetime as _dt
 import math
-import numbers
 from collections.abc import Iterator
 from fractions import Fraction
 
 import numba
 import numpy as np
 import pandas as pd
+
+from latentfactors._validation import check_int, is_int, is_real
 
 __all__ = ["kfold", "random_split", "temporal_split", "user_holdout_split"]
 
@@ -52,14 +53,6 @@ def _check_frame(df, *, need=()) -> int:
     return len(df)
 
 
-def _is_int(value) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
-
-
-def _is_real(value) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
-
-
 def _take(df: pd.DataFrame, rows) -> pd.DataFrame:
     """Rows by position (int array) or by boolean mask, with a fresh RangeIndex."""
     return df.iloc[np.asarray(rows)].reset_index(drop=True)
@@ -82,7 +75,7 @@ def _user_codes(values: pd.Series) -> tuple[np.ndarray, int]:
 
 
 def _check_fractions(fractions) -> list[float]:
-    if _is_real(fractions):
+    if is_real(fractions):
         fractions = (fractions,)
     try:
         fr = list(fractions)
@@ -93,7 +86,7 @@ def _check_fractions(fractions) -> list[float]:
     if not fr:
         raise ValueError("fractions is empty: give at least one fraction, e.g. (0.8, 0.2)")
     for f in fr:
-        if not _is_real(f) or not np.isfinite(f):
+        if not is_real(f) or not np.isfinite(f):
             raise ValueError(f"fractions must be finite numbers, got {f!r}")
         if f <= 0:
             raise ValueError(f"fractions must be positive, got {f!r} in {tuple(fr)}")
@@ -274,11 +267,11 @@ def user_holdout_split(
         )
     n = _check_frame(df, need=need)
     if n_test is None:
-        if not _is_real(test_fraction) or not 0 < test_fraction < 1:
+        if not is_real(test_fraction) or not 0 < test_fraction < 1:
             raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction!r}")
-    elif not _is_int(n_test) or n_test < 1:
+    elif not is_int(n_test) or n_test < 1:
         raise ValueError(f"n_test must be a positive integer, got {n_test!r}")
-    if not _is_int(min_train) or min_train < 0:
+    if not is_int(min_train) or min_train < 0:
         raise ValueError(f"min_train must be a non-negative integer, got {min_train!r}")
 
     codes, n_groups = _user_codes(df["user"])
@@ -311,7 +304,7 @@ def user_holdout_split(
 
 
 def _cut_seconds(cut) -> float:
-    if _is_real(cut):
+    if is_real(cut):
         if not np.isfinite(cut):
             raise ValueError(f"cut must be finite, got {cut!r}")
         return float(cut)
@@ -368,7 +361,7 @@ def temporal_split(df, test_fraction=0.2, *, cut=None) -> tuple[pd.DataFrame, pd
     if ts.dtype.kind not in "iuf":
         raise ValueError(f"timestamp must hold seconds (numbers), got dtype {ts.dtype}")
     if cut is None:
-        if not _is_real(test_fraction) or not 0 < test_fraction < 1:
+        if not is_real(test_fraction) or not 0 < test_fraction < 1:
             raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction!r}")
         n_train = n - int(n * test_fraction)
         if n_train >= n:
@@ -422,11 +415,9 @@ def kfold(df, k=5, *, random_state=None) -> Iterator[tuple[pd.DataFrame, pd.Data
         relative order.
     """
     n = _check_frame(df)
-    if not _is_int(k) or k < 2:
-        raise ValueError(f"k must be an integer >= 2, got {k!r}")
+    k = check_int("k", k, 2)
     if k > n:
         raise ValueError(f"k={k} folds need at least {k} ratings, but df has {n}")
-    k = int(k)
     rng = np.random.default_rng(random_state)
     sizes = np.full(k, n // k, dtype=np.int64)
     sizes[: n % k] += 1

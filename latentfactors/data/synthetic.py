@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import numbers
 from dataclasses import dataclass, field
 
 import numba
 import numpy as np
 import pandas as pd
+
+from latentfactors._validation import check_bool, check_int, is_int, is_real
 
 __all__ = ["SyntheticTruth", "make_synthetic_ratings"]
 
@@ -322,16 +323,8 @@ def _sample_pairs(rng, pu, pi, n) -> np.ndarray:
 # --------------------------------------------------------------------------- validation
 
 
-def _is_int(value) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
-
-
-def _is_real(value) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
-
-
 def _positive_int(value, name: str, *, limit=None) -> int:
-    if not _is_int(value) or value < 1:
+    if not is_int(value) or value < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
     if limit is not None and value > limit:
         raise ValueError(f"{name}={value:,} is too large (at most {limit:,})")
@@ -339,7 +332,7 @@ def _positive_int(value, name: str, *, limit=None) -> int:
 
 
 def _real(value, name: str, *, low=None) -> float:
-    if not _is_real(value) or not np.isfinite(value):
+    if not is_real(value) or not np.isfinite(value):
         raise ValueError(f"{name} must be a finite number, got {value!r}")
     if low is not None and value < low:
         raise ValueError(f"{name} must be >= {low}, got {value!r}")
@@ -687,14 +680,12 @@ def make_synthetic_ratings(
     n_users = _positive_int(n_users, "n_users", limit=limit)
     n_items = _positive_int(n_items, "n_items", limit=limit)
     n_ratings = _check_n_ratings(n_ratings, n_users, n_items)
-    if not _is_int(rank) or rank < 1:
-        raise ValueError(f"rank must be an integer >= 1, got {rank!r}")
-    rank = int(rank)
+    rank = check_int("rank", rank, 1)
     noise = _real(noise, "noise", low=0.0)
     if factor_std is None:
         factor_std = (0.25 / rank) ** 0.25
     factor_std = _real(factor_std, "factor_std", low=0.0)
-    if _is_real(bias_std):
+    if is_real(bias_std):
         bias_std = (bias_std, bias_std)
     bias_u, bias_i = _check_pair(bias_std, "bias_std")
     if bias_u < 0 or bias_i < 0:
@@ -713,8 +704,7 @@ def make_synthetic_ratings(
             raise ValueError(
                 f"scale {scale!r} spans {hi - lo:g}, which is not a multiple of step={step:g}"
             )
-    if not isinstance(timestamps, (bool, np.bool_)):
-        raise ValueError(f"timestamps must be True or False, got {timestamps!r}")
+    check_bool("timestamps", timestamps)
 
     rng = np.random.default_rng(random_state)
     user_bias = rng.normal(0.0, bias_u, n_users)

@@ -1,15 +1,16 @@
 """Estimators. Only this package decides which kernel runs."""
 
-from latentfactors.models.base import (
+from latentfactors.errors import (
     DivergenceError,
-    FactorModel,
     ModelFileError,
     NotFittedError,
+    UnknownIdError,
     UnstableTrainingWarning,
-    load_model,
 )
+from latentfactors.models.base import FactorModel
 from latentfactors.models.biased_mf import BiasedMF
 from latentfactors.models.mlp import MLPMF
+from latentfactors.models.persistence import load_model
 
 MODEL_CLASSES = {"BiasedMF": BiasedMF, "MLPMF": MLPMF}
 
@@ -21,6 +22,7 @@ __all__ = [
     "MODEL_CLASSES",
     "ModelFileError",
     "NotFittedError",
+    "UnknownIdError",
     "UnstableTrainingWarning",
     "load_model",
 ]

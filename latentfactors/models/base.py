@@ -1,4 +1,4 @@
-"""What every model shares: hyperparameters, input checks, the epoch loop, save/load.
+"""The estimator: hyperparameters, their checks, the epoch loop, prediction.
 
 A model subclass supplies four things:
 
@@ -7,41 +7,33 @@ A model subclass supplies four things:
 * ``_epoch(ctx, epoch, rng)``: run ONE jitted epoch, return the sum of squared errors;
 * ``_predict_codes(users, items)``: predictions for dense codes (``-1`` = unknown).
 
-The epoch loop, early stopping, history, progress, divergence checks and
-serialisation live here, in Python, around those calls.
+The epoch loop, early stopping, history, progress and divergence checks live
+here, in Python, around those calls. Saving and loading are in
+:mod:`latentfactors.models.persistence`, reading the caller's data in
+:mod:`latentfactors.data.coerce`, recommending in
+:mod:`latentfactors.models.recommend`.
 """
 
 from __future__ import annotations
 
-import collections.abc
 import inspect
-import io
-import json
 import math
-import numbers
-import os
 import sys
-import tempfile
 import time
 import warnings
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from latentfactors.data.ratings import (
-    IdIndex,
-    as_id_array,
-    check_float32_range,
-    reject_rows,
-)
+from latentfactors._validation import check_bool, check_choice, check_int, check_real, is_int
+from latentfactors.data.coerce import encode_train, id_values, rating_arrays
+from latentfactors.errors import DivergenceError, NotFittedError, UnstableTrainingWarning
 from latentfactors.kernels._config import resolve_threads
 from latentfactors.kernels.scoring import csr_by_user
 from latentfactors.metrics import error_metrics
+from latentfactors.models import persistence
 from latentfactors.models.recommend import RecommenderMixin
 
-FORMAT_NAME = "latentfactors-model"
-FORMAT_VERSION = 1
 # Training has blown up when its MSE passes this many times that of predicting 0.
 MSE_BLOWUP = 1e6
 # Past this many times that of predicting 0, it is unstable: fit warns (once).
@@ -54,169 +46,8 @@ RATING_SCALE_NOTE = 1000.0
 # deviation, as a Keras ``Embedding`` layer does (+-0.05 is std 0.029).
 INITS = ("normal", "uniform")
 
-
-class DivergenceError(FloatingPointError):
-    """Training blew up: NaN or infinite values, or a training MSE of runaway size.
-
-    The message names the hyperparameter to change, most often the learning rate.
-    """
-
-
-class UnstableTrainingWarning(RuntimeWarning):
-    """Training stayed finite but its error is far above that of predicting 0."""
-
-
-class NotFittedError(ValueError, AttributeError):
-    """The model is used before :meth:`fit`."""
-
-
-class ModelFileError(ValueError):
-    """A file is not a model saved by this library, or it is damaged."""
-
-
-# ---------------------------------------------------------------- hyperparameters
-
-
-def _is_int(x) -> bool:
-    return isinstance(x, numbers.Integral) and not isinstance(x, bool)
-
-
-def _is_real(x) -> bool:
-    return isinstance(x, numbers.Real) and not isinstance(x, bool) and math.isfinite(x)
-
-
-def check_int(name, value, low, high=None):
-    if not _is_int(value) or value < low or (high is not None and value > high):
-        upper = f" and <= {high}" if high is not None else ""
-        raise ValueError(f"{name} must be an integer >= {low}{upper}, got {value!r}")
-
-
-def check_real(name, value, low=None, high=None, *, low_open=False, high_open=False):
-    ok = _is_real(value)
-    if ok and low is not None:
-        ok = value > low if low_open else value >= low
-    if ok and high is not None:
-        ok = value < high if high_open else value <= high
-    if not ok:
-        lo = "" if low is None else (f"> {low}" if low_open else f">= {low}")
-        hi = "" if high is None else (f"< {high}" if high_open else f"<= {high}")
-        rng = " and ".join(p for p in (lo, hi) if p)
-        raise ValueError(f"{name} must be a finite number {rng}, got {value!r}")
-
-
-def check_choice(name, value, choices):
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {sorted(choices)}, got {value!r}")
-
-
-def check_bool(name, value):
-    if not isinstance(value, (bool, np.bool_)):
-        raise ValueError(f"{name} must be True or False, got {value!r}")
-
-
-# ---------------------------------------------------------------- input data
-
-
-@dataclass
-class TrainData:
-    """Encoded training ratings: int32 codes, float32 ratings, and their id maps."""
-
-    users: np.ndarray
-    items: np.ndarray
-    ratings: np.ndarray
-    user_index: IdIndex
-    item_index: IdIndex
-
-
-def _columns(data, *, need_rating: bool, what: str):
-    """Raw ``(users, items, ratings)`` arrays from a frame or a tuple, without copying."""
-    if isinstance(data, pd.DataFrame):
-        needed = ["user", "item"] + (["rating"] if need_rating else [])
-        missing = [c for c in needed if c not in data.columns]
-        if missing:
-            raise ValueError(
-                f"{what} is missing column(s) {missing}; found {list(data.columns)}. Rename "
-                "them, or read the data with latentfactors.load_ratings(..., columns=...)"
-            )
-        users = data["user"].to_numpy()
-        items = data["item"].to_numpy()
-        ratings = data["rating"].to_numpy() if need_rating else None
-    elif isinstance(data, (tuple, list)):
-        n_expected = 3 if need_rating else 2
-        reject_rows(data, ["user", "item", "rating"][:n_expected], what)
-        if len(data) != n_expected:
-            names = "(users, items, ratings)" if need_rating else "(users, items)"
-            raise ValueError(f"{what} must be a tuple of {n_expected} arrays {names}")
-        users = as_id_array(data[0])
-        items = as_id_array(data[1])
-        ratings = np.asarray(data[2]) if need_rating else None
-    else:
-        raise TypeError(
-            f"{what} must be a pandas.DataFrame with user/item/rating columns or a tuple of "
-            f"arrays, got {type(data).__name__}"
-        )
-    arrays = [users, items] + ([ratings] if need_rating else [])
-    for name, arr in zip(("users", "items", "ratings"), arrays):
-        if arr.ndim != 1:
-            raise ValueError(f"{what}: {name} must be 1-D, got shape {arr.shape}")
-    if len({len(a) for a in arrays}) != 1:
-        raise ValueError(
-            f"{what}: users, items{', ratings' if need_rating else ''} must have the same "
-            f"length, got {[len(a) for a in arrays]}"
-        )
-    for name, arr in zip(("user", "item"), (users, items)):
-        if arr.dtype.kind == "f" and not np.isfinite(arr).all():
-            raise ValueError(f"{what}: {name} ids contain NaN or infinite values")
-        if arr.dtype == object and pd.isna(arr).any():
-            raise ValueError(f"{what}: {name} ids contain missing values")
-    if need_rating:
-        if ratings.dtype.kind not in "iuf":
-            raise ValueError(
-                f"{what}: ratings must be numbers, got dtype {ratings.dtype}; convert with "
-                "latentfactors.load_ratings"
-            )
-        finite = np.isfinite(ratings)
-        if not finite.all():
-            row = int(np.flatnonzero(~finite)[0])
-            raise ValueError(
-                f"{what}: {int((~finite).sum())} rating(s) are NaN or infinite, e.g. row {row}; "
-                "drop or fill them first"
-            )
-        check_float32_range(ratings, prefix=f"{what}: ")
-    return users, items, ratings
-
-
-def _id_values(values, name: str) -> np.ndarray:
-    """Ids given to ``predict`` as a 1-D array: one id, or a sequence of them."""
-    if isinstance(values, (set, frozenset, dict)):
-        kind = type(values).__name__
-        raise TypeError(f"{name} must be ordered (a list or an array), not a {kind}")
-    if isinstance(values, collections.abc.Iterator):  # a generator, say: read it once
-        values = list(values)
-    return np.atleast_1d(as_id_array(values))
-
-
-def encode_train(data) -> TrainData:
-    users, items, ratings = _columns(data, need_rating=True, what="ratings")
-    if len(users) == 0:
-        raise ValueError("ratings is empty: there is nothing to fit")
-    user_index = IdIndex(users)
-    item_index = IdIndex(items)
-    codes = []
-    for what, raw, index in (("user", users, user_index), ("item", items, item_index)):
-        code = index.encode(raw)
-        # Every id is in its index; the kernels would write out of bounds if not.
-        if code.min() < 0:
-            bad = np.asarray(raw)[code < 0][0]
-            raise ValueError(f"{what} id {bad!r} does not map back to itself as an id")
-        codes.append(code)
-    return TrainData(
-        users=codes[0],
-        items=codes[1],
-        ratings=np.ascontiguousarray(ratings, dtype=np.float32),
-        user_index=user_index,
-        item_index=item_index,
-    )
+# The epoch loop reads the validation ratings through this name.
+_columns = rating_arrays
 
 
 # ---------------------------------------------------------------- the estimator
@@ -242,11 +73,18 @@ class FactorModel(RecommenderMixin):
         """The hyperparameters, as given to ``__init__``."""
         return {name: getattr(self, name) for name in self._param_names()}
 
-    def set_params(self, **params):
-        """Set hyperparameters by name; returns ``self``.
+    def check_params(self, **params) -> None:
+        """Check hyperparameter values by name as :meth:`set_params` would; keep none of them.
 
-        The parameters are then checked as ``fit`` checks them; if one is
-        invalid, none of the new values is kept and the error says which.
+        Each value is checked together with the model's other hyperparameters
+        (some depend on each other, e.g. ``MLPMF``'s ``optimizer`` and
+        ``embedding_optimizer``), exactly as ``fit`` checks them.
+
+        Raises
+        ------
+        ValueError or TypeError
+            Naming the parameter and the values it accepts: an unknown name,
+            or a value out of range.
         """
         valid = self._param_names()
         for name in params:
@@ -255,14 +93,24 @@ class FactorModel(RecommenderMixin):
                     f"{name!r} is not a parameter of {type(self).__name__}; valid: {valid}"
                 )
         old = {name: getattr(self, name) for name in params}
-        for name, value in params.items():
-            setattr(self, name, value)
         try:
+            for name, value in params.items():
+                setattr(self, name, value)
             self._validate()
-        except (ValueError, TypeError):
+        finally:
             for name, value in old.items():
                 setattr(self, name, value)
-            raise
+
+    def set_params(self, **params):
+        """Set hyperparameters by name; returns ``self``.
+
+        The parameters are then checked as ``fit`` checks them; if one is
+        invalid, none of the new values is kept and the error says which
+        (:meth:`check_params` checks without setting).
+        """
+        self.check_params(**params)
+        for name, value in params.items():
+            setattr(self, name, value)
         return self
 
     def __repr__(self) -> str:
@@ -298,7 +146,7 @@ class FactorModel(RecommenderMixin):
         check_int("patience", self.patience, 1)
         check_bool("clip", self.clip)
         check_bool("center", self.center)
-        if self.n_threads != -1 and not (_is_int(self.n_threads) and self.n_threads >= 1):
+        if self.n_threads != -1 and not (is_int(self.n_threads) and self.n_threads >= 1):
             raise ValueError(
                 f"n_threads must be an integer >= 1, or -1 for all cores, got {self.n_threads!r}"
             )
@@ -309,11 +157,11 @@ class FactorModel(RecommenderMixin):
                 f"callback must be callable(epoch, logs) or None, got {self.callback!r}"
             )
         rs = self.random_state
-        if not (rs is None or _is_int(rs) or isinstance(rs, np.random.Generator)):
+        if not (rs is None or is_int(rs) or isinstance(rs, np.random.Generator)):
             raise ValueError(
                 f"random_state must be None, an int or a numpy.random.Generator, got {rs!r}"
             )
-        if _is_int(rs) and rs < 0:
+        if is_int(rs) and rs < 0:
             raise ValueError(f"random_state must be a non-negative integer, got {rs!r}")
 
     @property
@@ -653,12 +501,12 @@ class FactorModel(RecommenderMixin):
         if isinstance(users, pd.DataFrame):
             if items is not None:
                 raise ValueError("pass either a frame, or users and items, not both")
-            u, i, _ = _columns(users, need_rating=False, what="predict")
+            u, i, _ = rating_arrays(users, need_rating=False, what="predict")
         else:
             if items is None:
                 raise ValueError("predict needs items: predict(users, items) or predict(frame)")
-            u, i, _ = _columns(
-                (_id_values(users, "users"), _id_values(items, "items")),
+            u, i, _ = rating_arrays(
+                (id_values(users, "users"), id_values(items, "items")),
                 need_rating=False,
                 what="predict",
             )
@@ -667,7 +515,7 @@ class FactorModel(RecommenderMixin):
     def evaluate(self, ratings) -> dict:
         """``{"mse", "rmse", "mae"}`` of the predictions on held-out ratings."""
         self._check_fitted()
-        u, i, r = _columns(ratings, need_rating=True, what="ratings")
+        u, i, r = rating_arrays(ratings, need_rating=True, what="ratings")
         if len(u) == 0:
             raise ValueError("ratings is empty: there is nothing to evaluate")
         pred = self._predict_codes(self.user_index_.encode(u), self.item_index_.encode(i))
@@ -687,179 +535,36 @@ class FactorModel(RecommenderMixin):
         defaults = {k: v for k, v in self._saved_hyperparams({}).items() if k not in state}
         self.__dict__.update({**defaults, **state})
 
-    def _hyperparams_json(self) -> str:
-        params = self.get_params()
-        params["callback"] = None
-        if isinstance(params.get("random_state"), np.random.Generator):
-            params["random_state"] = None
-        return json.dumps(params, default=_plain_number)
-
     def save(self, file):
         """Save the fitted model to one ``.npz`` file (a path or a binary file object).
 
         A path is written atomically: to a temporary file beside it, then
-        renamed into place, so a crash never leaves a half-written model.
-        The hyperparameters are saved too, except ``callback`` and a
-        ``random_state`` that is a ``numpy.random.Generator``: those load as
-        ``None`` (an integer ``random_state`` is kept).
+        renamed into place, so a crash never leaves a half-written model. A
+        symbolic link is written through, to the file it names; an existing
+        file keeps its mode, and a read-only one is refused
+        (:class:`PermissionError`). The hyperparameters are saved too, except
+        ``callback`` and a ``random_state`` that is a
+        ``numpy.random.Generator``: those load as ``None`` (an integer
+        ``random_state`` is kept). The format is described in
+        :mod:`latentfactors.models.persistence`.
         """
-        self._check_fitted()
-        arrays = {
-            "format": np.array(FORMAT_NAME),
-            "format_version": np.array(FORMAT_VERSION),
-            "model_class": np.array(type(self).__name__),
-            "hyperparams": np.array(self._hyperparams_json()),
-            "history": np.array(json.dumps(self.history_)),
-            "fit_info": np.array(
-                json.dumps(
-                    {
-                        "n_epochs_": self.n_epochs_,
-                        "best_epoch_": self.best_epoch_,
-                    }
-                )
-            ),
-            "user_ids": self.user_index_.to_array(),
-            "item_ids": self.item_index_.to_array(),
-            "global_mean": np.array(self.global_mean_),
-            "rating_range": np.array(self.rating_range_),
-            "seen_indptr": self.seen_indptr_,
-            "seen_items": self.seen_items_,
-        }
-        for name, arr in self._get_state().items():
-            arrays["state/" + name] = arr
-        if isinstance(file, (str, os.PathLike)):
-            path = os.fspath(file)
-            # Through a symbolic link to the file it names, which is what gets replaced.
-            target = os.path.realpath(path)
-            folder = os.path.dirname(target)
-            if not os.path.isdir(folder):
-                raise FileNotFoundError(
-                    f"cannot save to {path}: the folder {folder} does not exist; create it first"
-                )
-            mode = 0o666 & ~_umask()  # the mode any new file gets
-            if os.path.exists(target):
-                mode = os.stat(target).st_mode & 0o7777  # keep an existing file's mode
-                # (as root os.access says yes to any file: the mode bits tell)
-                if not os.access(target, os.W_OK) or not mode & 0o222:
-                    raise PermissionError(
-                        f"cannot save to {path}: the file is read-only; make it writable "
-                        "or save under another name"
-                    )
-            try:
-                fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=folder)
-            except OSError as exc:
-                raise type(exc)(
-                    exc.errno, f"cannot save to {path}: cannot write in {folder} ({exc.strerror})"
-                ) from exc
-            try:
-                with os.fdopen(fd, "wb") as fh:
-                    np.savez(fh, **arrays)
-                    fh.flush()
-                    os.fsync(fh.fileno())
-                os.chmod(tmp, mode)  # mkstemp makes the file private (0600)
-                os.replace(tmp, target)
-            except BaseException:
-                if os.path.exists(tmp):
-                    os.remove(tmp)
-                raise
-        else:
-            buffer = io.BytesIO()
-            np.savez(buffer, **arrays)
-            file.write(buffer.getvalue())
+        persistence.save(self, file)
 
     @classmethod
     def load(cls, file):
-        """Load a model saved with :meth:`save` (never unpickles anything)."""
-        from latentfactors.models import MODEL_CLASSES
+        """Load a model saved with :meth:`save` (never unpickles anything).
 
-        name = getattr(file, "name", file)
-        try:
-            with np.load(file, allow_pickle=False) as npz:
-                contents = {key: npz[key] for key in npz.files}
-        except FileNotFoundError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - zip, pickle and value errors alike
-            # NumPy reads a file that is not .npz or .npy as a pickle, which it
-            # refuses with advice to unpickle it: not advice to pass on.
-            why = "not an .npz archive" if "pickled" in str(exc) else str(exc)
-            raise ModelFileError(
-                f"{name} is not a readable latentfactors model file ({why})"
-            ) from exc
-        if str(contents.get("format", "")) != FORMAT_NAME:
-            raise ModelFileError(f"{name} is not a latentfactors model file")
-        try:
-            version = int(contents["format_version"])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ModelFileError(f"{name} is damaged: no valid format_version ({exc})") from exc
-        if version > FORMAT_VERSION:
-            raise ModelFileError(
-                f"{name} has format version {version}; this latentfactors reads up to "
-                f"{FORMAT_VERSION}: upgrade the package"
-            )
-        if "model_class" not in contents:
-            raise ModelFileError(f"{name} is damaged: it names no model class")
-        kind = str(contents["model_class"])
-        target = MODEL_CLASSES.get(kind)
-        if target is None:
-            raise ModelFileError(f"{name} holds an unknown model class {kind!r}")
-        if cls is not FactorModel and not issubclass(target, cls):
-            raise ModelFileError(
-                f"{name} holds a {kind}, not a {cls.__name__}; use {kind}.load or "
-                "latentfactors.load_model"
-            )
-        try:
-            model = target(**target._saved_hyperparams(json.loads(str(contents["hyperparams"]))))
-            model.history_ = _checked_history(json.loads(str(contents["history"])))
-            _set_fit_info(model, json.loads(str(contents["fit_info"])))
-            model.user_index_ = IdIndex.from_array(contents["user_ids"])
-            model.item_index_ = IdIndex.from_array(contents["item_ids"])
-            model.global_mean_ = float(contents["global_mean"])
-            if not math.isfinite(model.global_mean_):
-                raise ModelFileError(f"the global mean is {model.global_mean_}")
-            low, high = (float(x) for x in np.asarray(contents["rating_range"]).ravel())
-            if not (math.isfinite(low) and math.isfinite(high) and low <= high):
-                raise ModelFileError(f"the rating range ({low}, {high}) is not a finite range")
-            model.rating_range_ = (low, high)
-            for key in ("seen_indptr", "seen_items"):
-                if contents[key].dtype.kind not in "iu":
-                    raise ModelFileError(f"{key} has dtype {contents[key].dtype}, not integers")
-            model.seen_indptr_ = contents["seen_indptr"].astype(np.int64, copy=False)
-            model.seen_items_ = contents["seen_items"].astype(np.int32, copy=False)
-            indptr = model.seen_indptr_
-            if (
-                indptr.ndim != 1
-                or len(indptr) != len(model.user_index_) + 1
-                or indptr[0] != 0
-                or np.any(indptr[1:] < indptr[:-1])
-                or indptr[-1] != len(model.seen_items_)
-                or (
-                    len(model.seen_items_)
-                    and (
-                        model.seen_items_.min() < 0
-                        or model.seen_items_.max() >= len(model.item_index_)
-                    )
-                )
-            ):
-                raise ModelFileError("the seen-items arrays do not match the id maps")
-            state = {
-                key[len("state/") :]: value
-                for key, value in contents.items()
-                if key.startswith("state/")
-            }
-            model._validate()  # the saved hyperparameters, as fit would check them
-            model._restore_state(state)
-            model._fitted_structure = model._structure()
-        except Exception as exc:  # noqa: BLE001
-            raise ModelFileError(f"{name} is damaged: {exc}") from exc
-        return model
+        Raises
+        ------
+        ModelFileError
+            If the file is not a model file, is damaged, or holds a model of
+            another class than ``cls`` (``FactorModel.load`` takes any).
+        """
+        return persistence.load(cls, file)
 
     def _restore_state(self, state: dict):
         """Check loaded arrays against the model's shapes, then install them."""
-        expected = set(self._state_names())
-        if set(state) != expected:
-            raise ModelFileError(f"expected arrays {sorted(expected)}, found {sorted(state)}")
-        self._set_state(state)
-        self._check_state_shapes()
+        persistence.restore_state(self, state)
 
     def _check_state_shapes(self):
         """Refuse loaded arrays that do not fit the ids, ``n_factors`` or float32.
@@ -867,78 +572,4 @@ class FactorModel(RecommenderMixin):
         Every model has user and item factors and biases; a model with more
         arrays extends this check.
         """
-        nu, ni = len(self.user_index_), len(self.item_index_)
-        P, Q = self.user_factors_, self.item_factors_
-        if P.ndim != 2 or Q.ndim != 2 or P.shape[1] != Q.shape[1]:
-            raise ModelFileError(f"factor arrays have shapes {P.shape} and {Q.shape}")
-        for name in ("user_bias_", "item_bias_"):
-            if np.ndim(getattr(self, name)) != 1:
-                raise ModelFileError(f"{name} has shape {np.shape(getattr(self, name))}, not 1-D")
-        if P.shape[0] != nu or len(self.user_bias_) != nu:
-            raise ModelFileError(f"user arrays do not match the {nu} user ids")
-        if Q.shape[0] != ni or len(self.item_bias_) != ni:
-            raise ModelFileError(f"item arrays do not match the {ni} item ids")
-        if P.shape[1] != self.n_factors:
-            raise ModelFileError(f"factors have {P.shape[1]} columns, n_factors={self.n_factors}")
-        for name, arr in self._get_state().items():
-            if arr.dtype != np.float32:
-                raise ModelFileError(f"{name} has dtype {arr.dtype}, expected float32")
-            if not np.isfinite(arr).all():
-                raise ModelFileError(f"{name} holds NaN or infinite values")
-
-
-HISTORY_KEYS = ("epoch", "train_mse", "valid_mse", "seconds")
-
-
-def _checked_history(history) -> dict:
-    """A saved ``history_``: the four lists of numbers, of one length."""
-    if not isinstance(history, dict) or set(history) != set(HISTORY_KEYS):
-        raise ModelFileError(f"history must hold exactly {list(HISTORY_KEYS)}")
-    lengths = set()
-    for key in HISTORY_KEYS:
-        values = history[key]
-        if not isinstance(values, list) or not all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) for v in values
-        ):
-            raise ModelFileError(f"history[{key!r}] is not a list of numbers")
-        lengths.add(len(values))
-    if len(lengths) > 1:
-        raise ModelFileError(f"the history's lists differ in length: {sorted(lengths)}")
-    return history
-
-
-def _set_fit_info(model, info) -> None:
-    """Install a model file's ``fit_info``: exactly the epoch counts that ``save`` writes."""
-    keys = {"n_epochs_", "best_epoch_"}
-    if not isinstance(info, dict) or set(info) != keys:
-        raise ModelFileError(f"fit_info must hold exactly {sorted(keys)}, found {info!r}")
-    n, best = info["n_epochs_"], info["best_epoch_"]
-    if not (_is_int(n) and _is_int(best) and 0 <= best <= n):
-        raise ModelFileError(f"fit_info has epochs n_epochs_={n!r}, best_epoch_={best!r}")
-    model.n_epochs_, model.best_epoch_ = int(n), int(best)
-
-
-def _plain_number(value):
-    """JSON for NumPy numbers among the hyperparameters (``n_factors=np.int64(8)``)."""
-    if isinstance(value, (np.integer, np.floating, np.bool_)):
-        return value.item()
-    raise TypeError(f"{value!r} ({type(value).__name__}) cannot be saved as a hyperparameter")
-
-
-def _umask() -> int:
-    """The process's file-creation mask (read without changing it where Linux allows)."""
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except OSError:
-        pass
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def load_model(file) -> FactorModel:
-    """Load any model saved by this library, whatever its class."""
-    return FactorModel.load(file)
+        persistence.check_state_shapes(self)

@@ -6,13 +6,14 @@ import math
 
 import numpy as np
 
+from latentfactors._validation import check_choice
 from latentfactors.kernels import adam as adam_kernels
 from latentfactors.kernels import sgd as sgd_kernels
 from latentfactors.kernels._config import resolve_threads
 from latentfactors.kernels._prefetch import aligned_empty
 from latentfactors.kernels.scoring import predict_pairs, with_threads
-from latentfactors.models.base import FactorModel, check_choice
-from latentfactors.models.recommend import fold_in_dot
+from latentfactors.models.base import FactorModel
+from latentfactors.models.fold_in import fold_in_dot
 
 # Factor rows (users + items) that fit in this many bytes stay in cache anyway:
 # one block, shuffled as a whole.

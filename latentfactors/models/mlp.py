@@ -6,18 +6,15 @@ import math
 
 import numpy as np
 
+from latentfactors._validation import check_choice, check_real
+from latentfactors._validation import is_int as _is_int
+from latentfactors.errors import ModelFileError
 from latentfactors.kernels import adam as adam_kernels
 from latentfactors.kernels import mlp as mlp_kernels
 from latentfactors.kernels import sgd as sgd_kernels
 from latentfactors.kernels._config import resolve_threads
 from latentfactors.kernels.scoring import PARALLEL_PREDICT_MIN, with_threads
-from latentfactors.models.base import (
-    FactorModel,
-    ModelFileError,
-    _is_int,
-    check_choice,
-    check_real,
-)
+from latentfactors.models.base import FactorModel
 
 
 class MLPMF(FactorModel):
@@ -144,7 +141,7 @@ class MLPMF(FactorModel):
     **New users** get a vector and bias without refitting: :meth:`fold_in`,
     :meth:`predict_for` and :meth:`recommend_for` minimise the training
     objective restricted to the user's ratings through the fixed head (see
-    :mod:`latentfactors.models.fold_in_mlp`).
+    :mod:`latentfactors.models.fold_in`).
 
     **Unknown ids.** An id not seen in training has no bias and a zero
     vector, the mean its L2 penalty pulls every vector towards; the head
@@ -524,7 +521,7 @@ class MLPMF(FactorModel):
     # ---- new users
 
     def _fold_in(self, item_codes, ratings):
-        from latentfactors.models.fold_in_mlp import fold_in_mlp
+        from latentfactors.models.fold_in import fold_in_mlp
 
         return fold_in_mlp(self, item_codes, ratings)
 

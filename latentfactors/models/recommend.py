@@ -41,12 +41,13 @@ it beats the popularity baseline there. ``0`` (the default) is the model alone.
   (default ``user_factors_`` / ``item_factors_``).
 * ``_fold_in(item_codes, ratings)`` -> ``(vector, bias)`` for a new user: the
   minimiser of the model's training objective restricted to that user's
-  ratings, every item parameter fixed. :class:`~latentfactors.BiasedMF`
-  solves that least-squares problem in closed form (:func:`fold_in_dot`,
-  :func:`solve_fold_in`); :class:`~latentfactors.MLPMF`, whose user vector
-  enters a nonlinear head, minimises it iteratively
-  (:func:`latentfactors.models.fold_in_mlp.fold_in_mlp`). The default raises
-  :class:`NotImplementedError`.
+  ratings, every item parameter fixed (the solvers are in
+  :mod:`latentfactors.models.fold_in`). :class:`~latentfactors.BiasedMF`
+  solves that least-squares problem in closed form
+  (:func:`~latentfactors.models.fold_in.fold_in_dot`);
+  :class:`~latentfactors.MLPMF`, whose user vector enters a nonlinear head,
+  minimises it iteratively (:func:`~latentfactors.models.fold_in.fold_in_mlp`).
+  The default raises :class:`NotImplementedError`.
 * ``_for_user(vector, bias)`` -> a copy of the model whose only user, code 0,
   has that vector and bias, sharing every other array; ``predict_for`` and
   ``recommend_for`` score the folded-in user through it with the model's own
@@ -58,16 +59,21 @@ from __future__ import annotations
 
 import copy
 import math
-import numbers
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from latentfactors.data.ratings import IdIndex, as_id_array, reject_rows
+from latentfactors._validation import check_bool, check_int, is_real
+from latentfactors.data.coerce import id_array, one_user_ratings, user_item_pairs
+from latentfactors.data.ids import IdIndex
+from latentfactors.errors import UnknownIdError
 from latentfactors.kernels import topn as topn_kernels
 from latentfactors.kernels._config import resolve_threads
-from latentfactors.kernels.scoring import csr_by_user, with_threads
+
+# Re-exported: these lived here before recommending was split into modules.
+from latentfactors.models.baselines import popularity_recommendations
+from latentfactors.models.fold_in import solve_fold_in
+from latentfactors.models.topn import TopN, decode_padded, rank, with_titles
 
 __all__ = [
     "RecommenderMixin",
@@ -80,48 +86,13 @@ __all__ = [
 
 METRICS = ("cosine", "dot")
 
-
-class UnknownIdError(ValueError):
-    """A user or item id that the fitted model has never seen."""
-
-
-# ------------------------------------------------------------------ small checks
-
-
-def _is_int(x) -> bool:
-    return isinstance(x, numbers.Integral) and not isinstance(x, (bool, np.bool_))
-
-
-def _check_n(n):
-    if not _is_int(n) or n < 1:
-        raise ValueError(f"n must be an integer >= 1, got {n!r}")
-    return int(n)
-
-
-def _check_flag(name, value):
-    if not isinstance(value, (bool, np.bool_)):
-        raise ValueError(f"{name} must be True or False, got {value!r}")
-    return bool(value)
-
-
-def _check_batch(batch_size):
-    if batch_size is not None and (not _is_int(batch_size) or batch_size < 1):
-        raise ValueError(f"batch_size must be None or an integer >= 1, got {batch_size!r}")
-    return batch_size
-
-
 # Far beyond any useful weight, and far below where w * ln(1 + n) overflows
 # the scores' float32.
 MAX_POPULARITY_WEIGHT = 1e6
 
 
 def _check_weight(weight):
-    if (
-        not isinstance(weight, numbers.Real)
-        or isinstance(weight, (bool, np.bool_))
-        or not math.isfinite(weight)
-        or abs(weight) > MAX_POPULARITY_WEIGHT
-    ):
+    if not is_real(weight) or not math.isfinite(weight) or abs(weight) > MAX_POPULARITY_WEIGHT:
         raise ValueError(
             f"popularity_weight must be a finite number within +-{MAX_POPULARITY_WEIGHT:g}, "
             f"got {weight!r} (useful weights are about 0.01 to 10)"
@@ -135,217 +106,33 @@ def _show(values, limit=5) -> str:
     return f"[{shown}{more}]"
 
 
-def _id_array(values, what, *, allow_empty=False) -> np.ndarray:
-    arr = as_id_array(values.to_numpy() if isinstance(values, (pd.Series, pd.Index)) else values)
-    if arr.ndim == 0:
-        arr = arr.reshape(1)
-    if arr.ndim != 1:
-        raise ValueError(f"{what} must be a 1-D list of ids, got shape {arr.shape}")
-    if len(arr) == 0 and not allow_empty:
-        raise ValueError(f"{what} is empty: give at least one id")
-    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
-        raise ValueError(f"{what} contains NaN or infinite ids")
-    if arr.dtype == object and pd.isna(arr).any():
-        raise ValueError(f"{what} contains missing ids")
-    return arr
-
-
-def _encode_known(index: IdIndex, values, what, hint="") -> np.ndarray:
+def _encode_known(index: IdIndex, values, what, kind, hint="") -> np.ndarray:
     """Codes of raw ids that must all be known; the error lists a few unknown ones."""
-    arr = _id_array(values, what)
+    arr = id_array(values, what)
     codes = index.encode(arr)
     bad = codes < 0
     if bad.any():
         raise UnknownIdError(
             f"{int(bad.sum())} of the {what} are not known to this model (they had no "
-            f"ratings in training): {_show(arr[bad])}{hint}"
+            f"ratings in training): {_show(arr[bad])}{hint}",
+            kind=kind,
+            ids=arr[bad].tolist(),
         )
     return codes
 
 
 def _one_code(index: IdIndex, value, what, hint="") -> int:
+    """The code of one known id; ``what`` is ``"user"`` or ``"item"``."""
     if isinstance(value, (list, tuple, set, dict, np.ndarray, pd.Series, pd.Index)):
         raise TypeError(f"{what} must be a single id, got {type(value).__name__}{hint}")
     codes = index.encode(np.asarray([value]))
     if codes[0] < 0:
         raise UnknownIdError(
-            f"{what} {value!r} is not known to this model: it had no ratings in training{hint}"
+            f"{what} {value!r} is not known to this model: it had no ratings in training{hint}",
+            kind=what,
+            ids=[value],
         )
     return int(codes[0])
-
-
-def _fill_value(dtype):
-    """What stands in an empty slot of an id array of this dtype."""
-    if dtype.kind in "US":
-        return ""
-    if dtype.kind == "f":
-        return np.nan
-    if dtype.kind == "u":
-        return np.iinfo(dtype).max
-    return -1
-
-
-def _decode_padded(index: IdIndex, codes: np.ndarray) -> np.ndarray:
-    ids = index.ids
-    valid = codes >= 0
-    out = ids[np.where(valid, codes, 0)] if len(ids) else np.zeros(codes.shape, ids.dtype)
-    if not valid.all():
-        out[~valid] = _fill_value(out.dtype)
-    return out
-
-
-# ------------------------------------------------------------------ results
-
-
-@dataclass
-class TopN:
-    """Top-N lists for many users, as arrays.
-
-    Attributes
-    ----------
-    users : numpy.ndarray, (m,)
-        Raw user ids, one row each.
-    items : numpy.ndarray, (m, n)
-        Raw item ids, best first. A row holds fewer than ``n`` items when
-        fewer candidates remain; its empty slots hold ``-1`` (signed integer
-        ids), ``2**64 - 1`` (uint64 ids), ``""`` (string ids) or NaN (float
-        ids), any of which may also be a real id: :attr:`valid` marks them.
-    scores : numpy.ndarray of float64, (m, n)
-        The ranking scores; NaN in empty slots.
-    item_codes : numpy.ndarray of int32, (m, n)
-        The model's item codes; ``-1`` in empty slots.
-    """
-
-    users: np.ndarray
-    items: np.ndarray
-    scores: np.ndarray
-    item_codes: np.ndarray
-
-    @property
-    def valid(self) -> np.ndarray:
-        """Boolean mask of the filled slots, (m, n)."""
-        return self.item_codes >= 0
-
-    def __len__(self) -> int:
-        return len(self.users)
-
-    def to_frame(self) -> pd.DataFrame:
-        """One row per recommendation: ``user``, ``rank`` (from 1), ``item``, ``score``."""
-        rows, cols = np.nonzero(self.valid)
-        return pd.DataFrame(
-            {
-                "user": self.users[rows],
-                "rank": (cols + 1).astype(np.int32),
-                "item": self.items[rows, cols],
-                "score": self.scores[rows, cols],
-            }
-        )
-
-
-def with_titles(recs, items, columns=None) -> pd.DataFrame:
-    """Join item titles (and other item columns) to recommendations.
-
-    Parameters
-    ----------
-    recs : pandas.DataFrame or TopN
-        Recommendations with an ``item`` column (a :class:`TopN` is turned
-        into its long frame first).
-    items : pandas.DataFrame
-        An item table with an ``item`` column and at least one more, such as
-        :func:`latentfactors.load_movielens_items` (``title``, ``genres``, ``year``).
-    columns : str or list of str, optional
-        The item column(s) to add; default all but ``item``.
-
-    Returns
-    -------
-    pandas.DataFrame
-        ``recs`` in the same order with the columns added; items missing from
-        the table get missing values.
-    """
-    if isinstance(recs, TopN):
-        recs = recs.to_frame()
-    if not isinstance(recs, pd.DataFrame) or "item" not in recs.columns:
-        raise TypeError("recs must be a DataFrame with an 'item' column, or a TopN")
-    if not isinstance(items, pd.DataFrame) or "item" not in items.columns:
-        raise TypeError(
-            "items must be a DataFrame with an 'item' column, e.g. "
-            "latentfactors.load_movielens_items(...)"
-        )
-    if columns is None:
-        columns = [c for c in items.columns if c != "item"]
-    else:
-        columns = [columns] if isinstance(columns, str) else list(columns)
-        missing = [c for c in columns if c not in items.columns]
-        if missing:
-            raise ValueError(f"items has no column(s) {missing}; found {list(items.columns)}")
-    clash = [c for c in columns if c in recs.columns]
-    if clash:
-        raise ValueError(f"recs already has column(s) {clash}")
-    table = items[["item", *columns]].drop_duplicates("item")
-    left = recs["item"]
-    if table["item"].dtype.kind in "iu" and left.dtype.kind in "iu":
-        table = table.astype({"item": left.dtype})
-    text = [pd.api.types.is_string_dtype(ids) for ids in (left, table["item"])]
-    if len(left) and len(table) and text[0] != text[1]:
-        kinds = ["strings" if t else "numbers" for t in text]
-        raise TypeError(
-            f"the recommended item ids are {kinds[0]} (e.g. {left.iloc[0]!r}) but the item "
-            f"table's are {kinds[1]} (e.g. {table['item'].iloc[0]!r}); convert the table's "
-            "item column, e.g. with .astype(" + ("str" if text[0] else "int") + ")"
-        )
-    out = recs.merge(table, on="item", how="left", sort=False)
-    out.index = recs.index
-    return out
-
-
-# ------------------------------------------------------------------ fold-in
-
-
-def solve_fold_in(Q, bi, ratings, mu, reg, reg_bias):
-    """The user vector and bias that best explain one user's ratings, items fixed.
-
-    Minimises, over ``p`` and ``b`` with ``n = len(ratings)``,
-
-        sum_j (r_j - mu - b - bi_j - p . q_j)**2 + reg * n * |p|**2 + reg_bias * n * b**2
-
-    which is the training objective restricted to one user's ratings: training
-    penalises a row once per rating it appears in. The ``(k+1) x (k+1)``
-    normal equations are solved in float64; with ``reg == 0`` or
-    ``reg_bias == 0`` they may be singular, and the minimum-norm least-squares
-    solution is returned.
-
-    Parameters
-    ----------
-    Q : float array, (n, k)
-        The rated items' vectors (one row per rating, repeats allowed).
-    bi : float array, (n,)
-        Their biases.
-    ratings : float array, (n,)
-    mu, reg, reg_bias : float
-
-    Returns
-    -------
-    p : numpy.ndarray of float64, (k,)
-    b : float
-    """
-    Q = np.asarray(Q, dtype=np.float64)
-    n, k = Q.shape
-    Z = np.empty((n, k + 1))
-    Z[:, :k] = Q
-    Z[:, k] = 1.0
-    y = np.asarray(ratings, dtype=np.float64) - mu - np.asarray(bi, dtype=np.float64)
-    A = Z.T @ Z
-    A[np.arange(k), np.arange(k)] += n * reg
-    A[k, k] += n * reg_bias
-    rhs = Z.T @ y
-    if reg > 0 and reg_bias > 0:
-        x = np.linalg.solve(A, rhs)
-    else:
-        x = np.linalg.lstsq(A, rhs, rcond=None)[0]
-    return x[:k], float(x[k])
-
-
-# ------------------------------------------------------------------ the mixin
 
 
 class RecommenderMixin:
@@ -373,7 +160,8 @@ class RecommenderMixin:
 
         Only ``user_factors_`` and ``user_bias_`` are replaced (by one-row
         float32 arrays); every other array is shared with the model, so the
-        copy is cheap, and it serves ``_predict_codes`` and :meth:`_rank`
+        copy is cheap, and it serves ``_predict_codes`` and
+        :func:`~latentfactors.models.topn.rank`
         with ``user_codes = [0]`` only (its user index and seen items still
         describe the training users).
         """
@@ -408,7 +196,7 @@ class RecommenderMixin:
         """Sorted unique candidate codes; all items when ``items`` is None."""
         if items is None:
             return np.arange(len(self.item_index_), dtype=np.int32)
-        codes = _encode_known(self.item_index_, items, "candidate items")
+        codes = _encode_known(self.item_index_, items, "candidate items", "item")
         return np.unique(codes).astype(np.int32)
 
     def _item_counts(self) -> np.ndarray:
@@ -439,22 +227,7 @@ class RecommenderMixin:
         return users, self.seen_items_.astype(np.int64)
 
     def _exclusion_csr(self, exclude, with_training):
-        if isinstance(exclude, pd.DataFrame):
-            missing = [c for c in ("user", "item") if c not in exclude.columns]
-            if missing:
-                raise ValueError(
-                    f"exclude is missing column(s) {missing}; found {list(exclude.columns)}"
-                )
-            eu, ei = exclude["user"].to_numpy(), exclude["item"].to_numpy()
-        elif isinstance(exclude, (tuple, list)) and len(exclude) == 2:
-            eu, ei = np.asarray(exclude[0]), np.asarray(exclude[1])
-        else:
-            raise TypeError(
-                "exclude must be a DataFrame with user and item columns or a tuple "
-                f"(users, items), got {type(exclude).__name__}"
-            )
-        if eu.ndim != 1 or ei.ndim != 1 or len(eu) != len(ei):
-            raise ValueError("exclude: users and items must be 1-D arrays of the same length")
+        eu, ei = user_item_pairs(exclude, "exclude")
         uc = self.user_index_.encode(eu)
         ic = self.item_index_.encode(ei)
         keep = (uc >= 0) & (ic >= 0)  # unknown ids cannot be recommended anyway
@@ -468,78 +241,6 @@ class RecommenderMixin:
         indptr = np.zeros(n_users + 1, dtype=np.int64)
         np.cumsum(np.bincount(keys // n_items, minlength=n_users), out=indptr[1:])
         return indptr, (keys % n_items).astype(np.int32)
-
-    def _rank(self, n, cands, exclusion, *, user_codes, weight=0.0, batch_size=None):
-        """Top ``n`` codes and scores per row, best first (see the module docstring).
-
-        Row ``r`` is user ``user_codes[r]``. Only ``batch_size`` rows are scored at once.
-        """
-        starts, ends, seen = exclusion
-        m = len(user_codes)
-        width = min(n, len(cands))
-        out_codes = np.empty((m, width), dtype=np.int32)
-        out_scores = np.empty((m, width), dtype=np.float64)
-        threads = self._threads_for_recommend()
-        prior = self._prior(cands, weight)
-        parts = self._dot_parts()
-        if parts is not None:
-            P, Q, bu, bi, mu = parts
-            all_items = len(cands) == len(Q)
-            Qc = Q if all_items else Q[cands]
-            prior32 = (bi[cands] + prior).astype(np.float32)
-            q_max = float(np.sqrt(np.max(np.einsum("ij,ij->i", Qc, Qc, dtype=np.float64))))
-            p_max = float(np.max(np.abs(prior32)))
-            step = batch_size or topn_kernels.auto_batch(len(cands), 4)
-            buf = np.empty((min(step, m), len(cands)), dtype=np.float32)
-        else:
-            step = batch_size or topn_kernels.auto_batch(len(cands), 16)
-            buf = np.empty((min(step, m), len(cands)), dtype=np.float64)
-        for start in range(0, m, step):
-            sl = slice(start, min(m, start + step))
-            rows = sl.stop - sl.start
-            block = buf[:rows]
-            parallel = threads > 1 and rows > 1
-            if parts is not None:
-                Pu, bub = P[user_codes[sl]], bu[user_codes[sl]]
-                np.matmul(Pu, Qc.T, out=block)
-                eps = topn_kernels.dot_error_bound(Pu, bub, mu, q_max, p_max, Q.shape[1])
-                with_threads(
-                    threads if parallel else 1,
-                    topn_kernels._topn_dot,
-                    block,
-                    prior32,
-                    prior,
-                    eps,
-                    cands,
-                    starts[sl],
-                    ends[sl],
-                    seen,
-                    Pu,
-                    bub,
-                    Q,
-                    bi,
-                    mu,
-                    out_codes[sl],
-                    out_scores[sl],
-                    parallel,
-                )
-            else:
-                self._score_block(user_codes[sl], cands, block)
-                if weight != 0.0:
-                    block += prior
-                with_threads(
-                    threads if parallel else 1,
-                    topn_kernels._topn_scores,
-                    block,
-                    cands,
-                    starts[sl],
-                    ends[sl],
-                    seen,
-                    out_codes[sl],
-                    out_scores[sl],
-                    parallel,
-                )
-        return out_codes, out_scores
 
     def _items_frame(self, codes, scores, titles=None) -> pd.DataFrame:
         valid = codes >= 0
@@ -588,15 +289,16 @@ class RecommenderMixin:
             :meth:`recommend_for`.
         """
         self._check_fitted()
-        n = _check_n(n)
-        exclude_seen = _check_flag("exclude_seen", exclude_seen)
+        n = check_int("n", n, 1)
+        exclude_seen = check_bool("exclude_seen", exclude_seen)
         weight = _check_weight(popularity_weight)
         code = _one_code(
             self.user_index_, user, "user", "; for a new user use recommend_for(ratings)"
         )
         cands = self._candidates(items)
         codes = np.array([code], dtype=np.int32)
-        out_codes, out_scores = self._rank(
+        out_codes, out_scores = rank(
+            self,
             n,
             cands,
             self._exclusion(codes, exclude_seen, None),
@@ -657,10 +359,10 @@ class RecommenderMixin:
             The frame has columns ``user``, ``rank`` (1 = best), ``item``, ``score``.
         """
         self._check_fitted()
-        n = _check_n(n)
-        exclude_seen = _check_flag("exclude_seen", exclude_seen)
-        as_frame = _check_flag("as_frame", as_frame)
-        batch_size = _check_batch(batch_size)
+        n = check_int("n", n, 1)
+        exclude_seen = check_bool("exclude_seen", exclude_seen)
+        as_frame = check_bool("as_frame", as_frame)
+        batch_size = check_int("batch_size", batch_size, 1, none_ok=True)
         weight = _check_weight(popularity_weight)
         if titles is not None and not as_frame:
             raise ValueError("titles needs as_frame=True; or call with_titles(topn, titles)")
@@ -671,11 +373,13 @@ class RecommenderMixin:
                 self.user_index_,
                 users,
                 "users",
+                "user",
                 "; new users need recommend_for(ratings)",
             )
         cands = self._candidates(items)
         exclusion = self._exclusion(user_codes, exclude_seen, exclude)
-        out_codes, out_scores = self._rank(
+        out_codes, out_scores = rank(
+            self,
             n,
             cands,
             exclusion,
@@ -685,7 +389,7 @@ class RecommenderMixin:
         )
         result = TopN(
             users=self.user_index_.ids[user_codes],
-            items=_decode_padded(self.item_index_, out_codes),
+            items=decode_padded(self.item_index_, out_codes),
             scores=out_scores,
             item_codes=out_codes,
         )
@@ -697,7 +401,7 @@ class RecommenderMixin:
     # ---- similarity
 
     def _similar(self, vectors, code, n, metric):
-        n = _check_n(n)
+        n = check_int("n", n, 1)
         if metric not in METRICS:
             raise ValueError(f"metric must be one of {list(METRICS)}, got {metric!r}")
         v = vectors[code].astype(np.float64)
@@ -766,48 +470,16 @@ class RecommenderMixin:
 
     def _new_user(self, ratings, ignore_unknown):
         """Validated ``(item codes, ratings)`` of one new user's ratings."""
-        if isinstance(ratings, pd.DataFrame):
-            missing = [c for c in ("item", "rating") if c not in ratings.columns]
-            if missing:
-                raise ValueError(
-                    f"ratings is missing column(s) {missing}; found {list(ratings.columns)}"
-                )
-            if "user" in ratings.columns and ratings["user"].nunique(dropna=False) > 1:
-                users = ratings["user"].drop_duplicates().head(3).tolist()
-                raise ValueError(
-                    "ratings hold more than one user (user column: "
-                    f"{', '.join(map(repr, users))}, ...): these are one new user's ratings; "
-                    "pass each user's rows on their own, e.g. with groupby('user')"
-                )
-            items, values = ratings["item"].to_numpy(), ratings["rating"].to_numpy()
-        elif isinstance(ratings, (tuple, list)) and len(ratings) == 2:
-            reject_rows(ratings, ["item", "rating"], "ratings")
-            items, values = np.asarray(ratings[0]), np.asarray(ratings[1])
-        else:
-            raise TypeError(
-                "ratings must be a DataFrame with item and rating columns or a tuple "
-                f"(items, ratings), got {type(ratings).__name__}"
-            )
-        if items.ndim != 1 or values.ndim != 1 or len(items) != len(values):
-            raise ValueError(
-                f"ratings: items and ratings must be 1-D of the same length, got shapes "
-                f"{items.shape} and {values.shape}"
-            )
-        if len(items) == 0:
-            raise ValueError("ratings is empty: a new user needs at least one rating")
-        if values.dtype.kind not in "iuf":
-            raise ValueError(f"ratings must be numbers, got dtype {values.dtype}")
-        values = values.astype(np.float64)
-        if not np.isfinite(values).all():
-            raise ValueError("ratings contain NaN or infinite values")
-        _id_array(items, "rated items")
+        items, values = one_user_ratings(ratings)
         codes = self.item_index_.encode(items)
         unknown = codes < 0
         if unknown.any():
             if not ignore_unknown:
                 raise UnknownIdError(
                     f"{int(unknown.sum())} rated item(s) are not known to this model: "
-                    f"{_show(items[unknown])}; pass ignore_unknown=True to drop them"
+                    f"{_show(items[unknown])}; pass ignore_unknown=True to drop them",
+                    kind="item",
+                    ids=items[unknown].tolist(),
                 )
             if unknown.all():
                 raise ValueError("none of the rated items is known to this model")
@@ -829,12 +501,12 @@ class RecommenderMixin:
 
         * :class:`~latentfactors.BiasedMF` (``pred_j = mu + b + bi_j + p . q_j``):
           a linear least-squares problem, solved exactly in closed form (see
-          :func:`solve_fold_in`).
+          :func:`~latentfactors.models.fold_in.solve_fold_in`).
         * :class:`~latentfactors.MLPMF` (``pred_j = mu + b + bi_j + head([p; q_j])``):
           minimised iteratively from ``p = 0`` in float64, by
           Levenberg-Marquardt for linear and tanh heads and by BFGS for
           ReLU heads, whose objective is piecewise quadratic (see
-          :mod:`latentfactors.models.fold_in_mlp`). With a linear head this
+          :mod:`latentfactors.models.fold_in`). With a linear head this
           is the exact least-squares solution; otherwise a local minimum
           (deterministic: the same ratings give the same vector).
 
@@ -859,7 +531,7 @@ class RecommenderMixin:
             If the solution is not finite.
         """
         self._check_fitted()
-        ignore_unknown = _check_flag("ignore_unknown", ignore_unknown)
+        ignore_unknown = check_bool("ignore_unknown", ignore_unknown)
         codes, values = self._new_user(ratings, ignore_unknown)
         return self._fold_in(codes, values)
 
@@ -876,7 +548,7 @@ class RecommenderMixin:
         numpy.ndarray of float64, (len(items),)
         """
         self._check_fitted()
-        items = _id_array(items, "items", allow_empty=True)  # as predict([], []) allows
+        items = id_array(items, "items", allow_empty=True)  # as predict([], []) allows
         vector, bias = self.fold_in(ratings, ignore_unknown=ignore_unknown)
         codes = self.item_index_.encode(items)
         users = np.zeros(len(codes), dtype=np.int32)
@@ -906,16 +578,17 @@ class RecommenderMixin:
             ``item``, ``score``, best first.
         """
         self._check_fitted()
-        n = _check_n(n)
-        exclude_seen = _check_flag("exclude_seen", exclude_seen)
+        n = check_int("n", n, 1)
+        exclude_seen = check_bool("exclude_seen", exclude_seen)
         weight = _check_weight(popularity_weight)
-        ignore_unknown = _check_flag("ignore_unknown", ignore_unknown)
+        ignore_unknown = check_bool("ignore_unknown", ignore_unknown)
         codes, values = self._new_user(ratings, ignore_unknown)
         cands = self._candidates(items)
         vector, bias = self._fold_in(codes, values)
         seen = np.unique(codes).astype(np.int32) if exclude_seen else np.zeros(0, np.int32)
         exclusion = (np.zeros(1, np.int64), np.array([len(seen)], np.int64), seen)
-        out_codes, out_scores = self._for_user(vector, bias)._rank(
+        out_codes, out_scores = rank(
+            self._for_user(vector, bias),
             n,
             cands,
             exclusion,
@@ -924,88 +597,3 @@ class RecommenderMixin:
             batch_size=1,
         )
         return self._items_frame(out_codes[0], out_scores[0], titles)
-
-
-def fold_in_dot(model, item_codes, ratings):
-    """``_fold_in`` for a dot-product model with ``reg``/``reg_bias_`` per rating."""
-    P, Q, bu, bi, mu = model._dot_parts()
-    p, b = solve_fold_in(
-        Q[item_codes], bi[item_codes], ratings, mu, float(model.reg), float(model.reg_bias_)
-    )
-    with np.errstate(over="ignore"):  # overflow shows as inf, reported below
-        p32, b32 = p.astype(np.float32), float(np.float32(b))
-    if not (np.isfinite(p32).all() and math.isfinite(b32)):
-        raise FloatingPointError(
-            "fold-in produced NaN or infinite values (or values beyond float32's range): "
-            "check the ratings, or use a larger reg"
-        )
-    return p32, b32
-
-
-# ------------------------------------------------------------------ baseline
-
-
-def popularity_recommendations(train, users=None, n=10, *, exclude_seen=True) -> TopN:
-    """The most-rated items of ``train`` for each user: the popularity baseline.
-
-    Parameters
-    ----------
-    train : pandas.DataFrame or tuple
-        Ratings with ``user`` and ``item`` columns (or ``(users, items[, ratings])``).
-        An item's popularity is its number of rows.
-    users : array-like of raw user ids, optional
-        Default: every user in ``train``. Users absent from ``train`` get the
-        plain popularity ranking.
-    n : int, default 10
-    exclude_seen : bool, default True
-        Leave out what each user rated in ``train``.
-
-    Returns
-    -------
-    TopN
-        Scores are the training counts; ties go to the smaller raw item id.
-    """
-    n = _check_n(n)
-    exclude_seen = _check_flag("exclude_seen", exclude_seen)
-    if isinstance(train, pd.DataFrame):
-        missing = [c for c in ("user", "item") if c not in train.columns]
-        if missing:
-            raise ValueError(f"train is missing column(s) {missing}; found {list(train.columns)}")
-        tu, ti = train["user"].to_numpy(), train["item"].to_numpy()
-    elif isinstance(train, (tuple, list)) and len(train) in (2, 3):
-        tu, ti = np.asarray(train[0]), np.asarray(train[1])
-    else:
-        raise TypeError(f"train must be a DataFrame or a tuple, got {type(train).__name__}")
-    if len(tu) == 0:
-        raise ValueError("train is empty: there is no popularity to rank by")
-    user_index, item_index = IdIndex(tu), IdIndex(ti)
-    uc, ic = user_index.encode(tu), item_index.encode(ti)
-    counts = np.bincount(ic, minlength=len(item_index)).astype(np.float64)
-    raw_users = user_index.ids if users is None else _id_array(users, "users")
-    codes = user_index.encode(raw_users)
-    m = len(codes)
-    if exclude_seen:
-        indptr, seen = csr_by_user(uc, ic, len(user_index))
-        safe = np.maximum(codes, 0).astype(np.int64)
-        starts = np.where(codes >= 0, indptr[safe], 0)
-        ends = np.where(codes >= 0, indptr[safe + 1], 0)
-    else:
-        starts = ends = np.zeros(m, dtype=np.int64)
-        seen = np.zeros(0, dtype=np.int32)
-    cands = np.arange(len(item_index), dtype=np.int32)
-    width = min(n, len(cands))
-    out_codes = np.empty((m, width), dtype=np.int32)
-    out_scores = np.empty((m, width), dtype=np.float64)
-    step = 4096
-    for start in range(0, m, step):
-        sl = slice(start, min(m, start + step))
-        block = np.broadcast_to(counts, (sl.stop - sl.start, len(counts)))
-        topn_kernels._topn_scores(
-            block, cands, starts[sl], ends[sl], seen, out_codes[sl], out_scores[sl], False
-        )
-    return TopN(
-        users=raw_users,
-        items=_decode_padded(item_index, out_codes),
-        scores=out_scores,
-        item_codes=out_codes,
-    )

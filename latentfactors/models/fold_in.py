@@ -1,7 +1,18 @@
-"""Fold-in of a new user for :class:`~latentfactors.MLPMF`: the user's vector and bias, items fixed.
+"""Fold-in: a new user's vector and bias, every item parameter (and head weight) fixed.
 
-Objective
----------
+:meth:`~latentfactors.models.recommend.RecommenderMixin.fold_in` asks the
+model's ``_fold_in(item_codes, ratings)`` hook for the minimiser of the
+training objective restricted to one user's ratings. The solvers for every
+model live here:
+
+* :func:`fold_in_dot` for a dot-product model such as
+  :class:`~latentfactors.BiasedMF`: a ridge least-squares problem, solved in
+  closed form by :func:`solve_fold_in`;
+* :func:`fold_in_mlp` for :class:`~latentfactors.MLPMF`, whose user vector
+  enters a nonlinear head: minimised iteratively, as described below.
+
+MLPMF: objective
+----------------
 A new user's ratings ``r_j`` of items ``i_j`` (``j = 1..n``, repeats allowed)
 enter the training objective of :mod:`latentfactors.kernels.mlp` through
 
@@ -10,15 +21,14 @@ enter the training objective of :mod:`latentfactors.kernels.mlp` through
 
 (up to the constant factor ``1 / batch_size``): every rating carries its
 squared error and the L2 penalties of the rows it touches, so the user's row
-is penalised once per rating, exactly as
-:func:`~latentfactors.models.recommend.solve_fold_in` does for
+is penalised once per rating, exactly as :func:`solve_fold_in` does for
 :class:`~latentfactors.BiasedMF`. The item vectors ``q_j``, item biases
 ``bi_j``, the global mean ``mu`` and the head's weights are held fixed; the
 head is the network ``predict`` uses (no dropout), and the weight penalty does
 not depend on ``p`` or ``b``.
 
-Algorithm
----------
+MLPMF: algorithm
+----------------
 :func:`fold_in_mlp` minimises ``F`` over the ``k + 1`` unknowns
 ``x = (p, b)`` in float64, starting from ``p = 0`` (the mean the L2 penalty
 pulls every vector towards, and the vector ``predict`` gives an unknown
@@ -71,7 +81,73 @@ import math
 
 import numpy as np
 
-__all__ = ["fold_in_mlp"]
+__all__ = ["fold_in_dot", "fold_in_mlp", "solve_fold_in"]
+
+
+# ---------------------------------------------------------------- dot-product models
+
+
+def solve_fold_in(Q, bi, ratings, mu, reg, reg_bias):
+    """The user vector and bias that best explain one user's ratings, items fixed.
+
+    Minimises, over ``p`` and ``b`` with ``n = len(ratings)``,
+
+        sum_j (r_j - mu - b - bi_j - p . q_j)**2 + reg * n * |p|**2 + reg_bias * n * b**2
+
+    which is the training objective restricted to one user's ratings: training
+    penalises a row once per rating it appears in. The ``(k+1) x (k+1)``
+    normal equations are solved in float64; with ``reg == 0`` or
+    ``reg_bias == 0`` they may be singular, and the minimum-norm least-squares
+    solution is returned.
+
+    Parameters
+    ----------
+    Q : float array, (n, k)
+        The rated items' vectors (one row per rating, repeats allowed).
+    bi : float array, (n,)
+        Their biases.
+    ratings : float array, (n,)
+    mu, reg, reg_bias : float
+
+    Returns
+    -------
+    p : numpy.ndarray of float64, (k,)
+    b : float
+    """
+    Q = np.asarray(Q, dtype=np.float64)
+    n, k = Q.shape
+    Z = np.empty((n, k + 1))
+    Z[:, :k] = Q
+    Z[:, k] = 1.0
+    y = np.asarray(ratings, dtype=np.float64) - mu - np.asarray(bi, dtype=np.float64)
+    A = Z.T @ Z
+    A[np.arange(k), np.arange(k)] += n * reg
+    A[k, k] += n * reg_bias
+    rhs = Z.T @ y
+    if reg > 0 and reg_bias > 0:
+        x = np.linalg.solve(A, rhs)
+    else:
+        x = np.linalg.lstsq(A, rhs, rcond=None)[0]
+    return x[:k], float(x[k])
+
+
+def fold_in_dot(model, item_codes, ratings):
+    """``_fold_in`` for a dot-product model with ``reg``/``reg_bias_`` per rating."""
+    P, Q, bu, bi, mu = model._dot_parts()
+    p, b = solve_fold_in(
+        Q[item_codes], bi[item_codes], ratings, mu, float(model.reg), float(model.reg_bias_)
+    )
+    with np.errstate(over="ignore"):  # overflow shows as inf, reported below
+        p32, b32 = p.astype(np.float32), float(np.float32(b))
+    if not (np.isfinite(p32).all() and math.isfinite(b32)):
+        raise FloatingPointError(
+            "fold-in produced NaN or infinite values (or values beyond float32's range): "
+            "check the ratings, or use a larger reg"
+        )
+    return p32, b32
+
+
+# ---------------------------------------------------------------- MLPMF
 
 # Initial Levenberg-Marquardt damping (and BFGS's, in its first inverse
 # Hessian), relative to the largest diagonal entry of J'J + D, and the

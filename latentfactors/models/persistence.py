@@ -1,0 +1,306 @@
+"""Saving and loading fitted models: one ``.npz`` file, written atomically, read without pickle.
+
+A model file holds
+
+* ``format``, ``format_version``: :data:`FORMAT_NAME` and the version that wrote it;
+* ``model_class``: the class name, looked up in
+  :data:`latentfactors.models.MODEL_CLASSES` on load;
+* ``hyperparams``, ``history``, ``fit_info``: JSON text;
+* ``user_ids``, ``item_ids``: the id maps (:meth:`IdIndex.to_array`);
+* ``global_mean``, ``rating_range``, ``seen_indptr``, ``seen_items``;
+* ``state/<name>``: each learned array the model lists in ``_state_names()``.
+
+Loading checks every part against the others (id maps against array shapes,
+the history's lists against each other, the hyperparameters as ``fit`` would)
+and reports any mismatch as :class:`~latentfactors.errors.ModelFileError`.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import tempfile
+
+import numpy as np
+
+from latentfactors._validation import is_int
+from latentfactors.data.ids import IdIndex
+from latentfactors.errors import ModelFileError
+
+__all__ = ["FORMAT_NAME", "FORMAT_VERSION", "load", "load_model", "save"]
+
+FORMAT_NAME = "latentfactors-model"
+FORMAT_VERSION = 1
+HISTORY_KEYS = ("epoch", "train_mse", "valid_mse", "seconds")
+
+
+# ---------------------------------------------------------------- save
+
+
+def hyperparams_json(model) -> str:
+    """The model's hyperparameters as JSON; a callback or a Generator is saved as ``None``."""
+    params = model.get_params()
+    params["callback"] = None
+    if isinstance(params.get("random_state"), np.random.Generator):
+        params["random_state"] = None
+    return json.dumps(params, default=_plain_number)
+
+
+def _plain_number(value):
+    """JSON for NumPy numbers among the hyperparameters (``n_factors=np.int64(8)``)."""
+    if isinstance(value, (np.integer, np.floating, np.bool_)):
+        return value.item()
+    raise TypeError(f"{value!r} ({type(value).__name__}) cannot be saved as a hyperparameter")
+
+
+def _arrays(model) -> dict:
+    """Everything a model file holds, by its name in the archive."""
+    arrays = {
+        "format": np.array(FORMAT_NAME),
+        "format_version": np.array(FORMAT_VERSION),
+        "model_class": np.array(type(model).__name__),
+        "hyperparams": np.array(hyperparams_json(model)),
+        "history": np.array(json.dumps(model.history_)),
+        "fit_info": np.array(
+            json.dumps({"n_epochs_": model.n_epochs_, "best_epoch_": model.best_epoch_})
+        ),
+        "user_ids": model.user_index_.to_array(),
+        "item_ids": model.item_index_.to_array(),
+        "global_mean": np.array(model.global_mean_),
+        "rating_range": np.array(model.rating_range_),
+        "seen_indptr": model.seen_indptr_,
+        "seen_items": model.seen_items_,
+    }
+    for name, arr in model._get_state().items():
+        arrays["state/" + name] = arr
+    return arrays
+
+
+def save(model, file) -> None:
+    """Write a fitted model to ``file``: see :meth:`FactorModel.save`."""
+    model._check_fitted()
+    arrays = _arrays(model)
+    if not isinstance(file, (str, os.PathLike)):
+        buffer = io.BytesIO()
+        np.savez(buffer, **arrays)
+        file.write(buffer.getvalue())
+        return
+    path = os.fspath(file)
+    # Through a symbolic link to the file it names, which is what gets replaced.
+    target = os.path.realpath(path)
+    folder = os.path.dirname(target)
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(
+            f"cannot save to {path}: the folder {folder} does not exist; create it first"
+        )
+    mode = 0o666 & ~_umask()  # the mode any new file gets
+    if os.path.exists(target):
+        mode = os.stat(target).st_mode & 0o7777  # keep an existing file's mode
+        # (as root os.access says yes to any file: the mode bits tell)
+        if not os.access(target, os.W_OK) or not mode & 0o222:
+            raise PermissionError(
+                f"cannot save to {path}: the file is read-only; make it writable "
+                "or save under another name"
+            )
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=folder)
+    except OSError as exc:
+        raise type(exc)(
+            exc.errno, f"cannot save to {path}: cannot write in {folder} ({exc.strerror})"
+        ) from exc
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            np.savez(fh, **arrays)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, mode)  # mkstemp makes the file private (0600)
+        os.replace(tmp, target)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def _umask() -> int:
+    """The process's file-creation mask (read without changing it where Linux allows)."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+# ---------------------------------------------------------------- load
+
+
+def _read(file) -> dict:
+    """The arrays of a model file, checked to be one written by this library."""
+    name = getattr(file, "name", file)
+    try:
+        with np.load(file, allow_pickle=False) as npz:
+            contents = {key: npz[key] for key in npz.files}
+    except FileNotFoundError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - zip, pickle and value errors alike
+        # NumPy reads a file that is not .npz or .npy as a pickle, which it
+        # refuses with advice to unpickle it: not advice to pass on.
+        why = "not an .npz archive" if "pickled" in str(exc) else str(exc)
+        raise ModelFileError(
+            f"{name} is not a readable latentfactors model file ({why})", file=file
+        ) from exc
+    if str(contents.get("format", "")) != FORMAT_NAME:
+        raise ModelFileError(f"{name} is not a latentfactors model file", file=file)
+    try:
+        version = int(contents["format_version"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelFileError(
+            f"{name} is damaged: no valid format_version ({exc})", file=file
+        ) from exc
+    if version > FORMAT_VERSION:
+        raise ModelFileError(
+            f"{name} has format version {version}; this latentfactors reads up to "
+            f"{FORMAT_VERSION}: upgrade the package",
+            file=file,
+        )
+    if "model_class" not in contents:
+        raise ModelFileError(f"{name} is damaged: it names no model class", file=file)
+    return contents
+
+
+def load(cls, file):
+    """Read a model file as ``cls`` or a subclass of it: see :meth:`FactorModel.load`."""
+    from latentfactors.models import MODEL_CLASSES
+    from latentfactors.models.base import FactorModel
+
+    name = getattr(file, "name", file)
+    contents = _read(file)
+    kind = str(contents["model_class"])
+    target = MODEL_CLASSES.get(kind)
+    if target is None:
+        raise ModelFileError(f"{name} holds an unknown model class {kind!r}", file=file)
+    if cls is not FactorModel and not issubclass(target, cls):
+        raise ModelFileError(
+            f"{name} holds a {kind}, not a {cls.__name__}; use {kind}.load or "
+            "latentfactors.load_model",
+            file=file,
+        )
+    try:
+        model = target(**target._saved_hyperparams(json.loads(str(contents["hyperparams"]))))
+        model.history_ = _checked_history(json.loads(str(contents["history"])))
+        _set_fit_info(model, json.loads(str(contents["fit_info"])))
+        model.user_index_ = IdIndex.from_array(contents["user_ids"])
+        model.item_index_ = IdIndex.from_array(contents["item_ids"])
+        model.global_mean_ = float(contents["global_mean"])
+        if not math.isfinite(model.global_mean_):
+            raise ModelFileError(f"the global mean is {model.global_mean_}")
+        low, high = (float(x) for x in np.asarray(contents["rating_range"]).ravel())
+        if not (math.isfinite(low) and math.isfinite(high) and low <= high):
+            raise ModelFileError(f"the rating range ({low}, {high}) is not a finite range")
+        model.rating_range_ = (low, high)
+        _set_seen(model, contents["seen_indptr"], contents["seen_items"])
+        state = {
+            key[len("state/") :]: value
+            for key, value in contents.items()
+            if key.startswith("state/")
+        }
+        model._validate()  # the saved hyperparameters, as fit would check them
+        model._restore_state(state)
+        model._fitted_structure = model._structure()
+    except Exception as exc:  # noqa: BLE001
+        raise ModelFileError(f"{name} is damaged: {exc}", file=file) from exc
+    return model
+
+
+def load_model(file):
+    """Load any model saved by this library, whatever its class."""
+    from latentfactors.models.base import FactorModel
+
+    return load(FactorModel, file)
+
+
+def _checked_history(history) -> dict:
+    """A saved ``history_``: the four lists of numbers, of one length."""
+    if not isinstance(history, dict) or set(history) != set(HISTORY_KEYS):
+        raise ModelFileError(f"history must hold exactly {list(HISTORY_KEYS)}")
+    lengths = set()
+    for key in HISTORY_KEYS:
+        values = history[key]
+        if not isinstance(values, list) or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in values
+        ):
+            raise ModelFileError(f"history[{key!r}] is not a list of numbers")
+        lengths.add(len(values))
+    if len(lengths) > 1:
+        raise ModelFileError(f"the history's lists differ in length: {sorted(lengths)}")
+    return history
+
+
+def _set_fit_info(model, info) -> None:
+    """Install a model file's ``fit_info``: exactly the epoch counts that ``save`` writes."""
+    keys = {"n_epochs_", "best_epoch_"}
+    if not isinstance(info, dict) or set(info) != keys:
+        raise ModelFileError(f"fit_info must hold exactly {sorted(keys)}, found {info!r}")
+    n, best = info["n_epochs_"], info["best_epoch_"]
+    if not (is_int(n) and is_int(best) and 0 <= best <= n):
+        raise ModelFileError(f"fit_info has epochs n_epochs_={n!r}, best_epoch_={best!r}")
+    model.n_epochs_, model.best_epoch_ = int(n), int(best)
+
+
+def _set_seen(model, indptr, items) -> None:
+    """Install the seen-items CSR after checking it against the id maps."""
+    for key, arr in (("seen_indptr", indptr), ("seen_items", items)):
+        if arr.dtype.kind not in "iu":
+            raise ModelFileError(f"{key} has dtype {arr.dtype}, not integers")
+    model.seen_indptr_ = indptr = indptr.astype(np.int64, copy=False)
+    model.seen_items_ = items = items.astype(np.int32, copy=False)
+    if (
+        indptr.ndim != 1
+        or len(indptr) != len(model.user_index_) + 1
+        or indptr[0] != 0
+        or np.any(indptr[1:] < indptr[:-1])
+        or indptr[-1] != len(items)
+        or (len(items) and (items.min() < 0 or items.max() >= len(model.item_index_)))
+    ):
+        raise ModelFileError("the seen-items arrays do not match the id maps")
+
+
+def restore_state(model, state: dict) -> None:
+    """Check loaded arrays against the model's shapes, then install them."""
+    expected = set(model._state_names())
+    if set(state) != expected:
+        raise ModelFileError(f"expected arrays {sorted(expected)}, found {sorted(state)}")
+    model._set_state(state)
+    model._check_state_shapes()
+
+
+def check_state_shapes(model) -> None:
+    """Refuse loaded arrays that do not fit the ids, ``n_factors`` or float32.
+
+    Every model has user and item factors and biases; a model with more arrays
+    extends :meth:`FactorModel._check_state_shapes`, which calls this.
+    """
+    nu, ni = len(model.user_index_), len(model.item_index_)
+    P, Q = model.user_factors_, model.item_factors_
+    if P.ndim != 2 or Q.ndim != 2 or P.shape[1] != Q.shape[1]:
+        raise ModelFileError(f"factor arrays have shapes {P.shape} and {Q.shape}")
+    for name in ("user_bias_", "item_bias_"):
+        if np.ndim(getattr(model, name)) != 1:
+            raise ModelFileError(f"{name} has shape {np.shape(getattr(model, name))}, not 1-D")
+    if P.shape[0] != nu or len(model.user_bias_) != nu:
+        raise ModelFileError(f"user arrays do not match the {nu} user ids")
+    if Q.shape[0] != ni or len(model.item_bias_) != ni:
+        raise ModelFileError(f"item arrays do not match the {ni} item ids")
+    if P.shape[1] != model.n_factors:
+        raise ModelFileError(f"factors have {P.shape[1]} columns, n_factors={model.n_factors}")
+    for name, arr in model._get_state().items():
+        if arr.dtype != np.float32:
+            raise ModelFileError(f"{name} has dtype {arr.dtype}, expected float32")
+        if not np.isfinite(arr).all():
+            raise ModelFileError(f"{name} holds NaN or infinite values")
