@@ -5,7 +5,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from latentfactors.kernels._config import JIT, PARALLEL_JIT
+from latentfactors.kernels._config import JIT, PARALLEL_JIT, with_threads
 
 
 @numba.njit(**JIT)
@@ -52,16 +52,6 @@ def predict_pairs(users, items, P, Q, bu, bi, mu, lo, hi, n_threads):
     else:
         _predict_serial(users, items, P, Q, bu, bi, mu, lo, hi, out)
     return out
-
-
-def with_threads(n_threads, kernel, *args):
-    """Run a parallel kernel on ``n_threads`` threads, then restore the previous count."""
-    previous = numba.get_num_threads()
-    numba.set_num_threads(n_threads)
-    try:
-        return kernel(*args)
-    finally:
-        numba.set_num_threads(previous)
 
 
 # Buckets of the first pass of _csr_by_user: few enough that every bucket's

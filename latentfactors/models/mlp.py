@@ -8,8 +8,8 @@ import numpy as np
 
 from latentfactors.kernels import adam as adam_kernels
 from latentfactors.kernels import mlp as mlp_kernels
-from latentfactors.kernels import sgd as sgd_kernels
 from latentfactors.kernels._config import resolve_threads
+from latentfactors.kernels._random import _shuffle_order
 from latentfactors.kernels.scoring import PARALLEL_PREDICT_MIN, with_threads
 from latentfactors.models.base import (
     FactorModel,
@@ -463,7 +463,7 @@ class MLPMF(FactorModel):
 
     def _epoch(self, ctx, epoch, rng):
         data, order = ctx["data"], ctx["order"]
-        sgd_kernels._shuffle_order(order, rng.integers(1, 2**63, dtype=np.uint64))
+        _shuffle_order(order, rng.integers(1, 2**63, dtype=np.uint64))
         seed = rng.integers(1, 2**63, dtype=np.uint64)
         ctx["dropout_seed"] = seed  # kept for inspection (tests replay the epoch)
         sizes, offsets, uoff = ctx["layout"]
