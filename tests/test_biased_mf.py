@@ -20,7 +20,7 @@ from latentfactors.kernels import adam as adam_kernels
 from latentfactors.kernels import layout as layout_kernels
 from latentfactors.kernels import sgd as sgd_kernels
 from latentfactors.kernels._prefetch import LINE_BYTES, aligned_empty
-from latentfactors.kernels.bundles import Embeddings
+from latentfactors.kernels.bundles import Embeddings, Ratings
 from latentfactors.kernels.layout import BlockLayout, Blocks
 from latentfactors.kernels.scoring import csr_by_user, with_threads
 from latentfactors.models.base import TrainData
@@ -286,48 +286,24 @@ def test_adam_epoch_matches_naive_twin(records, dense, parts, batch):
     twin = [a.copy() for a in (P, Q, bu, bi)]
     order = rng.permutation(len(ratings)).astype(np.int32)
     f32 = np.float32
+    params, moments, scratch = adam_kernels.adam_buffers(P, Q, bu, bi, records=records)
+    P, Q, bu, bi = params
     if records:
-        (P, mP, vP, gP), (bu, mbu, vbu, gbu) = bmf.adam_records(P, bu)
-        (Q, mQ, vQ, gQ), (bi, mbi, vbi, gbi) = bmf.adam_records(Q, bi)
         assert not P.flags.c_contiguous and np.array_equal(P, twin[0])
-        moments = [mP, vP, mQ, vQ, mbu, vbu, mbi, vbi]
-        grads = [gP, gQ, gbu, gbi]
-    else:
-        moments = [np.zeros_like(a) for a in (P, P, Q, Q, bu, bu, bi, bi)]
-        grads = [np.zeros_like(a) for a in (P, Q, bu, bi)]
-    scratch = [
-        *grads,
-        np.full(nu, -1, np.int64),
-        np.full(ni, -1, np.int64),
-        np.zeros(nu, np.int32),
-        np.zeros(ni, np.int32),
-    ]
     n_batches = -(-len(order) // batch)
     drift = adam_kernels.drift_table(0.01, 0.9, 0.999, 0, n_batches)
+    hyper = adam_kernels.AdamHyper(f32(0.01), f32(0.9), f32(0.999), f32(eps), f32(0.05), f32(0.01))
+    clock = adam_kernels.AdamClock(0, dense, np.zeros(nu, np.int64), np.zeros(ni, np.int64), drift)
     loss = adam_kernels._adam_epoch(
-        data.users,
-        data.items,
-        data.ratings,
+        Ratings(data.users, data.items, data.ratings),
         order,
         batch,
-        P,
-        Q,
-        bu,
-        bi,
+        params,
         f32(3.0),
-        *moments,
-        *scratch,
-        f32(0.01),
-        f32(0.9),
-        f32(0.999),
-        f32(eps),
-        f32(0.05),
-        f32(0.01),
-        0,
-        dense,
-        np.zeros(nu, np.int64),
-        np.zeros(ni, np.int64),
-        drift,
+        moments,
+        scratch,
+        hyper,
+        clock,
         parts,
     )
     twin_moments = [(np.zeros(a.shape), np.zeros(a.shape)) for a in twin]
@@ -365,22 +341,15 @@ def test_adam_gradient_matches_central_differences(reg, reg_bias):
     stamps = [np.full(nu, -1, np.int64), np.full(ni, -1, np.int64)]
     touched = [np.zeros(nu, np.int32), np.zeros(ni, np.int32)]
     adam_kernels._batch_gradient(
-        users,
-        items,
-        ratings,
+        Ratings(users, items, ratings),
         order,
         0,
         m,
-        P,
-        Q,
-        bu,
-        bi,
+        Embeddings(P, Q, bu, bi),
         3.2,
         reg,
         reg_bias,
-        *grads,
-        *stamps,
-        *touched,
+        adam_kernels.RowScratch(*grads, *stamps, *touched),
         1,
     )
     untouched_u = np.setdiff1d(np.arange(nu), users)
@@ -1330,7 +1299,7 @@ def test_prefetch_hints_change_nothing():
 def test_adam_records_interleave_a_rows_state():
     W = np.arange(12, dtype=np.float32).reshape(3, 4)
     b = np.array([1.0, 2.0, 3.0], dtype=np.float32)
-    (Wr, m, v, g), (br, mb, vb, gb) = bmf.adam_records(W, b)
+    (Wr, m, v, g), (br, mb, vb, gb) = adam_kernels.adam_records(W, b)
     assert np.array_equal(Wr, W) and np.array_equal(br, b)
     assert not np.shares_memory(Wr, W) and not np.shares_memory(br, b)
     for arr in (m, v, g, mb, vb, gb):

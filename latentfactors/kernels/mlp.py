@@ -72,8 +72,16 @@ import numba
 import numpy as np
 
 from latentfactors.kernels._config import JIT, PARALLEL_JIT
-from latentfactors.kernels.adam import _adam_embeddings, _catch_up_all, _catch_up_pair
+from latentfactors.kernels.adam import (
+    AdamClock,
+    Moments,
+    RowScratch,
+    _adam_embeddings,
+    _catch_up_all,
+    _catch_up_pair,
+)
 from latentfactors.kernels.adam import _mark_batch as _mark_rows
+from latentfactors.kernels.bundles import Embeddings
 
 ACTIVATIONS = {"relu": 0, "tanh": 1, "linear": 2}
 RELU, TANH, LINEAR = 0, 1, 2
@@ -628,14 +636,7 @@ def _loss_grad(
         order,
         start,
         stop,
-        gP,
-        gQ,
-        gbu,
-        gbi,
-        stamp_u,
-        stamp_i,
-        touched_u,
-        touched_i,
+        RowScratch(gP, gQ, gbu, gbi, stamp_u, stamp_i, touched_u, touched_i),
         0,
     )
     _row_grads(
@@ -787,51 +788,18 @@ def _mlp_epoch(
     n = len(order)
     total = 0.0
     step = step0
+    emb = Embeddings(P, Q, bu, bi)
+    moments = Moments(mP, vP, mQ, vQ, mbu, vbu, mbi, vbi)
+    rows = RowScratch(gP, gQ, gbu, gbi, stamp_u, stamp_i, touched_u, touched_i)
+    clock = AdamClock(step0, embed_optimizer == ADAM_DENSE, last_u, last_i, drift)
     for start in range(0, n, batch_size):
         stop = min(n, start + batch_size)
         step += 1
-        nu, ni = _mark_rows(
-            users,
-            items,
-            order,
-            start,
-            stop,
-            gP,
-            gQ,
-            gbu,
-            gbi,
-            stamp_u,
-            stamp_i,
-            touched_u,
-            touched_i,
-            step,
-        )
+        nu, ni = _mark_rows(users, items, order, start, stop, rows, step)
         if embed_optimizer == ADAM_DENSE:
             # Keras semantics: the rows drifted at every step since they were last touched.
             _catch_up_pair(
-                touched_u,
-                nu,
-                touched_i,
-                ni,
-                P,
-                Q,
-                bu,
-                bi,
-                mP,
-                vP,
-                mQ,
-                vQ,
-                mbu,
-                vbu,
-                mbi,
-                vbi,
-                last_u,
-                last_i,
-                step - 1,
-                drift,
-                step0,
-                beta1,
-                beta2,
+                touched_u, nu, touched_i, ni, emb, moments, clock, step - 1, beta1, beta2
             )
         total += _batch_grads(
             users,
@@ -880,57 +848,20 @@ def _mlp_epoch(
             _sgd_rows(touched_i, ni, Q, gQ, bi, gbi, lr_rows)
             continue
         _adam_embeddings(
-            touched_u,
             nu,
-            touched_i,
             ni,
-            P,
-            Q,
-            bu,
-            bi,
-            gP,
-            gQ,
-            gbu,
-            gbi,
-            mP,
-            vP,
-            mQ,
-            vQ,
-            mbu,
-            vbu,
-            mbi,
-            vbi,
+            emb,
+            moments,
+            rows,
             lr_embed * math.sqrt(1.0 - beta2**step) / (1.0 - beta1**step),
             beta1,
             beta2,
             eps,
-            embed_optimizer == ADAM_DENSE,
-            last_u,
-            last_i,
+            clock,
             step,
         )
     if embed_optimizer == ADAM_DENSE:
-        _catch_up_all(
-            P,
-            Q,
-            bu,
-            bi,
-            mP,
-            vP,
-            mQ,
-            vQ,
-            mbu,
-            vbu,
-            mbi,
-            vbi,
-            last_u,
-            last_i,
-            step,
-            drift,
-            step0,
-            beta1,
-            beta2,
-        )
+        _catch_up_all(emb, moments, clock, step, beta1, beta2)
     return total
 
 

@@ -10,9 +10,8 @@ import numpy as np
 from latentfactors.kernels import adam as adam_kernels
 from latentfactors.kernels import sgd as sgd_kernels
 from latentfactors.kernels._config import resolve_threads
-from latentfactors.kernels._prefetch import aligned_empty
 from latentfactors.kernels._random import _shuffle_order
-from latentfactors.kernels.bundles import Embeddings
+from latentfactors.kernels.bundles import Embeddings, Ratings
 from latentfactors.kernels.layout import (
     BlockLayout,
     grid_plan,
@@ -27,28 +26,6 @@ from latentfactors.models.recommend import fold_in_dot
 # (`python benchmarks/adam_records.py --batch-size B --parallel-min-batch 256`,
 # benchmarks/results/sgd-adam-layout.txt).
 ADAM_PARALLEL_MIN_BATCH = 1024
-
-
-def adam_records(W: np.ndarray, b: np.ndarray):
-    """Adam's state for factor rows ``W`` and biases ``b``, interleaved by row.
-
-    Returns ``(W', m, v, g)`` and ``(b', mb, vb, gb)``: views of one array of
-    shape ``(n, 4, k)`` and one of shape ``(n, 4)``, so that a row's
-    parameters, moments and gradient lie side by side in memory. ``W'`` and
-    ``b'`` start as copies of ``W`` and ``b``; the rest start at zero. An Adam
-    step reads and writes all four of a row, at random rows: side by side they
-    share a memory page and the prefetcher's stream, where four separate arrays
-    cost four page lookups and four distant lines (``python
-    benchmarks/adam_records.py``, benchmarks/results/sgd-adam-layout.txt). The
-    price is one extra copy of the parameters while training.
-    """
-    rows = aligned_empty((W.shape[0], 4, W.shape[1]), W.dtype)
-    rows.fill(0)
-    rows[:, 0] = W
-    bias = aligned_empty((len(b), 4), b.dtype)
-    bias.fill(0)
-    bias[:, 0] = b
-    return tuple(rows[:, j] for j in range(4)), tuple(bias[:, j] for j in range(4))
 
 
 @dataclass
@@ -67,24 +44,18 @@ class SGDFitState:
 class AdamFitState:
     """What lazy or dense Adam carries from one epoch to the next."""
 
-    users: np.ndarray
-    items: np.ndarray
-    ratings: np.ndarray
+    ratings: Ratings
     #: The order of the ratings, reshuffled in place every epoch.
     order: np.ndarray
     #: The parameter slots of the Adam records (copies of the model's arrays).
     params: Embeddings
-    #: ``[mP, vP, mQ, vQ, mbu, vbu, mbi, vbi]``: the records' moment slots.
-    moments: list
-    #: The records' gradient slots, then row stamps and touched-row lists.
-    scratch: list
+    moments: adam_kernels.Moments
+    scratch: adam_kernels.RowScratch
     #: Dense mode: the step each user (item) row was last brought up to date.
     last_u: np.ndarray
     last_i: np.ndarray
     mu: np.float32
-    lr: np.float32
-    reg: np.float32
-    reg_bias: np.float32
+    hyper: adam_kernels.AdamHyper
     #: Batches run so far (Adam's step counter).
     step: int = 0
 
@@ -247,33 +218,26 @@ class BiasedMF(FactorModel):
             )
             # Train on the layout's numbering; _sync refreshes the model's arrays.
             return SGDFitState(layout, layout.to_layout(self._sgd_arrays()), hyper)
-        P, Q, bu, bi = self._sgd_arrays()
-        (Pw, mP, vP, gP), (buw, mbu, vbu, gbu) = adam_records(P, bu)
-        (Qw, mQ, vQ, gQ), (biw, mbi, vbi, gbi) = adam_records(Q, bi)
-        # Train on the records' parameter slots; _sync copies them to the model.
+        # Train on the parameter slots of Adam's records; _sync copies them to the model.
+        params, moments, scratch = adam_kernels.adam_buffers(*self._sgd_arrays(), records=True)
+        hyper = adam_kernels.AdamHyper(
+            f32(self.learning_rate_),
+            f32(0.9),
+            f32(0.999),
+            f32(1e-7),
+            f32(self.reg),
+            f32(self.reg_bias_),
+        )
         return AdamFitState(
-            users=data.users,
-            items=data.items,
-            ratings=data.ratings,
+            ratings=Ratings(data.users, data.items, data.ratings),
             order=np.arange(len(data.ratings), dtype=np.int32),
-            params=Embeddings(Pw, Qw, buw, biw),
-            moments=[mP, vP, mQ, vQ, mbu, vbu, mbi, vbi],
-            scratch=[
-                gP,
-                gQ,
-                gbu,
-                gbi,
-                np.full(n_users, -1, np.int64),
-                np.full(n_items, -1, np.int64),
-                np.zeros(n_users, np.int32),
-                np.zeros(n_items, np.int32),
-            ],
+            params=params,
+            moments=moments,
+            scratch=scratch,
             last_u=np.zeros(n_users, np.int64),
             last_i=np.zeros(n_items, np.int64),
             mu=f32(self.global_mean_),
-            lr=f32(self.learning_rate_),
-            reg=f32(self.reg),
-            reg_bias=f32(self.reg_bias_),
+            hyper=hyper,
         )
 
     def _sync(self, state):
@@ -297,55 +261,37 @@ class BiasedMF(FactorModel):
                 state.params,
                 state.hyper,
             )
-        P, Q, bu, bi = state.params
         order = state.order
         _shuffle_order(order, rng.integers(1, 2**63, dtype=np.uint64))
-        mP, vP, mQ, vQ, mbu, vbu, mbi, vbi = state.moments
-        dense = self.optimizer == "adam-dense"
+        hyper = state.hyper
         batch = min(int(self.batch_size), len(order))  # the kernel's scratch is this long
         n_batches = math.ceil(len(order) / batch)
-        beta1, beta2 = np.float32(0.9), np.float32(0.999)
+        dense = self.optimizer == "adam-dense"
         drift = (
             adam_kernels.drift_table(
-                float(state.lr), float(beta1), float(beta2), state.step, state.step + n_batches
+                float(hyper.lr),
+                float(hyper.beta1),
+                float(hyper.beta2),
+                state.step,
+                state.step + n_batches,
             )
             if dense
             else np.zeros(1)
         )
+        clock = adam_kernels.AdamClock(state.step, dense, state.last_u, state.last_i, drift)
         threads = self._threads if batch >= ADAM_PARALLEL_MIN_BATCH else 1
         sse = with_threads(
             threads,
             adam_kernels._adam_epoch,
-            state.users,
-            state.items,
             state.ratings,
             order,
             batch,
-            P,
-            Q,
-            bu,
-            bi,
+            state.params,
             state.mu,
-            mP,
-            vP,
-            mQ,
-            vQ,
-            mbu,
-            vbu,
-            mbi,
-            vbi,
-            *state.scratch,
-            state.lr,
-            beta1,
-            beta2,
-            np.float32(1e-7),
-            state.reg,
-            state.reg_bias,
-            state.step,
-            dense,
-            state.last_u,
-            state.last_i,
-            drift,
+            state.moments,
+            state.scratch,
+            hyper,
+            clock,
             threads,
         )
         state.step += n_batches
