@@ -14,11 +14,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from latentfactors import BiasedMF, make_synthetic_ratings  # noqa: E402
 from latentfactors.kernels._prefetch import LINE_BYTES, aligned_empty  # noqa: E402
+from latentfactors.kernels.bundles import Embeddings  # noqa: E402
+from latentfactors.kernels.layout import BlockLayout, grid_plan  # noqa: E402
 from latentfactors.kernels.scoring import with_threads  # noqa: E402
 from latentfactors.models.base import encode_train  # noqa: E402
-from latentfactors.models.biased_mf import BlockLayout, grid_plan  # noqa: E402
-
-SCHEDULE = 8  # position of the schedule in BlockLayout.epoch_args()
 
 
 def sgd_layout(n_ratings: int, k: int):
@@ -37,11 +36,26 @@ def sgd_layout(n_ratings: int, k: int):
     model = BiasedMF(k, random_state=0)
     mu = float(np.mean(data.ratings, dtype=np.float64))
     start = model._init_state(rng, n_users, n_items)
-    layout = BlockLayout(data, width, rng, by_user)
-    del data
+    columns = {"users": data.users, "items": data.items, "ratings": data.ratings}
+    data.users = data.items = data.ratings = None
+    layout = BlockLayout(columns, n_users, n_items, width, rng, by_user)
     rows = layout.to_layout(tuple(start[name] for name in model._state_names()))
     scalars = tuple(np.float32(x) for x in (mu, 0.01, 0.02, 0.02))
     return layout, rows, scalars, width
+
+
+def run_epoch(module, blocks, plan, rows, scalars):
+    """One call of ``module._sgd_block_epoch``, in whichever convention it takes.
+
+    ``module`` is this revision's SGD kernel or one loaded from another git
+    revision: from this revision on the kernel takes bundles
+    ``(blocks, plan, Embeddings, SGDHyper)``; before it (up to b330f37) it took
+    the layout's arrays, the plan, then ``P, Q, bu, bi, mu, lr, reg, reg_bias``
+    one by one.
+    """
+    if hasattr(module, "SGDHyper"):
+        return module._sgd_block_epoch(blocks, plan, Embeddings(*rows), module.SGDHyper(*scalars))
+    return module._sgd_block_epoch(*blocks[:8], *plan, *blocks[8:], *rows, *scalars)
 
 
 def report(threads: int, what: str, rates: dict, speedup: list, new: str) -> None:
@@ -80,8 +94,8 @@ def same_epoch(layout, ways: dict, scalars) -> bool:
     for module, rows in ways.values():
         layout.run_order[:] = order
         trial = tuple(offset_copies([a], a.ctypes.data % LINE_BYTES)[0] for a in rows)
-        epoch_args = layout.epoch_args(np.random.default_rng(1))
-        results.append((module._sgd_block_epoch(*epoch_args, *trial, *scalars), trial))
+        blocks, plan = layout.epoch_args(np.random.default_rng(1))
+        results.append((run_epoch(module, blocks, plan, trial, scalars), trial))
     (loss_a, rows_a), (loss_b, rows_b) = results
     return loss_a == loss_b and all(np.array_equal(a, b) for a, b in zip(rows_a, rows_b))
 
@@ -96,16 +110,15 @@ def alternate_rounds(layout, ways: dict, scalars, threads: int, epochs: int, old
     rates = {name: [] for name in ways}
     speedup = []
     for epoch in range(epochs):
-        epoch_args = list(layout.epoch_args(np.random.default_rng(epoch)))
-        schedule = epoch_args[SCHEDULE]
-        for t in range(len(schedule)):
-            epoch_args[SCHEDULE] = schedule[t : t + 1]
-            size = int(np.sum(np.diff(layout.block_ptr)[schedule[t]]))
+        blocks, plan = layout.epoch_args(np.random.default_rng(epoch))
+        for t in range(len(plan.schedule)):
+            one_round = plan._replace(schedule=plan.schedule[t : t + 1])
+            size = int(np.sum(np.diff(layout.block_ptr)[plan.schedule[t]]))
             seconds = {}
             for name in list(ways) if (epoch + t) % 2 == 0 else list(ways)[::-1]:
                 module, rows = ways[name]
                 tick = time.perf_counter()
-                with_threads(threads, module._sgd_block_epoch, *epoch_args, *rows, *scalars)
+                with_threads(threads, run_epoch, module, blocks, one_round, rows, scalars)
                 seconds[name] = time.perf_counter() - tick
             for name in ways:
                 rates[name].append(size / seconds[name] / 1e6)

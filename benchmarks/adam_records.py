@@ -30,6 +30,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from latentfactors import BiasedMF, make_synthetic_ratings  # noqa: E402
+from latentfactors.kernels import adam as adam_kernels  # noqa: E402
 from latentfactors.models import biased_mf  # noqa: E402
 
 
@@ -56,14 +57,14 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     frame, _ = make_synthetic_ratings(200_000, 50_000, args.ratings, rank=16, random_state=0)
-    layouts = {"records": biased_mf.adam_records, "separate": separate_arrays}
+    layouts = {"records": adam_kernels.adam_records, "separate": separate_arrays}
     biased_mf.ADAM_PARALLEL_MIN_BATCH = args.parallel_min_batch
     seconds, mse = {}, {}
     try:
         for _ in range(args.rounds):
             for threads in args.threads:
                 for name, make in layouts.items():
-                    biased_mf.adam_records = make
+                    adam_kernels.adam_records = make
                     model = BiasedMF(
                         args.factors,
                         optimizer="adam",
@@ -75,7 +76,7 @@ def main(argv=None):
                     seconds.setdefault((threads, name), []).extend(model.history_["seconds"][1:])
                     mse[threads, name] = model.history_["train_mse"][-1]
     finally:
-        biased_mf.adam_records = layouts["records"]
+        adam_kernels.adam_records = layouts["records"]
     n = len(frame)
     print(
         f"{n:,} ratings, k={args.factors}, Adam batch {args.batch_size}, "

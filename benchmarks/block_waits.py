@@ -27,27 +27,24 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from _sgd_ab import report, sgd_layout  # noqa: E402
+from _sgd_ab import report, run_epoch, sgd_layout  # noqa: E402
 
 from latentfactors.kernels import sgd as sgd_kernels  # noqa: E402
 from latentfactors.kernels.scoring import with_threads  # noqa: E402
 
-SCHEDULE = 8  # position of the schedule in BlockLayout.epoch_args()
-
 
 def by_rounds(threads, epoch_args, rows, scalars):
     """The epoch as one kernel call per round: a barrier after each."""
-    args = list(epoch_args)
-    schedule = args[SCHEDULE]
+    blocks, plan = epoch_args
     sse = 0.0
-    for t in range(len(schedule)):
-        args[SCHEDULE] = schedule[t : t + 1]
-        sse += with_threads(threads, sgd_kernels._sgd_block_epoch, *args, *rows, *scalars)
+    for t in range(len(plan.schedule)):
+        one_round = plan._replace(schedule=plan.schedule[t : t + 1])
+        sse += with_threads(threads, run_epoch, sgd_kernels, blocks, one_round, rows, scalars)
     return sse
 
 
 def free_blocks(threads, epoch_args, rows, scalars):
-    return with_threads(threads, sgd_kernels._sgd_block_epoch, *epoch_args, *rows, *scalars)
+    return with_threads(threads, run_epoch, sgd_kernels, *epoch_args, rows, scalars)
 
 
 def main(argv=None):

@@ -22,7 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from latentfactors import BiasedMF, make_synthetic_ratings  # noqa: E402
-from latentfactors.models import biased_mf  # noqa: E402
+from latentfactors.kernels import layout as block_layout  # noqa: E402
 
 BUDGETS_MIB = (2.0, 1.0, 0.6)
 
@@ -37,14 +37,14 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     frame, _ = make_synthetic_ratings(200_000, 50_000, args.ratings, rank=16, random_state=0)
-    default = biased_mf.STRIPE_BYTES
+    default = block_layout.STRIPE_BYTES
     rates = {}
     try:
         for r in range(args.rounds):
             for t in args.threads:
                 for mib in BUDGETS_MIB:
-                    biased_mf.STRIPE_BYTES = int(mib * 2**20)
-                    width = biased_mf.grid_size(200_000, 50_000, args.ratings, args.factors)
+                    block_layout.STRIPE_BYTES = int(mib * 2**20)
+                    width = block_layout.grid_size(200_000, 50_000, args.ratings, args.factors)
                     model = BiasedMF(
                         args.factors, n_epochs=args.epochs, n_threads=t, random_state=0
                     )
@@ -53,7 +53,7 @@ def main(argv=None):
                     rates.setdefault((mib, width, t), []).append(args.ratings / seconds / 1e6)
             print(f"round {r + 1}/{args.rounds} done", flush=True)
     finally:
-        biased_mf.STRIPE_BYTES = default
+        block_layout.STRIPE_BYTES = default
 
     print(f"\n{args.ratings:,} ratings, {args.factors} factors; M updates/s, median of rounds")
     for (mib, width, t), values in sorted(rates.items(), key=lambda kv: (kv[0][2], -kv[0][0])):

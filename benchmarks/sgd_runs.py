@@ -24,7 +24,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from latentfactors import BiasedMF, make_synthetic_ratings  # noqa: E402
-from latentfactors.models import biased_mf  # noqa: E402
+from latentfactors.kernels import layout as block_layout  # noqa: E402
 
 
 def main(argv=None):
@@ -43,14 +43,14 @@ def main(argv=None):
     held = np.random.default_rng(1).random(len(frame)) < 0.05
     train, valid = frame[~held], frame[held]
     BiasedMF(8, n_epochs=1).fit(train.iloc[:10_000])  # compile outside the timings
-    sizes = {"runs (default)": biased_mf.RUN_RATINGS, "single groups": 1}
+    sizes = {"runs (default)": block_layout.RUN_RATINGS, "single groups": 1}
     sizes.update({f"runs of {size:,}": size for size in args.run_ratings})
     seconds = {name: [] for name in sizes}
     mse = {}
     try:
         for _ in range(args.rounds):
             for name, size in sizes.items():
-                biased_mf.RUN_RATINGS = size
+                block_layout.RUN_RATINGS = size
                 model = BiasedMF(
                     args.factors,
                     n_epochs=1 + args.epochs,
@@ -62,7 +62,7 @@ def main(argv=None):
                 seconds[name].append(statistics.median(model.history_["seconds"][1:]))
                 mse[name] = model.evaluate(valid)["mse"]
     finally:
-        biased_mf.RUN_RATINGS = sizes["runs (default)"]
+        block_layout.RUN_RATINGS = sizes["runs (default)"]
     n = len(train)
     print(f"{n:,} ratings, k={args.factors}, {args.threads} thread(s), median of {args.rounds}")
     for name in sizes:

@@ -7,7 +7,9 @@ each from the same start gives bit-identical parameters (a change of speed
 only must not change a value). Then the rounds of the block schedule
 alternate between the two, on copies of the same parameters, so both see
 the same moments of a noisy machine; it prints quantiles of each rate and of
-the current kernel's per-round speed-up.
+the current kernel's per-round speed-up. The kernel's calling convention
+changed after b330f37 (bundles instead of one argument per array);
+``_sgd_ab.run_epoch`` drives either.
 
     python benchmarks/sgd_versions.py --rev HEAD~1
     python benchmarks/sgd_versions.py --rev e7f22ca --ratings 2000000 --factors 8

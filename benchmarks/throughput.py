@@ -48,7 +48,8 @@ sys.path.insert(0, str(HERE.parent))
 
 from latentfactors import BiasedMF, make_synthetic_ratings  # noqa: E402
 from latentfactors.data import IdIndex  # noqa: E402
-from latentfactors.models.biased_mf import ADAM_PARALLEL_MIN_BATCH, grid_plan  # noqa: E402
+from latentfactors.kernels.layout import grid_plan  # noqa: E402
+from latentfactors.models.biased_mf import ADAM_PARALLEL_MIN_BATCH  # noqa: E402
 
 
 def fit_seconds(make_model, data, epochs) -> float:

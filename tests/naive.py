@@ -49,28 +49,7 @@ def shuffle_ints(values, lo, hi, state):
     return state
 
 
-def sgd_block_epoch(
-    users,
-    group_users,
-    items,
-    ratings,
-    group_ptr,
-    run_ptr,
-    block_runs,
-    run_order,
-    schedule,
-    seeds,
-    reshuffle,
-    sync,
-    P,
-    Q,
-    bu,
-    bi,
-    mu,
-    lr,
-    reg,
-    reg_bias,
-):
+def sgd_block_epoch(blocks, plan, P, Q, bu, bi, mu, lr, reg, reg_bias):
     """Blocks in schedule order; in each, runs in shuffled order; in each run,
     its groups in turn from a random first one, wrapping round.
 
@@ -80,8 +59,11 @@ def sgd_block_epoch(
     each in turn, then the rest of the longer one). ``group_users`` is unused:
     the twin reads every rating's own user, which is what the kernel's
     per-group users must match. ``sync`` is the kernel's scratch for its
-    threads, unused here: the twin runs the blocks round by round.
+    threads, unused here: the twin runs the blocks round by round. ``blocks``
+    and ``plan`` are the kernel's layout bundles.
     """
+    users, _, items, ratings, group_ptr, run_ptr, block_runs, run_order, reshuffle, _ = blocks
+    schedule, seeds = plan
     f32 = np.float32
     mu, lr, reg, reg_bias = f32(mu), f32(lr), f32(reg), f32(reg_bias)
     loss = 0.0

@@ -18,8 +18,11 @@ from latentfactors.data.coerce import TrainData
 from latentfactors.data.ids import IdIndex
 from latentfactors.kernels import _atomic as atomic
 from latentfactors.kernels import adam as adam_kernels
+from latentfactors.kernels import layout as layout_kernels
 from latentfactors.kernels import sgd as sgd_kernels
 from latentfactors.kernels._prefetch import LINE_BYTES, aligned_empty
+from latentfactors.kernels.bundles import Embeddings, Ratings
+from latentfactors.kernels.layout import BlockLayout, Blocks
 from latentfactors.kernels.scoring import csr_by_user, with_threads
 from tests import naive
 from tests.conftest import two_threads
@@ -61,6 +64,13 @@ def encoded(frame) -> TrainData:
     )
 
 
+def block_layout(data, width, rng, by_user=False):
+    """A BlockLayout of encoded ratings, which it takes over."""
+    columns = {"users": data.users, "items": data.items, "ratings": data.ratings}
+    data.users = data.items = data.ratings = None
+    return BlockLayout(columns, len(data.user_index), len(data.item_index), width, rng, by_user)
+
+
 def random_params(rng, n_users, n_items, k, dtype=np.float32):
     return (
         (rng.standard_normal((n_users, k)) * 0.3).astype(dtype),
@@ -78,26 +88,26 @@ def random_params(rng, n_users, n_items, k, dtype=np.float32):
     [(1, False, 4096), (3, False, 4096), (3, True, 4096), (3, True, 5)],
 )
 def test_sgd_block_epoch_matches_naive_twin(monkeypatch, ratings, width, by_user, run_ratings):
-    monkeypatch.setattr(bmf, "RUN_RATINGS", run_ratings)
+    monkeypatch.setattr(layout_kernels, "RUN_RATINGS", run_ratings)
     data = encoded(ratings)
     rng = np.random.default_rng(3)
-    layout = bmf.BlockLayout(data, width, rng, by_user)
+    layout = block_layout(data, width, rng, by_user)
     if run_ratings < 10:  # several runs per block, so their order and wrap-round count
         assert len(layout.run_ptr) - 1 > 2 * width * width
-    args = layout.epoch_args(rng)
+    blocks, plan = layout.epoch_args(rng)
     P, Q, bu, bi = random_params(rng, 40, 30, 6)
-    twin_args = [a.copy() if isinstance(a, np.ndarray) else a for a in args]
-    assert args[10] is (not by_user)  # grouped layouts sweep from a random start
+    twin_blocks = Blocks(*(a.copy() if isinstance(a, np.ndarray) else a for a in blocks))
+    assert blocks.reshuffle is (not by_user)  # grouped layouts sweep from a random start
     if by_user:  # the kernel reads each group's user from group_users
-        assert np.array_equal(args[1], layout.users[layout.group_ptr[:-1]])
+        assert np.array_equal(blocks.group_users, layout.users[layout.group_ptr[:-1]])
     twin_params = [a.copy() for a in (P, Q, bu, bi)]
     f32 = np.float32
-    scalars = (f32(3.0), f32(0.02), f32(0.05), f32(0.01))
-    loss = sgd_kernels._sgd_block_epoch(*args, P, Q, bu, bi, *scalars)
-    twin_loss = naive.sgd_block_epoch(*twin_args, *twin_params, *scalars)
-    for j in (0, 2, 3):  # users, items, ratings: the same shuffles, bit for bit
-        np.testing.assert_array_equal(args[j], twin_args[j])
-    np.testing.assert_array_equal(args[7], twin_args[7])  # the same order of runs
+    hyper = sgd_kernels.SGDHyper(f32(3.0), f32(0.02), f32(0.05), f32(0.01))
+    loss = sgd_kernels._sgd_block_epoch(blocks, plan, Embeddings(P, Q, bu, bi), hyper)
+    twin_loss = naive.sgd_block_epoch(twin_blocks, plan, *twin_params, *hyper)
+    for name in ("users", "items", "ratings"):  # the same shuffles, bit for bit
+        np.testing.assert_array_equal(getattr(blocks, name), getattr(twin_blocks, name))
+    np.testing.assert_array_equal(blocks.run_order, twin_blocks.run_order)  # same run order
     for got, want in zip((P, Q, bu, bi), twin_params):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
     assert loss == pytest.approx(twin_loss, rel=1e-4)
@@ -107,8 +117,10 @@ def test_sgd_block_epoch_matches_naive_twin(monkeypatch, ratings, width, by_user
 def test_block_layout_groups_blocks_and_keeps_every_rating(ratings, by_user):
     data = encoded(ratings)
     before = set(zip(data.users.tolist(), data.items.tolist(), data.ratings.tolist()))
-    layout = bmf.BlockLayout(data, 4, np.random.default_rng(0), by_user)
-    assert data.users is None  # the layout took the arrays over: no second copy kept
+    columns = {"users": data.users, "items": data.items, "ratings": data.ratings}
+    n_users, n_items = len(data.user_index), len(data.item_index)
+    layout = BlockLayout(columns, n_users, n_items, 4, np.random.default_rng(0), by_user)
+    assert columns == {}  # the layout took the arrays over: no second copy kept
     if by_user:  # rows renumbered so that every stripe is a consecutive range
         users, items = layout.user_rows[layout.users], layout.item_rows[layout.items]
     else:
@@ -160,20 +172,20 @@ def test_runs_are_stretches_of_consecutive_groups_within_a_block():
     sizes = [3, 4, 2, 5, 6, 1, 1, 1]
     group_ptr = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
     block_groups = np.array([0, 4, 4, 8], dtype=np.int64)
-    run_ptr, block_runs = bmf._runs(group_ptr, block_groups, 6)
+    run_ptr, block_runs = layout_kernels._runs(group_ptr, block_groups, 6)
     # block 0 starts its groups at offsets 0, 3, 7, 9 -> stretches 0, 0, 1, 1;
     # block 2 at 0, 6, 7, 8 -> 0, 1, 1, 1
     assert run_ptr.tolist() == [0, 2, 4, 5, 8]
     assert block_runs.tolist() == [0, 2, 2, 4]
-    one_run_each, _ = bmf._runs(group_ptr, block_groups, 10**6)
+    one_run_each, _ = layout_kernels._runs(group_ptr, block_groups, 10**6)
     assert one_run_each.tolist() == [0, 4, 8]
 
 
 @pytest.mark.parametrize("run_ratings", [1, 50, 10**6])
 def test_layout_runs_cover_every_group_once(monkeypatch, synthetic, run_ratings):
-    monkeypatch.setattr(bmf, "RUN_RATINGS", run_ratings)
+    monkeypatch.setattr(layout_kernels, "RUN_RATINGS", run_ratings)
     frame, _ = synthetic
-    layout = bmf.BlockLayout(encoded(frame), 4, np.random.default_rng(0), by_user=True)
+    layout = block_layout(encoded(frame), 4, np.random.default_rng(0), by_user=True)
     run_ptr, block_runs, bg = layout.run_ptr, layout.block_runs, layout.block_groups
     assert run_ptr[0] == 0 and run_ptr[-1] == len(layout.group_ptr) - 1
     assert np.all(np.diff(run_ptr) > 0)  # never empty
@@ -202,14 +214,14 @@ def test_group_by_user_is_a_stable_sort_by_rank_within_each_block(stripe, n_thre
     block_ptr = np.array([0, 0, 4_000, 4_001, 13_000, n], dtype=np.int64)  # an empty block too
     col = np.arange(n, dtype=np.float32)  # records where each entry came from
     keys = users.copy()
-    group = sgd_kernels._group_by_user
+    group = layout_kernels._group_by_user
     with_threads(n_threads, group, col, users, urank, block_ptr, stripe)
     with_threads(n_threads, group, keys, keys, urank, block_ptr, stripe)  # sorting its own keys
     for lo, hi in zip(block_ptr[:-1], block_ptr[1:]):
         want = lo + np.argsort(urank[users[lo:hi]], kind="stable")
         np.testing.assert_array_equal(col[lo:hi], want.astype(np.float32))
         np.testing.assert_array_equal(keys[lo:hi], users[want])
-    ptr = sgd_kernels._user_cells(keys, urank, block_ptr, stripe)
+    ptr = layout_kernels._user_cells(keys, urank, block_ptr, stripe)
     want_ptr = np.zeros(5 * stripe + 1, dtype=np.int64)
     for b in range(5):
         ranks = urank[users[block_ptr[b] : block_ptr[b + 1]]]
@@ -246,7 +258,7 @@ def test_shuffle_groups_permutes_each_group_deterministically():
     i = u.copy()
     r = u.astype(np.float32)
     ptr = np.array([0, 10, 90, 90, 100], dtype=np.int64)  # an empty group too
-    sgd_kernels._shuffle_groups(u, i, r, ptr, np.uint64(12345))
+    layout_kernels._shuffle_groups(u, i, r, ptr, np.uint64(12345))
     for lo, hi in zip(ptr[:-1], ptr[1:]):
         assert sorted(u[lo:hi].tolist()) == list(range(lo, hi))  # stays inside its group
     assert not np.array_equal(u[10:90], np.arange(10, 90))
@@ -274,48 +286,24 @@ def test_adam_epoch_matches_naive_twin(records, dense, parts, batch):
     twin = [a.copy() for a in (P, Q, bu, bi)]
     order = rng.permutation(len(ratings)).astype(np.int32)
     f32 = np.float32
+    params, moments, scratch = adam_kernels.adam_buffers(P, Q, bu, bi, records=records)
+    P, Q, bu, bi = params
     if records:
-        (P, mP, vP, gP), (bu, mbu, vbu, gbu) = bmf.adam_records(P, bu)
-        (Q, mQ, vQ, gQ), (bi, mbi, vbi, gbi) = bmf.adam_records(Q, bi)
         assert not P.flags.c_contiguous and np.array_equal(P, twin[0])
-        moments = [mP, vP, mQ, vQ, mbu, vbu, mbi, vbi]
-        grads = [gP, gQ, gbu, gbi]
-    else:
-        moments = [np.zeros_like(a) for a in (P, P, Q, Q, bu, bu, bi, bi)]
-        grads = [np.zeros_like(a) for a in (P, Q, bu, bi)]
-    scratch = [
-        *grads,
-        np.full(nu, -1, np.int64),
-        np.full(ni, -1, np.int64),
-        np.zeros(nu, np.int32),
-        np.zeros(ni, np.int32),
-    ]
     n_batches = -(-len(order) // batch)
     drift = adam_kernels.drift_table(0.01, 0.9, 0.999, 0, n_batches)
+    hyper = adam_kernels.AdamHyper(f32(0.01), f32(0.9), f32(0.999), f32(eps), f32(0.05), f32(0.01))
+    clock = adam_kernels.AdamClock(0, dense, np.zeros(nu, np.int64), np.zeros(ni, np.int64), drift)
     loss = adam_kernels._adam_epoch(
-        data.users,
-        data.items,
-        data.ratings,
+        Ratings(data.users, data.items, data.ratings),
         order,
         batch,
-        P,
-        Q,
-        bu,
-        bi,
+        params,
         f32(3.0),
-        *moments,
-        *scratch,
-        f32(0.01),
-        f32(0.9),
-        f32(0.999),
-        f32(eps),
-        f32(0.05),
-        f32(0.01),
-        0,
-        dense,
-        np.zeros(nu, np.int64),
-        np.zeros(ni, np.int64),
-        drift,
+        moments,
+        scratch,
+        hyper,
+        clock,
         parts,
     )
     twin_moments = [(np.zeros(a.shape), np.zeros(a.shape)) for a in twin]
@@ -353,22 +341,15 @@ def test_adam_gradient_matches_central_differences(reg, reg_bias):
     stamps = [np.full(nu, -1, np.int64), np.full(ni, -1, np.int64)]
     touched = [np.zeros(nu, np.int32), np.zeros(ni, np.int32)]
     adam_kernels._batch_gradient(
-        users,
-        items,
-        ratings,
+        Ratings(users, items, ratings),
         order,
         0,
         m,
-        P,
-        Q,
-        bu,
-        bi,
+        Embeddings(P, Q, bu, bi),
         3.2,
         reg,
         reg_bias,
-        *grads,
-        *stamps,
-        *touched,
+        adam_kernels.RowScratch(*grads, *stamps, *touched),
         1,
     )
     untouched_u = np.setdiff1d(np.arange(nu), users)
@@ -426,9 +407,9 @@ def test_optimizers_start_from_the_same_initialisation(ratings):
 def test_threads_give_bit_identical_sgd(monkeypatch, synthetic, cache_bytes):
     frame, _ = synthetic
     # force a real grid on small data, with and without grouping by user
-    monkeypatch.setattr(bmf, "CACHE_BYTES", cache_bytes)
-    monkeypatch.setattr(bmf, "STRIPE_BYTES", 2048)
-    monkeypatch.setattr(bmf, "MIN_RATINGS_PER_BLOCK", 64)
+    monkeypatch.setattr(layout_kernels, "CACHE_BYTES", cache_bytes)
+    monkeypatch.setattr(layout_kernels, "STRIPE_BYTES", 2048)
+    monkeypatch.setattr(layout_kernels, "MIN_RATINGS_PER_BLOCK", 64)
     if cache_bytes > 10**6:
         monkeypatch.setattr(bmf, "grid_plan", lambda *a: (6, False))
     width, _ = bmf.grid_plan(500, 300, len(frame), 8)
@@ -486,20 +467,20 @@ def test_blocks_wait_for_their_stripes_on_any_thread_count():
         IdIndex(np.arange(200)),
         IdIndex(np.arange(100)),
     )
-    layout = bmf.BlockLayout(data, 4, np.random.default_rng(0), by_user=True)
+    layout = block_layout(data, 4, np.random.default_rng(0), by_user=True)
     sizes = np.diff(layout.block_ptr)
     assert sizes.max() > 2 * sizes.min()
     start = layout.to_layout(random_params(np.random.default_rng(1), 200, 100, 8))
     order = layout.run_order.copy()
     f32 = np.float32
-    scalars = (f32(3.5), f32(0.02), f32(0.02), f32(0.01))
+    hyper = sgd_kernels.SGDHyper(f32(3.5), f32(0.02), f32(0.02), f32(0.01))
     for seed in range(6):
         results = []
         for threads in (1, 2, 2, 2):
             layout.run_order[:] = order
-            rows = [a.copy() for a in start]
+            rows = Embeddings(*(a.copy() for a in start))
             args = layout.epoch_args(np.random.default_rng(seed))
-            sse = with_threads(threads, sgd_kernels._sgd_block_epoch, *args, *rows, *scalars)
+            sse = with_threads(threads, sgd_kernels._sgd_block_epoch, *args, rows, hyper)
             results.append((sse, rows))
         for sse, rows in results[1:]:
             assert sse == results[0][0]
@@ -575,11 +556,14 @@ def _add_one(arr):
 
 
 def test_grid_depends_on_data_not_threads():
-    assert bmf.grid_plan(671, 9066, 80_000, 8) == (1, False)  # fits in cache: one shuffle
-    width, by_user = bmf.grid_plan(200_000, 50_000, 20_000_000, 32)
+    assert layout_kernels.grid_plan(671, 9066, 80_000, 8) == (
+        1,
+        False,
+    )  # fits in cache: one shuffle
+    width, by_user = layout_kernels.grid_plan(200_000, 50_000, 20_000_000, 32)
     assert by_user and 4 <= width <= 64
     # never more blocks than the ratings can fill
-    assert bmf.grid_size(10**6, 10**6, 10_000, 128) ** 2 * 1024 <= 10_000 + 1024
+    assert layout_kernels.grid_size(10**6, 10**6, 10_000, 128) ** 2 * 1024 <= 10_000 + 1024
 
 
 def test_block_schedule_converges_like_a_plain_shuffle(monkeypatch, synthetic):
@@ -1331,7 +1315,7 @@ def test_prefetch_hints_change_nothing():
 def test_adam_records_interleave_a_rows_state():
     W = np.arange(12, dtype=np.float32).reshape(3, 4)
     b = np.array([1.0, 2.0, 3.0], dtype=np.float32)
-    (Wr, m, v, g), (br, mb, vb, gb) = bmf.adam_records(W, b)
+    (Wr, m, v, g), (br, mb, vb, gb) = adam_kernels.adam_records(W, b)
     assert np.array_equal(Wr, W) and np.array_equal(br, b)
     assert not np.shares_memory(Wr, W) and not np.shares_memory(br, b)
     for arr in (m, v, g, mb, vb, gb):
@@ -1368,7 +1352,7 @@ def test_aligned_empty_starts_on_a_cache_line(shape, dtype):
 
 
 def test_sgd_epoch_does_not_depend_on_where_rows_start(ratings):
-    layout = bmf.BlockLayout(encoded(ratings), 3, np.random.default_rng(0), by_user=True)
+    layout = block_layout(encoded(ratings), 3, np.random.default_rng(0), by_user=True)
     rows = layout.to_layout(random_params(np.random.default_rng(1), 40, 30, 16))
     order = layout.run_order.copy()
     f32 = np.float32
@@ -1381,9 +1365,8 @@ def test_sgd_epoch_does_not_depend_on_where_rows_start(ratings):
             copies[-1][...] = a
         layout.run_order[:] = order
         args = layout.epoch_args(np.random.default_rng(2))
-        loss = sgd_kernels._sgd_block_epoch(
-            *args, *copies, f32(3.0), f32(0.02), f32(0.05), f32(0.01)
-        )
+        hyper = sgd_kernels.SGDHyper(f32(3.0), f32(0.02), f32(0.05), f32(0.01))
+        loss = sgd_kernels._sgd_block_epoch(*args, Embeddings(*copies), hyper)
         results.append((loss, copies))
     for loss, copies in results[1:]:
         assert loss == results[0][0]

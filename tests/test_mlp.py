@@ -21,6 +21,7 @@ from latentfactors import (
     random_split,
 )
 from latentfactors.kernels import mlp as K
+from latentfactors.kernels.bundles import Embeddings, Ratings
 from latentfactors.kernels.scoring import with_threads
 from latentfactors.models.base import encode_train
 from tests import naive_mlp as naive
@@ -55,34 +56,19 @@ def kernel_objective(batch_data, params, cfg):
     value = with_threads(
         1,
         K._loss_grad,
-        users,
-        items,
-        ratings,
+        Ratings(users, items, ratings),
         order,
         0,
         m,
-        P,
-        Q,
-        bu,
-        bi,
+        Embeddings(P, Q, bu, bi),
         cfg["mu"],
-        flat,
-        offsets,
-        sizes,
-        uoff,
-        K.ACTIVATIONS[cfg["activation"]],
-        cfg["dropout"],
-        np.uint64(cfg["seed"]),
-        cfg["reg"],
-        cfg["reg_bias"],
-        cfg["reg_weights"],
-        *scratch,
-        grads["P"],
-        grads["Q"],
-        grads["bu"],
-        grads["bi"],
+        K.Head(flat, offsets, sizes, uoff, K.ACTIVATIONS[cfg["activation"]]),
+        K.Dropout(cfg["dropout"], np.uint64(cfg["seed"])),
+        K.Penalties(cfg["reg"], cfg["reg_bias"], cfg["reg_weights"]),
+        scratch,
+        Embeddings(grads["P"], grads["Q"], grads["bu"], grads["bi"]),
     )
-    grads["flat"] = scratch[5]
+    grads["flat"] = scratch.gflat
     return value, grads
 
 
@@ -201,9 +187,9 @@ def run_one_epoch(model, frame):
     model._set_state(model._init_state(rng, len(data.user_index), len(data.item_index)))
     before = model._copy_state()
     users, items, ratings = data.users.copy(), data.items.copy(), data.ratings.copy()
-    ctx = model._setup(data, rng)
-    sse = model._epoch(ctx, 1, rng)
-    return before, model._copy_state(), (users, items, ratings), ctx, sse
+    state = model._setup(data, rng)
+    sse = model._epoch(state, 1, rng)
+    return before, model._copy_state(), (users, items, ratings), state, sse
 
 
 @pytest.mark.parametrize(
@@ -235,8 +221,8 @@ def test_epoch_matches_numpy_twin(optimizer, embed_optimizer, activation, dropou
         embedding_learning_rate=0.03,
         random_state=3,
     )
-    before, after, (users, items, ratings), ctx, sse = run_one_epoch(model, frame)
-    sizes, offsets, _ = ctx["layout"]
+    before, after, (users, items, ratings), state, sse = run_one_epoch(model, frame)
+    sizes, offsets = state.sizes, state.offsets
     dense = before["dense_"].astype(np.float64)
     weights, intercepts = split_flat(dense, sizes, offsets)
     params = dict(
@@ -262,14 +248,14 @@ def test_epoch_matches_numpy_twin(optimizer, embed_optimizer, activation, dropou
         users,
         items,
         ratings.astype(np.float64),
-        ctx["order"],
+        state.order,
         batch_size,
         params,
         moments,
         mu=float(np.float32(model.global_mean_)),
         activation=activation,
         dropout=dropout,
-        seed=int(ctx["dropout_seed"]),
+        seed=int(state.dropout_seed),
         optimizer=optimizer,
         embed_optimizer=embed_optimizer,
         lr=0.01,

@@ -5,6 +5,8 @@ and divergence stays detectable. ``cache=True`` keeps compiled kernels on disk
 next to the sources, so a second process starts fast.
 """
 
+import types
+
 import numba
 
 FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
@@ -18,3 +20,32 @@ def resolve_threads(n_threads: int) -> int:
     if n_threads == -1:
         return limit
     return max(1, min(int(n_threads), limit))
+
+
+def with_threads(n_threads, kernel, *args):
+    """Run a parallel kernel on ``n_threads`` threads, then restore the previous count."""
+    previous = numba.get_num_threads()
+    numba.set_num_threads(n_threads)
+    try:
+        return kernel(*args)
+    finally:
+        numba.set_num_threads(previous)
+
+
+def serial_and_parallel(func):
+    """``(serial, parallel)``: ``func`` compiled once with :data:`JIT` and once with
+    :data:`PARALLEL_JIT`.
+
+    ``func`` loops with ``numba.prange``, which is a plain ``range`` in the
+    serial compilation, so the two share every line. The parallel one is
+    compiled from a copy of ``func`` named ``<name>_parallel``: Numba's disk
+    cache files a function by its name and signature, not by its flags, and
+    would otherwise hand one compilation to both.
+    """
+    twin = types.FunctionType(
+        func.__code__, func.__globals__, func.__name__ + "_parallel", func.__defaults__
+    )
+    twin.__qualname__ = func.__qualname__ + "_parallel"
+    twin.__module__ = func.__module__
+    twin.__doc__ = func.__doc__
+    return numba.njit(**JIT)(func), numba.njit(**PARALLEL_JIT)(twin)

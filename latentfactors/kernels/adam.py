@@ -39,28 +39,119 @@ a component whose gradients were tiny (``sqrt(v)`` within a few orders of
 200 test problem with Keras's ``eps = 1e-7`` parameters end an epoch within
 0.005 of stepping every row (and within 1e-5 with ``eps = 1e-10``); summing
 such steps one by one changed the Keras dot-product preset's test MSE by
-less than 0.001 and made the Keras presets 3 to 50 times slower, so it is
-not done.
+less than 0.001 at the price of work for every skipped step of every row,
+so it is not done.
 """
 
 from __future__ import annotations
 
 import math
+from collections import namedtuple
 
 import numba
 import numpy as np
 
 from latentfactors.kernels._config import JIT, PARALLEL_JIT
-from latentfactors.kernels._prefetch import prefetch_at, prefetch_row
+from latentfactors.kernels._prefetch import aligned_empty, prefetch_at, prefetch_row
+from latentfactors.kernels.bundles import Embeddings
 
 # Rows and ratings are fetched this many steps ahead of their use (a prefetch
 # changes no value; see kernels/_prefetch.py).
 AHEAD = 8
 
+#: First and second moments, shaped like ``P, P, Q, Q, bu, bu, bi, bi``.
+Moments = namedtuple("Moments", "mP vP mQ vQ mbu vbu mbi vbi")
+
+#: What a batch works in, sized like the rows: gradient rows ``gP, gQ, gbu, gbi``
+#: (zero between batches), ``stamp_u``, ``stamp_i`` (int64, the last step that
+#: touched each row, starting at -1) and ``touched_u``, ``touched_i`` (int32, the
+#: rows a batch touches, listed).
+RowScratch = namedtuple("RowScratch", "gP gQ gbu gbi stamp_u stamp_i touched_u touched_i")
+
+#: Adam's float32 scalars: step ``lr``, ``beta1``, ``beta2``, ``eps``, and the
+#: penalties ``reg`` (factors) and ``reg_bias`` (biases).
+AdamHyper = namedtuple("AdamHyper", "lr beta1 beta2 eps reg reg_bias")
+
+#: Where the step count stands: ``step0`` batches ran before this epoch. With
+#: ``dense`` (Keras's Adam), ``last_u``, ``last_i`` (int64) hold each row's last
+#: up-to-date step, all ``step0`` on entry and on exit, and ``drift`` is
+#: :func:`drift_table` for steps ``step0 .. step0 + batches`` (unused otherwise).
+AdamClock = namedtuple("AdamClock", "step0 dense last_u last_i drift")
+
+# One side (users or items) of the parameters with its moments: factor rows W,
+# biases b. Built inside the kernels, so that a helper serves both sides.
+_Side = namedtuple("_Side", "W mW vW b mb vb")
+
+
+def adam_records(W: np.ndarray, b: np.ndarray):
+    """Adam's state for factor rows ``W`` and biases ``b``, interleaved by row.
+
+    Returns ``(W', m, v, g)`` and ``(b', mb, vb, gb)``: views of one array of
+    shape ``(n, 4, k)`` and one of shape ``(n, 4)``, so that a row's
+    parameters, moments and gradient lie side by side in memory. ``W'`` and
+    ``b'`` start as copies of ``W`` and ``b``; the rest start at zero. An Adam
+    step reads and writes all four of a row, at random rows: side by side they
+    share a memory page and the prefetcher's stream, where four separate arrays
+    cost four page lookups and four distant lines (``python
+    benchmarks/adam_records.py``, ``benchmarks/results/sgd-adam-layout.txt``).
+    The price is one extra copy of the parameters while training.
+    """
+    rows = aligned_empty((W.shape[0], 4, W.shape[1]), W.dtype)
+    rows.fill(0)
+    rows[:, 0] = W
+    bias = aligned_empty((len(b), 4), b.dtype)
+    bias.fill(0)
+    bias[:, 0] = b
+    return tuple(rows[:, j] for j in range(4)), tuple(bias[:, j] for j in range(4))
+
+
+def adam_buffers(P, Q, bu, bi, records: bool = False):
+    """``(params, moments, scratch)``: what Adam on ``P, Q, bu, bi`` trains in.
+
+    With ``records``, the parameters are copies held in :func:`adam_records`
+    next to their moments and gradients (write them back after training);
+    without, they are ``P, Q, bu, bi`` themselves and the moments and
+    gradients are separate zeroed arrays. Returns :class:`Embeddings`,
+    :class:`Moments` and :class:`RowScratch`.
+    """
+    n_users, n_items = len(bu), len(bi)
+    if records:
+        (Pw, mP, vP, gP), (buw, mbu, vbu, gbu) = adam_records(P, bu)
+        (Qw, mQ, vQ, gQ), (biw, mbi, vbi, gbi) = adam_records(Q, bi)
+        params = Embeddings(Pw, Qw, buw, biw)
+        moments = Moments(mP, vP, mQ, vQ, mbu, vbu, mbi, vbi)
+    else:
+        params = Embeddings(P, Q, bu, bi)
+        moments = Moments(*(np.zeros_like(a) for a in (P, P, Q, Q, bu, bu, bi, bi)))
+        gP, gQ, gbu, gbi = (np.zeros_like(a) for a in (P, Q, bu, bi))
+    scratch = RowScratch(
+        gP,
+        gQ,
+        gbu,
+        gbi,
+        np.full(n_users, -1, np.int64),
+        np.full(n_items, -1, np.int64),
+        np.zeros(n_users, np.int32),
+        np.zeros(n_items, np.int32),
+    )
+    return params, moments, scratch
+
 
 @numba.njit(**JIT)
-def _list_rows(users, items, order, start, stop, stamp_u, stamp_i, touched_u, touched_i, step):
-    """List the distinct rows of a batch in ``touched_*``; returns how many of each."""
+def _sides(emb, moments):
+    """The user side and the item side of the parameters with their moments."""
+    P, Q, bu, bi = emb
+    mP, vP, mQ, vQ, mbu, vbu, mbi, vbi = moments
+    return _Side(P, mP, vP, bu, mbu, vbu), _Side(Q, mQ, vQ, bi, mbi, vbi)
+
+
+@numba.njit(**JIT)
+def _list_rows(users, items, order, start, stop, scratch, step):
+    """List the distinct rows of a batch in ``scratch.touched_*``; returns how many of each."""
+    stamp_u = scratch.stamp_u
+    stamp_i = scratch.stamp_i
+    touched_u = scratch.touched_u
+    touched_i = scratch.touched_i
     nu = 0
     ni = 0
     for j in range(start, stop):
@@ -89,73 +180,31 @@ def _list_rows(users, items, order, start, stop, stamp_u, stamp_i, touched_u, to
 
 
 @numba.njit(**JIT)
-def _mark_batch(
-    users, items, order, start, stop, gP, gQ, gbu, gbi, stamp_u, stamp_i, touched_u, touched_i, step
-):
+def _mark_batch(users, items, order, start, stop, scratch, step):
     """List the distinct rows of a batch and zero their gradient rows."""
-    nu, ni = _list_rows(
-        users, items, order, start, stop, stamp_u, stamp_i, touched_u, touched_i, step
-    )
-    _zero_rows(touched_u, nu, gP, gbu)
-    _zero_rows(touched_i, ni, gQ, gbi)
+    nu, ni = _list_rows(users, items, order, start, stop, scratch, step)
+    _zero_rows(scratch.touched_u, nu, scratch.gP, scratch.gbu)
+    _zero_rows(scratch.touched_i, ni, scratch.gQ, scratch.gbi)
     return nu, ni
 
 
 @numba.njit(**JIT)
-def _batch_gradient(
-    users,
-    items,
-    ratings,
-    order,
-    start,
-    stop,
-    P,
-    Q,
-    bu,
-    bi,
-    mu,
-    reg,
-    reg_bias,
-    gP,
-    gQ,
-    gbu,
-    gbi,
-    stamp_u,
-    stamp_i,
-    touched_u,
-    touched_i,
-    step,
-):
+def _batch_gradient(data, order, start, stop, emb, mu, reg, reg_bias, scratch, step):
     """Gradient of ``L_b`` for the batch ``order[start:stop]``, into the row buffers.
 
-    The serial composition of what :func:`_adam_epoch` runs in parallel.
-    Errors and penalties all use the parameters as they were at the start of
-    the batch. Rows are zeroed on first touch (``stamp_* != step``) and listed
-    in ``touched_*``. Returns ``(sum of e**2, n touched users, n touched items)``.
+    The serial composition of what :func:`_adam_epoch` runs in parallel, for
+    :class:`~latentfactors.kernels.bundles.Ratings` ``data`` and parameters
+    ``emb``. Errors and penalties all use the parameters as they were at the
+    start of the batch. Rows are zeroed on first touch (``stamp_* != step``)
+    and listed in ``touched_*`` (``scratch`` is a :class:`RowScratch`).
+    Returns ``(sum of e**2, n touched users, n touched items)``.
     """
-    nu, ni = _mark_batch(
-        users,
-        items,
-        order,
-        start,
-        stop,
-        gP,
-        gQ,
-        gbu,
-        gbi,
-        stamp_u,
-        stamp_i,
-        touched_u,
-        touched_i,
-        step,
-    )
+    nu, ni = _mark_batch(data.users, data.items, order, start, stop, scratch, step)
     m = stop - start
     c = np.empty(m)
     e2 = np.empty(m)
-    _batch_errors(users, items, ratings, order, start, 0, m, P, Q, bu, bi, mu, m, c, e2)
-    _accumulate_owned(
-        users, items, order, start, stop, P, Q, bu, bi, reg, reg_bias, m, c, gP, gQ, gbu, gbi, 0, 1
-    )
+    _batch_errors(data, order, start, 0, m, m, emb, mu, c, e2)
+    _accumulate_owned(data, order, start, stop, emb, reg, reg_bias, c, scratch, 0, 1)
     loss = 0.0
     for j in range(m):
         loss += e2[j]
@@ -163,8 +212,10 @@ def _batch_gradient(
 
 
 @numba.njit(**JIT)
-def _batch_errors(users, items, ratings, order, start, lo, hi, P, Q, bu, bi, mu, m, c, e2):
-    """For batch positions ``lo..hi-1``: ``c[j] = -2 e / m`` and ``e2[j] = e**2``."""
+def _batch_errors(data, order, start, lo, hi, m, emb, mu, c, e2):
+    """For positions ``lo..hi-1`` of a batch of ``m``: ``c[j] = -2 e / m``, ``e2[j] = e**2``."""
+    users, items, ratings = data
+    P, Q, bu, bi = emb
     k = P.shape[1]
     scale = 2.0 / m
     for j in range(lo, hi):
@@ -185,27 +236,7 @@ def _batch_errors(users, items, ratings, order, start, lo, hi, P, Q, bu, bi, mu,
 
 
 @numba.njit(**JIT)
-def _accumulate_owned(
-    users,
-    items,
-    order,
-    start,
-    stop,
-    P,
-    Q,
-    bu,
-    bi,
-    reg,
-    reg_bias,
-    m,
-    c,
-    gP,
-    gQ,
-    gbu,
-    gbi,
-    part,
-    parts,
-):
+def _accumulate_owned(data, order, start, stop, emb, reg, reg_bias, c, scratch, part, parts):
     """Add the batch's gradient into the zeroed rows with ``(row >> 4) % parts == part``.
 
     Rows go to parts in runs of 16, so that two threads never write the same
@@ -213,7 +244,15 @@ def _accumulate_owned(
     ``parts`` is, so splitting the rows between threads leaves the result
     bit-identical.
     """
+    users = data.users
+    items = data.items
+    P, Q, bu, bi = emb
+    gP = scratch.gP
+    gQ = scratch.gQ
+    gbu = scratch.gbu
+    gbi = scratch.gbi
     k = P.shape[1]
+    m = stop - start
     scale = 2.0 / m
     for j in range(start, stop):
         if j + AHEAD < stop:
@@ -237,11 +276,12 @@ def _accumulate_owned(
 
 
 @numba.njit(**JIT)
-def _adam_rows(rows, n_rows, W, gW, mW, vW, b, gb, mb, vb, alpha, beta1, beta2, eps):
-    """Adam step for the listed rows of a factor matrix and its bias vector.
+def _adam_rows(rows, n_rows, side, gW, gb, alpha, beta1, beta2, eps):
+    """Adam step for the listed rows of one side's factor matrix and bias vector.
 
-    The gradient rows it consumes are left zero, ready for the next batch.
+    The gradient rows ``gW``, ``gb`` it consumes are left zero, ready for the next batch.
     """
+    W, mW, vW, b, mb, vb = side
     k = W.shape[1]
     # Keep the arithmetic in the parameters' precision so the row loops vectorise.
     a = W.dtype.type(alpha)
@@ -307,8 +347,9 @@ def _discounted_tail(alpha, gamma, table):
 
 
 @numba.njit(**JIT)
-def _catch_up(rows, n_rows, W, mW, vW, b, mb, vb, last, target, drift, first, beta1, beta2, gamma):
+def _catch_up(rows, n_rows, side, last, target, drift, first, beta1, beta2, gamma):
     """Apply the zero-gradient dense-Adam steps ``last[r]+1..target`` to the listed rows."""
+    W, mW, vW, b, mb, vb = side
     k = W.shape[1]
     for a in range(n_rows):
         r = rows[a]
@@ -331,124 +372,35 @@ def _catch_up(rows, n_rows, W, mW, vW, b, mb, vb, last, target, drift, first, be
 
 
 @numba.njit(**JIT)
-def _catch_up_pair(
-    users,
-    nu,
-    items,
-    ni,
-    P,
-    Q,
-    bu,
-    bi,
-    mP,
-    vP,
-    mQ,
-    vQ,
-    mbu,
-    vbu,
-    mbi,
-    vbi,
-    last_u,
-    last_i,
-    target,
-    drift,
-    first,
-    beta1,
-    beta2,
-):
+def _catch_up_pair(users, nu, items, ni, emb, moments, clock, target, beta1, beta2):
     """:func:`_catch_up` for the listed user rows and item rows alike."""
     gamma = beta1 / math.sqrt(beta2)
-    _catch_up(users, nu, P, mP, vP, bu, mbu, vbu, last_u, target, drift, first, beta1, beta2, gamma)
-    _catch_up(items, ni, Q, mQ, vQ, bi, mbi, vbi, last_i, target, drift, first, beta1, beta2, gamma)
+    su, si = _sides(emb, moments)
+    step0 = clock.step0
+    drift = clock.drift
+    _catch_up(users, nu, su, clock.last_u, target, drift, step0, beta1, beta2, gamma)
+    _catch_up(items, ni, si, clock.last_i, target, drift, step0, beta1, beta2, gamma)
 
 
 @numba.njit(**JIT)
-def _catch_up_all(
-    P,
-    Q,
-    bu,
-    bi,
-    mP,
-    vP,
-    mQ,
-    vQ,
-    mbu,
-    vbu,
-    mbi,
-    vbi,
-    last_u,
-    last_i,
-    target,
-    drift,
-    first,
-    beta1,
-    beta2,
-):
+def _catch_up_all(emb, moments, clock, target, beta1, beta2):
     """Bring every row up to step ``target`` (dense mode, at the end of an epoch)."""
-    all_u = np.arange(len(last_u))
-    all_i = np.arange(len(last_i))
-    _catch_up_pair(
-        all_u,
-        len(all_u),
-        all_i,
-        len(all_i),
-        P,
-        Q,
-        bu,
-        bi,
-        mP,
-        vP,
-        mQ,
-        vQ,
-        mbu,
-        vbu,
-        mbi,
-        vbi,
-        last_u,
-        last_i,
-        target,
-        drift,
-        first,
-        beta1,
-        beta2,
-    )
+    all_u = np.arange(len(clock.last_u))
+    all_i = np.arange(len(clock.last_i))
+    _catch_up_pair(all_u, len(all_u), all_i, len(all_i), emb, moments, clock, target, beta1, beta2)
 
 
 @numba.njit(**JIT)
-def _adam_embeddings(
-    touched_u,
-    nu,
-    touched_i,
-    ni,
-    P,
-    Q,
-    bu,
-    bi,
-    gP,
-    gQ,
-    gbu,
-    gbi,
-    mP,
-    vP,
-    mQ,
-    vQ,
-    mbu,
-    vbu,
-    mbi,
-    vbi,
-    alpha,
-    beta1,
-    beta2,
-    eps,
-    dense,
-    last_u,
-    last_i,
-    step,
-):
-    """Adam step of a batch's user and item rows; in dense mode, mark them up to date."""
-    _adam_rows(touched_u, nu, P, gP, mP, vP, bu, gbu, mbu, vbu, alpha, beta1, beta2, eps)
-    _adam_rows(touched_i, ni, Q, gQ, mQ, vQ, bi, gbi, mbi, vbi, alpha, beta1, beta2, eps)
-    if dense:
+def _adam_embeddings(nu, ni, emb, moments, scratch, alpha, beta1, beta2, eps, clock, step):
+    """Adam step of a batch's touched user and item rows; in dense mode, mark them up to date."""
+    su, si = _sides(emb, moments)
+    touched_u = scratch.touched_u
+    touched_i = scratch.touched_i
+    _adam_rows(touched_u, nu, su, scratch.gP, scratch.gbu, alpha, beta1, beta2, eps)
+    _adam_rows(touched_i, ni, si, scratch.gQ, scratch.gbi, alpha, beta1, beta2, eps)
+    if clock.dense:
+        last_u = clock.last_u
+        last_i = clock.last_i
         for a in range(nu):
             last_u[touched_u[a]] = step
         for a in range(ni):
@@ -461,55 +413,30 @@ TASK = 64
 
 
 @numba.njit(**PARALLEL_JIT)
-def _adam_epoch(
-    users,
-    items,
-    ratings,
-    order,
-    batch_size,
-    P,
-    Q,
-    bu,
-    bi,
-    mu,
-    mP,
-    vP,
-    mQ,
-    vQ,
-    mbu,
-    vbu,
-    mbi,
-    vbi,
-    gP,
-    gQ,
-    gbu,
-    gbi,
-    stamp_u,
-    stamp_i,
-    touched_u,
-    touched_i,
-    lr,
-    beta1,
-    beta2,
-    eps,
-    reg,
-    reg_bias,
-    step0,
-    dense,
-    last_u,
-    last_i,
-    drift,
-    parts,
-):
+def _adam_epoch(data, order, batch_size, emb, mu, moments, scratch, hyper, clock, parts):
     """One epoch of mini-batch Adam over ``order`` in batches of ``batch_size``.
 
-    ``step0`` is the number of batches run before this epoch; ``g*`` are
-    gradient buffers sized like the parameters that must be zero on entry
-    (they are zero again on exit), ``stamp_*`` (starting at -1) and
-    ``touched_*`` scratch space. With ``dense``, ``last_*`` hold each row's
-    last up-to-date step (all equal to ``step0`` on entry, and again on exit)
-    and ``drift`` is :func:`drift_table` for steps ``step0..step0 + batches``.
-    Returns the sum of squared errors, each measured before its batch's update.
+    Parameters
+    ----------
+    data : :class:`~latentfactors.kernels.bundles.Ratings`
+    order : int32 array
+        This epoch's order of the ratings.
+    batch_size : int
+    emb : :class:`~latentfactors.kernels.bundles.Embeddings`
+        The parameters, updated in place.
+    mu : float32
+    moments : :class:`Moments`
+    scratch : :class:`RowScratch`
+        Its gradient rows must be zero on entry (they are zero again on exit).
+    hyper : :class:`AdamHyper`
+    clock : :class:`AdamClock`
+    parts : int
+        Parts the gradient's rows are split into (one per thread).
+
+    Returns
+    -------
+    float
+        The sum of squared errors, each measured before its batch's update.
 
     Each batch runs in three parallel passes: the errors (by ratings), the
     gradient (task ``t`` of ``parts``, one per thread, sums the rows with
@@ -517,6 +444,16 @@ def _adam_epoch(
     Nothing is summed in an order that depends on ``parts`` or the thread
     count, so the result is bit-identical for any.
     """
+    lr, beta1, beta2, eps, reg, reg_bias = hyper
+    step0, dense, last_u, last_i, drift = clock
+    gP, gQ, gbu, gbi, _, _, touched_u, touched_i = scratch
+    P, Q, bu, bi = emb
+    mP, vP, mQ, vQ, mbu, vbu, mbi, vbi = moments
+    # Built here, not by _sides: the parallel loops need tuples they can see built.
+    su = _Side(P, mP, vP, bu, mbu, vbu)
+    si = _Side(Q, mQ, vQ, bi, mbi, vbi)
+    users = data.users
+    items = data.items
     n = len(order)
     c = np.empty(batch_size)
     e2 = np.empty(batch_size)
@@ -527,9 +464,7 @@ def _adam_epoch(
         stop = min(n, start + batch_size)
         m = stop - start
         step += 1
-        nu, ni = _list_rows(
-            users, items, order, start, stop, stamp_u, stamp_i, touched_u, touched_i, step
-        )
+        nu, ni = _list_rows(users, items, order, start, stop, scratch, step)
         tu = (nu + TASK - 1) // TASK
         ti = (ni + TASK - 1) // TASK
         if dense:
@@ -540,12 +475,7 @@ def _adam_epoch(
                     _catch_up(
                         touched_u[lo:hi],
                         hi - lo,
-                        P,
-                        mP,
-                        vP,
-                        bu,
-                        mbu,
-                        vbu,
+                        su,
                         last_u,
                         step - 1,
                         drift,
@@ -560,12 +490,7 @@ def _adam_epoch(
                     _catch_up(
                         touched_i[lo:hi],
                         hi - lo,
-                        Q,
-                        mQ,
-                        vQ,
-                        bi,
-                        mbi,
-                        vbi,
+                        si,
                         last_i,
                         step - 1,
                         drift,
@@ -576,45 +501,9 @@ def _adam_epoch(
                     )
         for t in numba.prange((m + TASK - 1) // TASK):
             lo = t * TASK
-            _batch_errors(
-                users,
-                items,
-                ratings,
-                order,
-                start,
-                lo,
-                min(m, lo + TASK),
-                P,
-                Q,
-                bu,
-                bi,
-                mu,
-                m,
-                c,
-                e2,
-            )
+            _batch_errors(data, order, start, lo, min(m, lo + TASK), m, emb, mu, c, e2)
         for p in numba.prange(parts):
-            _accumulate_owned(
-                users,
-                items,
-                order,
-                start,
-                stop,
-                P,
-                Q,
-                bu,
-                bi,
-                reg,
-                reg_bias,
-                m,
-                c,
-                gP,
-                gQ,
-                gbu,
-                gbi,
-                p,
-                parts,
-            )
+            _accumulate_owned(data, order, start, stop, emb, reg, reg_bias, c, scratch, p, parts)
         for j in range(m):
             total += e2[j]
         alpha = lr * math.sqrt(1.0 - beta2**step) / (1.0 - beta1**step)
@@ -622,67 +511,17 @@ def _adam_epoch(
             if t < tu:
                 lo = t * TASK
                 hi = min(nu, lo + TASK)
-                _adam_rows(
-                    touched_u[lo:hi],
-                    hi - lo,
-                    P,
-                    gP,
-                    mP,
-                    vP,
-                    bu,
-                    gbu,
-                    mbu,
-                    vbu,
-                    alpha,
-                    beta1,
-                    beta2,
-                    eps,
-                )
+                _adam_rows(touched_u[lo:hi], hi - lo, su, gP, gbu, alpha, beta1, beta2, eps)
                 if dense:
                     for a in range(lo, hi):
                         last_u[touched_u[a]] = step
             else:
                 lo = (t - tu) * TASK
                 hi = min(ni, lo + TASK)
-                _adam_rows(
-                    touched_i[lo:hi],
-                    hi - lo,
-                    Q,
-                    gQ,
-                    mQ,
-                    vQ,
-                    bi,
-                    gbi,
-                    mbi,
-                    vbi,
-                    alpha,
-                    beta1,
-                    beta2,
-                    eps,
-                )
+                _adam_rows(touched_i[lo:hi], hi - lo, si, gQ, gbi, alpha, beta1, beta2, eps)
                 if dense:
                     for a in range(lo, hi):
                         last_i[touched_i[a]] = step
     if dense:
-        _catch_up_all(
-            P,
-            Q,
-            bu,
-            bi,
-            mP,
-            vP,
-            mQ,
-            vQ,
-            mbu,
-            vbu,
-            mbi,
-            vbi,
-            last_u,
-            last_i,
-            step,
-            drift,
-            step0,
-            beta1,
-            beta2,
-        )
+        _catch_up_all(emb, moments, clock, step, beta1, beta2)
     return total

@@ -67,12 +67,18 @@ a row is next touched).
 from __future__ import annotations
 
 import math
+from collections import namedtuple
 
 import numba
 import numpy as np
 
-from latentfactors.kernels._config import JIT, PARALLEL_JIT
-from latentfactors.kernels.adam import _adam_embeddings, _catch_up_all, _catch_up_pair
+from latentfactors.kernels._config import JIT, PARALLEL_JIT, serial_and_parallel
+from latentfactors.kernels.adam import (
+    RowScratch,
+    _adam_embeddings,
+    _catch_up_all,
+    _catch_up_pair,
+)
 from latentfactors.kernels.adam import _mark_batch as _mark_rows
 
 ACTIVATIONS = {"relu": 0, "tanh": 1, "linear": 2}
@@ -88,6 +94,43 @@ CHUNK = 16
 GROUPS = 16
 # Pairs per task in parallel prediction.
 PREDICT_CHUNK = 2048
+
+#: The dense head: ``flat`` parameters, int64 ``offsets``, ``sizes`` and ``uoff``
+#: (see the module docstring) and the activation code ``act`` (:data:`RELU`, ...).
+Head = namedtuple("Head", "flat offsets sizes uoff act")
+
+#: Dropout of hidden units: float64 drop probability ``rate`` (0 disables
+#: masks) and the uint64 ``seed`` of the epoch's masks.
+Dropout = namedtuple("Dropout", "rate seed")
+
+#: Penalties of the objective: ``reg`` (embeddings), ``reg_bias`` (biases) and
+#: ``reg_weights`` (dense weights).
+Penalties = namedtuple("Penalties", "reg reg_bias reg_weights")
+
+#: Scratch of :func:`_batch_grads` (from :func:`batch_scratch`). Per group of
+#: chunks: ``acts``, ``derivs`` (n_groups, CHUNK * uoff[-1]) activations and
+#: their derivatives, ``deltas``, ``prevs`` (n_groups, CHUNK * max(sizes))
+#: backward scratch, ``gbuf`` (n_groups, len(flat)) dense gradients. Out:
+#: ``gflat`` (len(flat),) the dense gradient of ``L_b``; per rating of the batch,
+#: ``gx`` (>= m, 2k) the data term's gradient with respect to ``[P[u]; Q[i]]``,
+#: ``gr`` (>= m,) ``d L_b / d pred`` (the bias gradients) and ``err2`` ``e**2``.
+BatchScratch = namedtuple("BatchScratch", "acts derivs deltas prevs gbuf gflat gx gr err2")
+
+#: Adam moments: ``embed`` the embeddings' :class:`~latentfactors.kernels.adam.Moments`,
+#: ``mW``, ``vW`` the dense head's, shaped like ``flat``.
+MLPMoments = namedtuple("MLPMoments", "embed mW vW")
+
+#: The scalars of a training step: optimizer codes ``optimizer`` (dense head)
+#: and ``embed_optimizer`` (embedding rows and biases), float32 ``lr`` (head),
+#: ``lr_embed`` (rows), ``beta1``, ``beta2``, ``eps`` and the penalties
+#: ``reg``, ``reg_bias``, ``reg_weights``.
+MLPHyper = namedtuple(
+    "MLPHyper", "optimizer embed_optimizer lr lr_embed beta1 beta2 eps reg reg_bias reg_weights"
+)
+
+#: Scratch of prediction (from :func:`predict_scratch`): per task, activations,
+#: their derivatives and head outputs.
+PredictScratch = namedtuple("PredictScratch", "acts derivs ys")
 
 
 # ---------------------------------------------------------------- layout helpers
@@ -111,16 +154,13 @@ def unit_offsets(sizes: np.ndarray) -> np.ndarray:
     return np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
 
 
-def batch_scratch(batch_size: int, sizes: np.ndarray, dtype=np.float32) -> list:
-    """The scratch arrays :func:`_batch_grads` needs for batches of up to ``batch_size``.
-
-    Returns ``[acts, derivs, deltas, prevs, gbuf, gflat, gx, gr, err2]``.
-    """
+def batch_scratch(batch_size: int, sizes: np.ndarray, dtype=np.float32) -> BatchScratch:
+    """The :class:`BatchScratch` :func:`_batch_grads` needs for batches of up to ``batch_size``."""
     n_groups = min(-(-batch_size // CHUNK), GROUPS)
     n_units = int(np.sum(sizes))
     width = int(np.max(sizes))
     n_par = int(dense_offsets(sizes)[-1])
-    return [
+    return BatchScratch(
         np.zeros((n_groups, CHUNK * n_units), dtype),
         np.zeros((n_groups, CHUNK * n_units), dtype),
         np.zeros((n_groups, CHUNK * width), dtype),
@@ -130,7 +170,7 @@ def batch_scratch(batch_size: int, sizes: np.ndarray, dtype=np.float32) -> list:
         np.zeros((batch_size, int(sizes[0])), dtype),
         np.zeros(batch_size, dtype),
         np.zeros(batch_size, dtype),
-    ]
+    )
 
 
 # ---------------------------------------------------------------- dropout masks
@@ -158,34 +198,19 @@ def _keep(seed, position, unit, dropout):
 
 
 @numba.njit(**JIT)
-def _chunk_forward(
-    users,
-    items,
-    order,
-    lo,
-    hi,
-    P,
-    Q,
-    flat,
-    offsets,
-    sizes,
-    uoff,
-    act,
-    dropout,
-    keep_scale,
-    seed,
-    a,
-    d,
-    y,
-):
+def _chunk_forward(users, items, order, lo, hi, P, Q, head, drop, a, d, y):
     """Forward pass of the ratings ``order[lo:hi]`` together, so each weight row is reused.
 
-    ``a`` holds one block per layer: layer ``l``'s units of the chunk's
-    ratings are the ``(CHUNK, sizes[l])`` matrix starting at ``CHUNK * uoff[l]``
-    (layer 0 is the input); ``d`` holds the hidden units' derivatives likewise.
-    The head outputs go to ``y[:hi - lo]``. Dropout masks are keyed on the
-    position ``lo + r`` in the epoch's order.
+    ``head`` is the :class:`Head`, ``drop`` the :class:`Dropout`. ``a`` holds
+    one block per layer: layer ``l``'s units of the chunk's ratings are the
+    ``(CHUNK, sizes[l])`` matrix starting at ``CHUNK * uoff[l]`` (layer 0 is
+    the input); ``d`` holds the hidden units' derivatives likewise. The head
+    outputs go to ``y[:hi - lo]``. Dropout masks are keyed on the position
+    ``lo + r`` in the epoch's order.
     """
+    flat, offsets, sizes, uoff, act = head
+    dropout, seed = drop
+    keep_scale = 1.0 / (1.0 - dropout)
     k = P.shape[1]
     nr = hi - lo
     X = a[0 : CHUNK * 2 * k].reshape((CHUNK, 2 * k))
@@ -258,7 +283,7 @@ def _chunk_forward(
 
 
 @numba.njit(**JIT)
-def _chunk_backward(nr, g, flat, offsets, sizes, uoff, a, d, delta, prev, grad, gx, gx0):
+def _chunk_backward(nr, g, head, a, d, delta, prev, grad, gx, gx0):
     """Add ``sum_r g[r] * d head_r / d params`` to ``grad``; input gradients to ``gx``.
 
     ``a`` and ``d`` come from :func:`_chunk_forward`; ``delta`` and ``prev``
@@ -266,6 +291,7 @@ def _chunk_backward(nr, g, flat, offsets, sizes, uoff, a, d, delta, prev, grad, 
     with respect to its input goes to ``gx[gx0 + r]``. Every weight's
     gradient adds the chunk's ratings in order.
     """
+    flat, offsets, sizes, uoff, _ = head
     width = len(delta) // CHUNK
     Dl = delta.reshape((CHUNK, width))
     Pv = prev.reshape((CHUNK, width))
@@ -319,65 +345,23 @@ def _chunk_backward(nr, g, flat, offsets, sizes, uoff, a, d, delta, prev, grad, 
 
 
 @numba.njit(**JIT)
-def _chunk_grads(
-    users,
-    items,
-    ratings,
-    order,
-    lo,
-    hi,
-    start,
-    P,
-    Q,
-    bu,
-    bi,
-    mu,
-    flat,
-    offsets,
-    sizes,
-    uoff,
-    act,
-    dropout,
-    keep_scale,
-    seed,
-    inv_m,
-    a,
-    d,
-    delta,
-    prev,
-    grad,
-    gx,
-    gr,
-    err2,
-):
+def _chunk_grads(data, order, lo, hi, start, emb, mu, head, drop, inv_m, scratch, g):
     """Forward and backward passes for ratings ``order[lo:hi]`` of a batch starting at ``start``.
 
-    The chunk's dense gradient is added to ``grad``; rating
-    ``j``'s input gradient to ``gx[j - start]``, its output gradient
-    ``-2 e / m`` to ``gr[j - start]`` and ``e**2`` to ``err2[j - start]``.
+    The chunk's dense gradient is added to group ``g``'s buffer ``scratch.gbuf[g]``
+    (its other scratch rows are the group's too); rating ``j``'s input gradient
+    goes to ``scratch.gx[j - start]``, its output gradient ``-2 e / m`` to
+    ``scratch.gr[j - start]`` and ``e**2`` to ``scratch.err2[j - start]``.
     """
+    users, items, ratings = data
+    P, Q, bu, bi = emb
+    gr = scratch.gr
+    err2 = scratch.err2
+    a = scratch.acts[g]
+    d = scratch.derivs[g]
     nr = hi - lo
     y = gr[lo - start : hi - start]  # holds the head outputs until the errors replace them
-    _chunk_forward(
-        users,
-        items,
-        order,
-        lo,
-        hi,
-        P,
-        Q,
-        flat,
-        offsets,
-        sizes,
-        uoff,
-        act,
-        dropout,
-        keep_scale,
-        seed,
-        a,
-        d,
-        y,
-    )
+    _chunk_forward(users, items, order, lo, hi, P, Q, head, drop, a, d, y)
     for r in range(nr):
         idx = order[lo + r]
         u = users[idx]
@@ -385,83 +369,55 @@ def _chunk_grads(
         e = ratings[idx] - (mu + bu[u] + bi[i] + y[r])
         err2[lo - start + r] = e * e
         y[r] = -2.0 * inv_m * e
-    _chunk_backward(nr, y, flat, offsets, sizes, uoff, a, d, delta, prev, grad, gx, lo - start)
+    _chunk_backward(
+        nr,
+        y,
+        head,
+        a,
+        d,
+        scratch.deltas[g],
+        scratch.prevs[g],
+        scratch.gbuf[g],
+        scratch.gx,
+        lo - start,
+    )
 
 
 @numba.njit(**PARALLEL_JIT)
-def _batch_grads(
-    users,
-    items,
-    ratings,
-    order,
-    start,
-    stop,
-    P,
-    Q,
-    bu,
-    bi,
-    mu,
-    flat,
-    offsets,
-    sizes,
-    uoff,
-    act,
-    dropout,
-    seed,
-    reg_weights,
-    acts,
-    derivs,
-    deltas,
-    prevs,
-    gbuf,
-    gflat,
-    gx,
-    gr,
-    err2,
-):
+def _batch_grads(data, order, start, stop, emb, mu, head, drop, reg_weights, scratch):
     """Squared errors and gradients of the batch ``order[start:stop]``, chunk-parallel.
 
     Parameters
     ----------
-    users, items : int32 arrays, shape (n,)
-    ratings : float array, shape (n,)
+    data : :class:`~latentfactors.kernels.bundles.Ratings`
+        int32 users and items, float ratings, shape (n,).
     order : int array, shape (n_order,)
         The epoch's order; positions ``start .. stop - 1`` form the batch and
         also index the dropout masks.
-    P, Q, bu, bi : float arrays (float32 in training, float64 for gradient checks)
+    emb : :class:`~latentfactors.kernels.bundles.Embeddings`
+        float arrays (float32 in training, float64 for gradient checks).
     mu : float
-    flat, offsets, sizes, uoff : the dense layout (see the module docstring).
-    act : int
-        :data:`RELU`, :data:`TANH` or :data:`LINEAR`.
-    dropout : float64
-        Drop probability of hidden units; 0 disables masks.
-    seed : uint64
-        Dropout seed of the epoch.
+    head : :class:`Head`
+    drop : :class:`Dropout`
     reg_weights : float
         L2 penalty of the dense weights.
-    acts, derivs : arrays, shape (n_groups, CHUNK * uoff[-1])
-        Per-group activation scratch, ``n_groups >= min(ceil(m / CHUNK), GROUPS)``.
-    deltas, prevs : arrays, shape (n_groups, CHUNK * max(sizes))
-        Per-group backward scratch.
-    gbuf : array, shape (n_groups, len(flat))
-        Per-group dense gradients.
-    gflat : array, shape (len(flat),)
-        Out: the dense gradient of ``L_b``.
-    gx : array, shape (>= m, 2k)
-        Out: per-rating gradient of the data term with respect to ``[P[u]; Q[i]]``.
-    gr, err2 : arrays, shape (>= m,)
-        Out: per-rating ``d L_b / d pred`` (the bias gradients) and ``e**2``.
+    scratch : :class:`BatchScratch`
+        With ``n_groups >= min(ceil(m / CHUNK), GROUPS)`` rows per group;
+        receives the dense gradient and the per-rating outputs.
 
     Returns
     -------
     float
         Sum of squared errors of the batch, summed in batch order.
     """
+    flat, offsets, sizes, _, _ = head
+    gbuf = scratch.gbuf
+    gflat = scratch.gflat
+    err2 = scratch.err2
     m = stop - start
     n_chunks = (m + CHUNK - 1) // CHUNK
     n_groups = min(n_chunks, GROUPS)
     inv_m = 1.0 / m
-    keep_scale = 1.0 / (1.0 - dropout)
     n_par = len(flat)
     for g in numba.prange(n_groups):
         grad = gbuf[g]
@@ -470,37 +426,7 @@ def _batch_grads(
         for c in range(g * n_chunks // n_groups, (g + 1) * n_chunks // n_groups):
             lo = start + c * CHUNK
             hi = min(stop, lo + CHUNK)
-            _chunk_grads(
-                users,
-                items,
-                ratings,
-                order,
-                lo,
-                hi,
-                start,
-                P,
-                Q,
-                bu,
-                bi,
-                mu,
-                flat,
-                offsets,
-                sizes,
-                uoff,
-                act,
-                dropout,
-                keep_scale,
-                seed,
-                inv_m,
-                acts[g],
-                derivs[g],
-                deltas[g],
-                prevs[g],
-                grad,
-                gx,
-                gr,
-                err2,
-            )
+            _chunk_grads(data, order, lo, hi, start, emb, mu, head, drop, inv_m, scratch, g)
     for p in range(n_par):
         gflat[p] = 0.0
     for g in range(n_groups):
@@ -519,10 +445,22 @@ def _batch_grads(
 
 
 @numba.njit(**JIT)
-def _row_grads(
-    users, items, order, start, stop, P, Q, bu, bi, reg, reg_bias, gx, gr, gP, gQ, gbu, gbi
-):
-    """Add the batch's embedding and bias gradients into zeroed rows, serially in batch order."""
+def _row_grads(data, order, start, stop, emb, reg, reg_bias, scratch, rows):
+    """Add the batch's embedding and bias gradients into zeroed rows, serially in batch order.
+
+    Reads the per-rating gradients ``gx``, ``gr`` of the :class:`BatchScratch`
+    ``scratch`` and adds into the gradient rows of the
+    :class:`~latentfactors.kernels.adam.RowScratch` ``rows``.
+    """
+    users = data.users
+    items = data.items
+    P, Q, bu, bi = emb
+    gx = scratch.gx
+    gr = scratch.gr
+    gP = rows.gP
+    gQ = rows.gQ
+    gbu = rows.gbu
+    gbi = rows.gbi
     k = P.shape[1]
     scale = 2.0 / (stop - start)
     for j in range(start, stop):
@@ -539,108 +477,40 @@ def _row_grads(
 
 
 @numba.njit(**JIT)
-def _loss_grad(
-    users,
-    items,
-    ratings,
-    order,
-    start,
-    stop,
-    P,
-    Q,
-    bu,
-    bi,
-    mu,
-    flat,
-    offsets,
-    sizes,
-    uoff,
-    act,
-    dropout,
-    seed,
-    reg,
-    reg_bias,
-    reg_weights,
-    acts,
-    derivs,
-    deltas,
-    prevs,
-    gbuf,
-    gflat,
-    gx,
-    gr,
-    err2,
-    gP,
-    gQ,
-    gbu,
-    gbi,
-):
+def _loss_grad(data, order, start, stop, emb, mu, head, drop, penalties, scratch, grads):
     """The batch objective ``L_b`` and its gradient for every parameter.
 
     Runs the same code as a training step (:func:`_batch_grads` then
     :func:`_mark_rows`, :func:`_row_grads`) and also sums the penalties, so it serves gradient
-    checks; it works for float32 and float64 parameters alike. The scratch
-    arrays come from :func:`batch_scratch`; ``gflat`` receives the dense
-    gradient and ``gP``, ``gQ``, ``gbu``, ``gbi`` the full-size embedding and
-    bias gradients (rows outside the batch are zero).
+    checks; it works for float32 and float64 parameters alike. ``penalties``
+    is a :class:`Penalties`, ``scratch`` comes from :func:`batch_scratch`;
+    ``scratch.gflat`` receives the dense gradient and ``grads`` (an
+    :class:`~latentfactors.kernels.bundles.Embeddings` of full-size arrays) the
+    embedding and bias gradients (rows outside the batch are zero).
     """
-    sse = _batch_grads(
-        users,
-        items,
-        ratings,
-        order,
-        start,
-        stop,
-        P,
-        Q,
-        bu,
-        bi,
-        mu,
-        flat,
-        offsets,
-        sizes,
-        uoff,
-        act,
-        dropout,
-        seed,
-        reg_weights,
-        acts,
-        derivs,
-        deltas,
-        prevs,
-        gbuf,
-        gflat,
-        gx,
-        gr,
-        err2,
-    )
+    users = data.users
+    items = data.items
+    P, Q, bu, bi = emb
+    reg, reg_bias, reg_weights = penalties
+    flat, offsets, sizes, _, _ = head
+    sse = _batch_grads(data, order, start, stop, emb, mu, head, drop, reg_weights, scratch)
+    gP, gQ, gbu, gbi = grads
     gP[:] = 0.0
     gQ[:] = 0.0
     gbu[:] = 0.0
     gbi[:] = 0.0
-    stamp_u = np.full(len(bu), -1, dtype=np.int64)
-    stamp_i = np.full(len(bi), -1, dtype=np.int64)
-    touched_u = np.zeros(len(bu), dtype=np.int32)
-    touched_i = np.zeros(len(bi), dtype=np.int32)
-    _mark_rows(
-        users,
-        items,
-        order,
-        start,
-        stop,
+    rows = RowScratch(
         gP,
         gQ,
         gbu,
         gbi,
-        stamp_u,
-        stamp_i,
-        touched_u,
-        touched_i,
-        0,
+        np.full(len(bu), -1, dtype=np.int64),
+        np.full(len(bi), -1, dtype=np.int64),
+        np.zeros(len(bu), dtype=np.int32),
+        np.zeros(len(bi), dtype=np.int32),
     )
-    _row_grads(
-        users, items, order, start, stop, P, Q, bu, bi, reg, reg_bias, gx, gr, gP, gQ, gbu, gbi
-    )
+    _mark_rows(users, items, order, start, stop, rows, 0)
+    _row_grads(data, order, start, stop, emb, reg, reg_bias, scratch, rows)
     m = stop - start
     pen = 0.0
     for j in range(start, stop):
@@ -682,190 +552,71 @@ def _sgd_rows(rows, n_rows, W, gW, b, gb, lr):
 
 
 @numba.njit(**JIT)
-def _mlp_epoch(
-    users,
-    items,
-    ratings,
-    order,
-    batch_size,
-    P,
-    Q,
-    bu,
-    bi,
-    mu,
-    flat,
-    offsets,
-    sizes,
-    uoff,
-    act,
-    dropout,
-    seed,
-    mP,
-    vP,
-    mQ,
-    vQ,
-    mbu,
-    vbu,
-    mbi,
-    vbi,
-    mW,
-    vW,
-    gP,
-    gQ,
-    gbu,
-    gbi,
-    stamp_u,
-    stamp_i,
-    touched_u,
-    touched_i,
-    acts,
-    derivs,
-    deltas,
-    prevs,
-    gbuf,
-    gflat,
-    gx,
-    gr,
-    err2,
-    optimizer,
-    embed_optimizer,
-    lr,
-    lr_embed,
-    beta1,
-    beta2,
-    eps,
-    reg,
-    reg_bias,
-    reg_weights,
-    step0,
-    last_u,
-    last_i,
-    drift,
-):
+def _mlp_epoch(data, order, batch_size, emb, mu, head, drop, moments, rows, scratch, hyper, clock):
     """One epoch over ``order`` in batches of ``batch_size``; parameters change in place.
 
     Parameters
     ----------
-    users, items : int32 arrays, shape (n,)
-    ratings : float32 array, shape (n,)
+    data : :class:`~latentfactors.kernels.bundles.Ratings`
+        int32 users and items, float32 ratings, shape (n,).
     order : int32 array, shape (n,)
         This epoch's permutation of the ratings.
     batch_size : int
-    P, Q : float32 arrays, shapes (n_users, k) and (n_items, k)
-    bu, bi : float32 arrays, shapes (n_users,) and (n_items,)
+    emb : :class:`~latentfactors.kernels.bundles.Embeddings`
+        float32 ``P``, ``Q``, ``bu``, ``bi``.
     mu : float32
-    flat, offsets, sizes, uoff, act, dropout, seed
+    head, drop : :class:`Head`, :class:`Dropout`
         The dense head and its dropout, as in :func:`_batch_grads`.
-    mP, vP, mQ, vQ, mbu, vbu, mbi, vbi, mW, vW : float32 arrays
-        Adam moments shaped like ``P, Q, bu, bi, flat`` (unused by SGD).
-    gP, gQ, gbu, gbi, stamp_u, stamp_i, touched_u, touched_i
-        Row-gradient scratch as in :func:`latentfactors.kernels.adam._adam_epoch`
-        (``stamp_*`` int64 starting at -1, ``touched_*`` int32).
-    acts, derivs, deltas, prevs, gbuf, gflat, gx, gr, err2
+    moments : :class:`MLPMoments`
+        Adam moments of the embeddings and of ``flat`` (unused by SGD).
+    rows : :class:`~latentfactors.kernels.adam.RowScratch`
+        Row-gradient scratch as in :func:`latentfactors.kernels.adam._adam_epoch`.
+    scratch : :class:`BatchScratch`
         Batch scratch as in :func:`_batch_grads`, sized for ``batch_size``.
-    optimizer, embed_optimizer : int
-        :data:`SGD`, :data:`ADAM` or :data:`ADAM_DENSE`, for the dense head
-        (where the two Adams are the same) and for the embedding rows and biases.
-    lr, lr_embed, beta1, beta2, eps, reg, reg_bias, reg_weights : float32
-        ``lr`` steps the dense head, ``lr_embed`` the embedding rows and biases
-        (with SGD rows, scaled by ``m / batch_size`` for a last batch of ``m``
-        ratings: each rating then moves its rows as far as in a full batch).
-    step0 : int
-        Batches run before this epoch (Adam's step counter continues from it).
-    last_u, last_i, drift
-        Dense Adam only: each row's last up-to-date step (all ``step0`` on
-        entry and on exit) and :func:`latentfactors.kernels.adam.drift_table`
-        for steps ``step0 .. step0 + batches``. Rows a batch does not touch
-        are brought up to date in closed form when next touched, or at the
-        end of the epoch (see :mod:`latentfactors.kernels.adam`).
+    hyper : :class:`MLPHyper`
+        ``optimizer`` and ``embed_optimizer`` are :data:`SGD`, :data:`ADAM` or
+        :data:`ADAM_DENSE`, for the dense head (where the two Adams are the
+        same) and for the embedding rows and biases. ``lr`` steps the dense
+        head, ``lr_embed`` the embedding rows and biases (with SGD rows, scaled
+        by ``m / batch_size`` for a last batch of ``m`` ratings: each rating
+        then moves its rows as far as in a full batch).
+    clock : :class:`~latentfactors.kernels.adam.AdamClock`
+        ``step0``: batches run before this epoch (Adam's step counter
+        continues from it). Dense Adam only (``dense`` true exactly when
+        ``embed_optimizer`` is :data:`ADAM_DENSE`): each row's last up-to-date
+        step and the drift table. Rows a batch does not touch are brought up
+        to date in closed form when next touched, or at the end of the epoch
+        (see :mod:`latentfactors.kernels.adam`).
 
     Returns
     -------
     float
         Sum of squared errors, each measured before its batch's update.
     """
+    users = data.users
+    items = data.items
+    P, Q, bu, bi = emb
+    flat = head.flat
+    embed_moments, mW, vW = moments
+    optimizer, embed_optimizer, lr, lr_embed, beta1, beta2, eps, reg, reg_bias, reg_weights = hyper
+    step0 = clock.step0
+    gflat = scratch.gflat
+    touched_u = rows.touched_u
+    touched_i = rows.touched_i
     n = len(order)
     total = 0.0
     step = step0
     for start in range(0, n, batch_size):
         stop = min(n, start + batch_size)
         step += 1
-        nu, ni = _mark_rows(
-            users,
-            items,
-            order,
-            start,
-            stop,
-            gP,
-            gQ,
-            gbu,
-            gbi,
-            stamp_u,
-            stamp_i,
-            touched_u,
-            touched_i,
-            step,
-        )
+        nu, ni = _mark_rows(users, items, order, start, stop, rows, step)
         if embed_optimizer == ADAM_DENSE:
             # Keras semantics: the rows drifted at every step since they were last touched.
             _catch_up_pair(
-                touched_u,
-                nu,
-                touched_i,
-                ni,
-                P,
-                Q,
-                bu,
-                bi,
-                mP,
-                vP,
-                mQ,
-                vQ,
-                mbu,
-                vbu,
-                mbi,
-                vbi,
-                last_u,
-                last_i,
-                step - 1,
-                drift,
-                step0,
-                beta1,
-                beta2,
+                touched_u, nu, touched_i, ni, emb, embed_moments, clock, step - 1, beta1, beta2
             )
-        total += _batch_grads(
-            users,
-            items,
-            ratings,
-            order,
-            start,
-            stop,
-            P,
-            Q,
-            bu,
-            bi,
-            mu,
-            flat,
-            offsets,
-            sizes,
-            uoff,
-            act,
-            dropout,
-            seed,
-            reg_weights,
-            acts,
-            derivs,
-            deltas,
-            prevs,
-            gbuf,
-            gflat,
-            gx,
-            gr,
-            err2,
-        )
-        _row_grads(
-            users, items, order, start, stop, P, Q, bu, bi, reg, reg_bias, gx, gr, gP, gQ, gbu, gbi
-        )
+        total += _batch_grads(data, order, start, stop, emb, mu, head, drop, reg_weights, scratch)
+        _row_grads(data, order, start, stop, emb, reg, reg_bias, scratch, rows)
         if optimizer == SGD:
             for p in range(len(flat)):
                 flat[p] -= lr * gflat[p]
@@ -876,61 +627,24 @@ def _mlp_epoch(
             # The gradients are batch means: a short last batch takes a step in
             # proportion, so that each rating moves its rows as far as in a full one.
             lr_rows = np.float32(lr_embed * (stop - start) / min(n, batch_size))
-            _sgd_rows(touched_u, nu, P, gP, bu, gbu, lr_rows)
-            _sgd_rows(touched_i, ni, Q, gQ, bi, gbi, lr_rows)
+            _sgd_rows(touched_u, nu, P, rows.gP, bu, rows.gbu, lr_rows)
+            _sgd_rows(touched_i, ni, Q, rows.gQ, bi, rows.gbi, lr_rows)
             continue
         _adam_embeddings(
-            touched_u,
             nu,
-            touched_i,
             ni,
-            P,
-            Q,
-            bu,
-            bi,
-            gP,
-            gQ,
-            gbu,
-            gbi,
-            mP,
-            vP,
-            mQ,
-            vQ,
-            mbu,
-            vbu,
-            mbi,
-            vbi,
+            emb,
+            embed_moments,
+            rows,
             lr_embed * math.sqrt(1.0 - beta2**step) / (1.0 - beta1**step),
             beta1,
             beta2,
             eps,
-            embed_optimizer == ADAM_DENSE,
-            last_u,
-            last_i,
+            clock,
             step,
         )
     if embed_optimizer == ADAM_DENSE:
-        _catch_up_all(
-            P,
-            Q,
-            bu,
-            bi,
-            mP,
-            vP,
-            mQ,
-            vQ,
-            mbu,
-            vbu,
-            mbi,
-            vbi,
-            last_u,
-            last_i,
-            step,
-            drift,
-            step0,
-            beta1,
-            beta2,
-        )
+        _catch_up_all(emb, embed_moments, clock, step, beta1, beta2)
     return total
 
 
@@ -938,54 +652,20 @@ def _mlp_epoch(
 
 
 @numba.njit(**JIT)
-def _predict_range(
-    users,
-    items,
-    ident,
-    P,
-    Q,
-    bu,
-    bi,
-    mu,
-    flat,
-    offsets,
-    sizes,
-    uoff,
-    act,
-    lo,
-    hi,
-    out,
-    start,
-    stop,
-    a,
-    d,
-    y,
-):
+def _predict_range(users, items, ident, emb, mu, head, clip, out, start, stop, scratch, task):
+    """Predictions for pairs ``start .. stop - 1``, in the scratch rows of ``task``."""
     # The training forward pass, a chunk at a time, without dropout. An unknown id
     # (code -1) has no bias and a zero vector, the mean its L2 penalty pulls every
     # vector towards: the head still runs on the known side.
+    P, Q, bu, bi = emb
+    lo, hi = clip
+    a = scratch.acts[task]
+    d = scratch.derivs[task]
+    y = scratch.ys[task]
+    no_dropout = Dropout(0.0, np.uint64(0))
     for c0 in range(start, stop, CHUNK):
         c1 = min(stop, c0 + CHUNK)
-        _chunk_forward(
-            users,
-            items,
-            ident,
-            c0,
-            c1,
-            P,
-            Q,
-            flat,
-            offsets,
-            sizes,
-            uoff,
-            act,
-            0.0,
-            1.0,
-            np.uint64(0),
-            a,
-            d,
-            y,
-        )
+        _chunk_forward(users, items, ident, c0, c1, P, Q, head, no_dropout, a, d, y)
         for r in range(c1 - c0):
             u = users[c0 + r]
             i = items[c0 + r]
@@ -997,115 +677,33 @@ def _predict_range(
             out[c0 + r] = min(max(s, lo), hi)
 
 
-@numba.njit(**JIT)
-def _predict_serial(
-    users,
-    items,
-    ident,
-    P,
-    Q,
-    bu,
-    bi,
-    mu,
-    flat,
-    offsets,
-    sizes,
-    uoff,
-    act,
-    lo,
-    hi,
-    out,
-    acts,
-    derivs,
-    ys,
-):
-    _predict_range(
-        users,
-        items,
-        ident,
-        P,
-        Q,
-        bu,
-        bi,
-        mu,
-        flat,
-        offsets,
-        sizes,
-        uoff,
-        act,
-        lo,
-        hi,
-        out,
-        0,
-        len(users),
-        acts[0],
-        derivs[0],
-        ys[0],
-    )
+def _predict(users, items, ident, emb, mu, head, clip, out, scratch):
+    """Predictions for pairs of codes (``-1`` = unknown), clipped to ``clip = (lo, hi)``.
 
-
-@numba.njit(**PARALLEL_JIT)
-def _predict_parallel(
-    users,
-    items,
-    ident,
-    P,
-    Q,
-    bu,
-    bi,
-    mu,
-    flat,
-    offsets,
-    sizes,
-    uoff,
-    act,
-    lo,
-    hi,
-    out,
-    acts,
-    derivs,
-    ys,
-):
-    """Predictions for pairs of codes (``-1`` = unknown), clipped to ``[lo, hi]``.
-
-    ``ident`` is ``arange(n)`` (int32); ``acts``, ``derivs`` and ``ys`` come
-    from :func:`predict_scratch` with one row per task of
-    :data:`PREDICT_CHUNK` pairs. Each output depends only on its own pair.
+    ``ident`` is ``arange(n)`` (int32); ``scratch`` comes from
+    :func:`predict_scratch`: task ``c`` of :data:`PREDICT_CHUNK` pairs works in
+    its row ``c % rows``, so one row serves the serial twin and the parallel
+    one needs a row per task. Each output depends only on its own pair.
     """
     n = len(users)
     n_tasks = (n + PREDICT_CHUNK - 1) // PREDICT_CHUNK
+    rows = len(scratch.acts)
     for c in numba.prange(n_tasks):
         start = c * PREDICT_CHUNK
+        stop = min(n, start + PREDICT_CHUNK)
         _predict_range(
-            users,
-            items,
-            ident,
-            P,
-            Q,
-            bu,
-            bi,
-            mu,
-            flat,
-            offsets,
-            sizes,
-            uoff,
-            act,
-            lo,
-            hi,
-            out,
-            start,
-            min(n, start + PREDICT_CHUNK),
-            acts[c],
-            derivs[c],
-            ys[c],
+            users, items, ident, emb, mu, head, clip, out, start, stop, scratch, c % rows
         )
 
 
-def predict_scratch(n_tasks: int, sizes: np.ndarray) -> list:
-    """``[acts, derivs, ys]`` for :func:`_predict_serial` (1 task) or :func:`_predict_parallel`."""
+_predict_serial, _predict_parallel = serial_and_parallel(_predict)
+
+
+def predict_scratch(n_tasks: int, sizes: np.ndarray) -> PredictScratch:
+    """Scratch for :func:`_predict_serial` (1 task) or :func:`_predict_parallel` (one per task)."""
     n_units = int(np.sum(sizes))
-    return [
+    return PredictScratch(
         np.zeros((n_tasks, CHUNK * n_units), np.float32),
         np.zeros((n_tasks, CHUNK * n_units), np.float32),
         np.zeros((n_tasks, CHUNK), np.float32),
-    ]
+    )

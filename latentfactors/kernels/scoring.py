@@ -5,7 +5,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from latentfactors.kernels._config import JIT, PARALLEL_JIT
+from latentfactors.kernels._config import JIT, PARALLEL_JIT, serial_and_parallel, with_threads
+from latentfactors.kernels.bundles import Embeddings
 
 
 @numba.njit(**JIT)
@@ -24,20 +25,18 @@ def _predict_one(u, i, P, Q, bu, bi, mu, lo, hi):
     return min(max(s, lo), hi)
 
 
-@numba.njit(**JIT)
-def _predict_serial(users, items, P, Q, bu, bi, mu, lo, hi, out):
-    for k in range(len(users)):
-        out[k] = _predict_one(users[k], items[k], P, Q, bu, bi, mu, lo, hi)
-
-
-@numba.njit(**PARALLEL_JIT)
-def _predict_parallel(users, items, P, Q, bu, bi, mu, lo, hi, out):
+def _predict(users, items, emb, mu, lo, hi, out):
     """Predictions for pairs of codes (``-1`` = unknown), clipped to ``[lo, hi]``.
 
+    ``emb`` is the model's :class:`~latentfactors.kernels.bundles.Embeddings`.
     Each output depends only on its own pair, so threads cannot change results.
     """
+    P, Q, bu, bi = emb
     for k in numba.prange(len(users)):
         out[k] = _predict_one(users[k], items[k], P, Q, bu, bi, mu, lo, hi)
+
+
+_predict_serial, _predict_parallel = serial_and_parallel(_predict)
 
 
 # Below this many pairs, the thread start-up costs more than it saves.
@@ -47,21 +46,12 @@ PARALLEL_PREDICT_MIN = 200_000
 def predict_pairs(users, items, P, Q, bu, bi, mu, lo, hi, n_threads):
     """Dispatch to the serial or the parallel kernel; returns float64 predictions."""
     out = np.empty(len(users), dtype=np.float64)
+    emb = Embeddings(P, Q, bu, bi)
     if n_threads > 1 and len(users) >= PARALLEL_PREDICT_MIN:
-        with_threads(n_threads, _predict_parallel, users, items, P, Q, bu, bi, mu, lo, hi, out)
+        with_threads(n_threads, _predict_parallel, users, items, emb, mu, lo, hi, out)
     else:
-        _predict_serial(users, items, P, Q, bu, bi, mu, lo, hi, out)
+        _predict_serial(users, items, emb, mu, lo, hi, out)
     return out
-
-
-def with_threads(n_threads, kernel, *args):
-    """Run a parallel kernel on ``n_threads`` threads, then restore the previous count."""
-    previous = numba.get_num_threads()
-    numba.set_num_threads(n_threads)
-    try:
-        return kernel(*args)
-    finally:
-        numba.set_num_threads(previous)
 
 
 # Buckets of the first pass of _csr_by_user: few enough that every bucket's

@@ -32,7 +32,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from latentfactors.kernels._config import JIT, PARALLEL_JIT
+from latentfactors.kernels._config import JIT, serial_and_parallel
+from latentfactors.kernels.bundles import Embeddings
 from latentfactors.kernels.scoring import _predict_one
 
 
@@ -129,16 +130,12 @@ def _scores_row(scores, cands, seen, s0, s1, hs, hc):
     _finish(hs, hc, size)
 
 
-@numba.njit(**JIT)
-def _topn_scores_serial(scores, cands, seen_start, seen_end, seen, out_codes, out_scores):
-    for r in range(scores.shape[0]):
-        _scores_row(scores[r], cands, seen, seen_start[r], seen_end[r], out_scores[r], out_codes[r])
-
-
-@numba.njit(**PARALLEL_JIT)
-def _topn_scores_parallel(scores, cands, seen_start, seen_end, seen, out_codes, out_scores):
+def _topn_scores_rows(scores, cands, seen_start, seen_end, seen, out_codes, out_scores):
     for r in numba.prange(scores.shape[0]):
         _scores_row(scores[r], cands, seen, seen_start[r], seen_end[r], out_scores[r], out_codes[r])
+
+
+_topn_scores_serial, _topn_scores_parallel = serial_and_parallel(_topn_scores_rows)
 
 
 def _topn_scores(scores, cands, seen_start, seen_end, seen, out_codes, out_scores, parallel):
@@ -223,63 +220,11 @@ def _dot_row(r, approx, prior32, prior, eps, cands, seen, s0, s1, Pu, bu, Q, bi,
     _dot_stage2(r, approx, threshold, prior, cands, seen, s0, s1, Pu, bu, Q, bi, mu, hs, hc)
 
 
-@numba.njit(**JIT)
-def _topn_dot_serial(
-    approx,
-    prior32,
-    prior,
-    eps,
-    cands,
-    seen_start,
-    seen_end,
-    seen,
-    Pu,
-    bu,
-    Q,
-    bi,
-    mu,
-    out_codes,
-    out_scores,
-):
-    for r in range(approx.shape[0]):
-        _dot_row(
-            r,
-            approx[r],
-            prior32,
-            prior,
-            eps[r],
-            cands,
-            seen,
-            seen_start[r],
-            seen_end[r],
-            Pu,
-            bu,
-            Q,
-            bi,
-            mu,
-            out_scores[r],
-            out_codes[r],
-        )
-
-
-@numba.njit(**PARALLEL_JIT)
-def _topn_dot_parallel(
-    approx,
-    prior32,
-    prior,
-    eps,
-    cands,
-    seen_start,
-    seen_end,
-    seen,
-    Pu,
-    bu,
-    Q,
-    bi,
-    mu,
-    out_codes,
-    out_scores,
-):
+def _topn_dot_rows(approx, prior32, prior, eps, cands, seen, emb, mu, out_codes, out_scores):
+    """Rows of :func:`_topn_dot`; ``seen`` is ``(seen_start, seen_end, seen)`` and
+    ``emb`` the :class:`~latentfactors.kernels.bundles.Embeddings` ``(Pu, Q, bu, bi)``."""
+    seen_start, seen_end, seen_codes = seen
+    Pu, Q, bu, bi = emb
     for r in numba.prange(approx.shape[0]):
         _dot_row(
             r,
@@ -288,7 +233,7 @@ def _topn_dot_parallel(
             prior,
             eps[r],
             cands,
-            seen,
+            seen_codes,
             seen_start[r],
             seen_end[r],
             Pu,
@@ -299,6 +244,9 @@ def _topn_dot_parallel(
             out_scores[r],
             out_codes[r],
         )
+
+
+_topn_dot_serial, _topn_dot_parallel = serial_and_parallel(_topn_dot_rows)
 
 
 def _topn_dot(
@@ -350,13 +298,8 @@ def _topn_dot(
         prior,
         eps,
         cands,
-        seen_start,
-        seen_end,
-        seen,
-        Pu,
-        bu,
-        Q,
-        bi,
+        (seen_start, seen_end, seen),
+        Embeddings(Pu, Q, bu, bi),
         float(mu),
         out_codes,
         out_scores,

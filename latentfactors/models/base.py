@@ -3,8 +3,8 @@
 A model subclass supplies four things:
 
 * ``_init_state(rng, n_users, n_items)``: the initial parameter arrays;
-* ``_setup(data, rng)``: whatever its optimizer needs for a fit;
-* ``_epoch(ctx, epoch, rng)``: run ONE jitted epoch, return the sum of squared errors;
+* ``_setup(data, rng)``: its optimizer's fit state (a small dataclass), built once per fit;
+* ``_epoch(state, epoch, rng)``: run ONE jitted epoch, return the sum of squared errors;
 * ``_predict_codes(users, items)``: predictions for dense codes (``-1`` = unknown).
 
 The epoch loop, early stopping, history, progress and divergence checks live
@@ -249,10 +249,11 @@ class FactorModel(RecommenderMixin):
         # A training MSE this far above that of predicting 0 has blown up, finite or not.
         mse_zero = max(float(np.mean(np.square(data.ratings, dtype=np.float64))), 1.0)
         largest = float(np.max(np.abs(data.ratings)))
-        ctx = self._setup(data, rng)
-        ctx["mse_limit"] = MSE_BLOWUP * mse_zero
+        state = self._setup(data, rng)
+        mse_limit = MSE_BLOWUP * mse_zero
+        note = ""
         if largest > RATING_SCALE_NOTE:
-            ctx["note"] = (
+            note = (
                 f" The ratings reach {largest:.3g}: if that is not their scale, check which "
                 "column holds them (a timestamp read as the rating?)."
             )
@@ -268,19 +269,19 @@ class FactorModel(RecommenderMixin):
         try:
             for epoch in range(1, self.n_epochs + 1):
                 start = time.perf_counter()
-                sse = self._epoch(ctx, epoch, rng)
+                sse = self._epoch(state, epoch, rng)
                 seconds = time.perf_counter() - start
                 if reads_model:
-                    self._sync(ctx)
+                    self._sync(state)
                 train_mse = sse / n_train
-                self._check_finite(epoch, train_mse, ctx)
+                self._check_finite(epoch, train_mse, state, mse_limit, note)
                 if train_mse > unstable:
                     warnings.warn(
                         f"training is unstable: the training MSE reached {train_mse:.3g} at "
                         f"epoch {epoch}, over {MSE_UNSTABLE:g} times that of predicting 0 for "
                         "every rating, so the model will predict poorly. "
                         + self._divergence_hint()
-                        + ctx.get("note", ""),
+                        + note,
                         UnstableTrainingWarning,
                         stacklevel=3,
                     )
@@ -310,7 +311,7 @@ class FactorModel(RecommenderMixin):
             # However the loop ends, the model holds the parameters as training left
             # them: after an interruption mid-epoch, part-way through that epoch (as
             # when training updates the model's own arrays).
-            self._sync(ctx)
+            self._sync(state)
             self.best_epoch_ = self.n_epochs_  # the final value follows when the loop ends
         # best_epoch_ is the epoch whose parameters are kept: the best one with
         # early stopping, else the last (history_ still shows the best one).
@@ -319,20 +320,20 @@ class FactorModel(RecommenderMixin):
             if best[1] != self.n_epochs_:
                 self._set_state(best[2])
             self.best_epoch_ = best[1]
-        self._teardown(ctx)
+        self._teardown(state)
         return self
 
     def _setup(self, data, rng):
         raise NotImplementedError
 
-    def _teardown(self, ctx):
+    def _teardown(self, state):
         pass
 
-    def _sync(self, ctx):
+    def _sync(self, state):
         """Bring the model's arrays up to date with training (for optimizers that
         train on copies of them); called whenever something reads them."""
 
-    def _training_arrays(self, ctx) -> dict:
+    def _training_arrays(self, state) -> dict:
         """The arrays training updates, by state name (the model's own by default)."""
         return self._get_state()
 
@@ -349,22 +350,22 @@ class FactorModel(RecommenderMixin):
         if self.callback is not None:
             self.callback(epoch, dict(logs))
 
-    def _check_finite(self, epoch, train_mse, ctx):
-        arrays = self._training_arrays(ctx)
+    def _check_finite(self, epoch, train_mse, state, mse_limit, note):
+        arrays = self._training_arrays(state)
         bad = [name for name, arr in arrays.items() if not np.isfinite(arr).all()]
         if bad or not math.isfinite(train_mse):
             what = f"parameters {bad}" if bad else "the training loss"
             raise DivergenceError(
                 f"training diverged at epoch {epoch}: {what} became NaN or infinite. "
                 + self._divergence_hint()
-                + ctx.get("note", "")
+                + note
             )
-        if train_mse > ctx.get("mse_limit", math.inf):
+        if train_mse > mse_limit:
             raise DivergenceError(
                 f"training diverged at epoch {epoch}: the training MSE reached {train_mse:.3g}, "
                 f"over {MSE_BLOWUP:g} times that of predicting 0 for every rating. "
                 + self._divergence_hint()
-                + ctx.get("note", "")
+                + note
             )
 
     def _penalty_step(self):

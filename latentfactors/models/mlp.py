@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -11,10 +12,39 @@ from latentfactors._validation import is_int as _is_int
 from latentfactors.errors import ModelFileError
 from latentfactors.kernels import adam as adam_kernels
 from latentfactors.kernels import mlp as mlp_kernels
-from latentfactors.kernels import sgd as sgd_kernels
 from latentfactors.kernels._config import resolve_threads
+from latentfactors.kernels._random import _shuffle_order
+from latentfactors.kernels.bundles import Embeddings, Ratings
 from latentfactors.kernels.scoring import PARALLEL_PREDICT_MIN, with_threads
 from latentfactors.models.base import FactorModel
+
+
+@dataclass
+class MLPFitState:
+    """What MLPMF's training carries from one epoch to the next."""
+
+    #: The training ratings, as read-only views.
+    ratings: Ratings
+    #: The order of the ratings, reshuffled in place every epoch.
+    order: np.ndarray
+    #: Ratings in a full batch (never more than there are).
+    batch_ratings: int
+    #: The head's layer widths, parameter offsets and unit offsets.
+    sizes: np.ndarray
+    offsets: np.ndarray
+    uoff: np.ndarray
+    moments: mlp_kernels.MLPMoments
+    #: Gradient rows of the embeddings and the rows each batch touches.
+    rows: adam_kernels.RowScratch
+    #: The forward and backward passes' scratch, sized for a batch.
+    scratch: mlp_kernels.BatchScratch
+    #: Dense Adam embeddings: the step each user (item) row was last brought up to date.
+    last_u: np.ndarray
+    last_i: np.ndarray
+    #: Batches run so far (Adam's step counter).
+    step: int = 0
+    #: The last epoch's dropout seed, kept for inspection (tests replay the epoch).
+    dropout_seed: np.uint64 | None = None
 
 
 class MLPMF(FactorModel):
@@ -412,94 +442,60 @@ class MLPMF(FactorModel):
     # ---- training
 
     def _setup(self, data, rng):
-        f32 = np.float32
-        n_users, n_items = len(data.user_index), len(data.item_index)
-        k = self.n_factors
-        sizes, offsets, uoff = self._layout()
-        n_par = int(offsets[-1])
-        batch = min(int(self.batch_size), len(data.ratings))
         # Read-only views (zero-copy): the kernels never write the ratings, and a
         # single array type means a single compiled signature, whatever the caller passed.
+        columns = []
         for name in ("users", "items", "ratings"):
             view = getattr(data, name).view()
             view.flags.writeable = False
-            setattr(data, name, view)
-        return {
-            "data": data,
-            "mu": f32(self.global_mean_),
-            "batch_ratings": batch,
-            "layout": (sizes, offsets, uoff),
-            "order": np.arange(len(data.ratings), dtype=np.int32),
-            "last_u": np.zeros(n_users, np.int64),
-            "last_i": np.zeros(n_items, np.int64),
-            "step": 0,
-            "moments": [
-                np.zeros((n_users, k), f32),
-                np.zeros((n_users, k), f32),
-                np.zeros((n_items, k), f32),
-                np.zeros((n_items, k), f32),
-                np.zeros(n_users, f32),
-                np.zeros(n_users, f32),
-                np.zeros(n_items, f32),
-                np.zeros(n_items, f32),
-                np.zeros(n_par, f32),
-                np.zeros(n_par, f32),
-            ],
-            "rows": [
-                np.zeros((n_users, k), f32),
-                np.zeros((n_items, k), f32),
-                np.zeros(n_users, f32),
-                np.zeros(n_items, f32),
-                np.full(n_users, -1, np.int64),
-                np.full(n_items, -1, np.int64),
-                np.zeros(n_users, np.int32),
-                np.zeros(n_items, np.int32),
-            ],
-            "batch": mlp_kernels.batch_scratch(batch, sizes),
-        }
+            columns.append(view)
+        sizes, offsets, uoff = self._layout()
+        batch = min(int(self.batch_size), len(data.ratings))
+        # Trains on the model's own arrays: no copies, nothing to write back.
+        _, embed_moments, rows = adam_kernels.adam_buffers(*self._embedding_arrays())
+        n_par = int(offsets[-1])
+        return MLPFitState(
+            ratings=Ratings(*columns),
+            order=np.arange(len(data.ratings), dtype=np.int32),
+            batch_ratings=batch,
+            sizes=sizes,
+            offsets=offsets,
+            uoff=uoff,
+            moments=mlp_kernels.MLPMoments(
+                embed_moments, np.zeros(n_par, np.float32), np.zeros(n_par, np.float32)
+            ),
+            rows=rows,
+            scratch=mlp_kernels.batch_scratch(batch, sizes),
+            last_u=np.zeros(len(data.user_index), np.int64),
+            last_i=np.zeros(len(data.item_index), np.int64),
+        )
 
-    def _epoch(self, ctx, epoch, rng):
-        data, order = ctx["data"], ctx["order"]
-        sgd_kernels._shuffle_order(order, rng.integers(1, 2**63, dtype=np.uint64))
-        seed = rng.integers(1, 2**63, dtype=np.uint64)
-        ctx["dropout_seed"] = seed  # kept for inspection (tests replay the epoch)
-        sizes, offsets, uoff = ctx["layout"]
+    def _embedding_arrays(self):
+        return self.user_factors_, self.item_factors_, self.user_bias_, self.item_bias_
+
+    def _head(self, sizes, offsets, uoff):
+        """The dense head as the kernels take it."""
+        act = mlp_kernels.ACTIVATIONS[self.activation]
+        return mlp_kernels.Head(self.dense_, offsets, sizes, uoff, act)
+
+    def _epoch(self, state, epoch, rng):
+        order = state.order
+        _shuffle_order(order, rng.integers(1, 2**63, dtype=np.uint64))
+        state.dropout_seed = rng.integers(1, 2**63, dtype=np.uint64)
         f32 = np.float32
         decay = float(self.lr_decay) ** (epoch - 1)
         lr, beta1, beta2 = f32(self.learning_rate_ * decay), f32(0.9), f32(0.999)
-        lr_embed = f32(self._embedding_lr(ctx["batch_ratings"]) * decay)
+        lr_embed = f32(self._embedding_lr(state.batch_ratings) * decay)
         n_batches = math.ceil(len(order) / self.batch_size)
         dense = self.embedding_optimizer_ == "adam-dense"
         drift = (
             adam_kernels.drift_table(
-                float(lr_embed), float(beta1), float(beta2), ctx["step"], ctx["step"] + n_batches
+                float(lr_embed), float(beta1), float(beta2), state.step, state.step + n_batches
             )
             if dense
             else np.zeros(1)
         )
-        sse = with_threads(
-            self._threads,
-            mlp_kernels._mlp_epoch,
-            data.users,
-            data.items,
-            data.ratings,
-            order,
-            int(self.batch_size),
-            self.user_factors_,
-            self.item_factors_,
-            self.user_bias_,
-            self.item_bias_,
-            ctx["mu"],
-            self.dense_,
-            offsets,
-            sizes,
-            uoff,
-            mlp_kernels.ACTIVATIONS[self.activation],
-            float(self.dropout),
-            seed,
-            *ctx["moments"],
-            *ctx["rows"],
-            *ctx["batch"],
+        hyper = mlp_kernels.MLPHyper(
             mlp_kernels.OPTIMIZERS[self.optimizer],
             mlp_kernels.OPTIMIZERS[self.embedding_optimizer_],
             lr,
@@ -510,12 +506,24 @@ class MLPMF(FactorModel):
             f32(self.reg),
             f32(self.reg_bias_),
             f32(self.reg_weights),
-            ctx["step"],
-            ctx["last_u"],
-            ctx["last_i"],
-            drift,
         )
-        ctx["step"] += n_batches
+        sse = with_threads(
+            self._threads,
+            mlp_kernels._mlp_epoch,
+            state.ratings,
+            order,
+            int(self.batch_size),
+            Embeddings(*self._embedding_arrays()),
+            f32(self.global_mean_),
+            self._head(state.sizes, state.offsets, state.uoff),
+            mlp_kernels.Dropout(float(self.dropout), state.dropout_seed),
+            state.moments,
+            state.rows,
+            state.scratch,
+            hyper,
+            adam_kernels.AdamClock(state.step, dense, state.last_u, state.last_i, drift),
+        )
+        state.step += n_batches
         return sse
 
     # ---- new users
@@ -528,31 +536,23 @@ class MLPMF(FactorModel):
     # ---- prediction
 
     def _predict_codes(self, users, items):
-        lo, hi = self._clip_range()
         sizes, offsets, uoff = self._layout()
+        out = np.empty(len(users), dtype=np.float64)
         args = (
             users,
             items,
             np.arange(len(users), dtype=np.int32),
-            self.user_factors_,
-            self.item_factors_,
-            self.user_bias_,
-            self.item_bias_,
+            Embeddings(*self._embedding_arrays()),
             self.global_mean_,
-            self.dense_,
-            offsets,
-            sizes,
-            uoff,
-            mlp_kernels.ACTIVATIONS[self.activation],
-            lo,
-            hi,
+            self._head(sizes, offsets, uoff),
+            self._clip_range(),
+            out,
         )
-        out = np.empty(len(users), dtype=np.float64)
         n_threads = resolve_threads(self.n_threads)
         if n_threads > 1 and len(users) >= PARALLEL_PREDICT_MIN:
             n_tasks = -(-len(users) // mlp_kernels.PREDICT_CHUNK)
             scratch = mlp_kernels.predict_scratch(n_tasks, sizes)
-            with_threads(n_threads, mlp_kernels._predict_parallel, *args, out, *scratch)
+            with_threads(n_threads, mlp_kernels._predict_parallel, *args, scratch)
         else:
-            mlp_kernels._predict_serial(*args, out, *mlp_kernels.predict_scratch(1, sizes))
+            mlp_kernels._predict_serial(*args, mlp_kernels.predict_scratch(1, sizes))
         return out
