@@ -11,6 +11,7 @@ __all__ = [
     "DatasetNotFoundError",
     "DivergenceError",
     "DownloadError",
+    "IncompleteDatasetError",
     "ModelFileError",
     "NotFittedError",
     "UnknownIdError",
@@ -102,3 +103,24 @@ class DownloadError(OSError):
         super().__init__(message)
         self.dataset = dataset
         self.url = url
+
+
+class IncompleteDatasetError(ValueError):
+    """A cached dataset holds another number of ratings than the published release.
+
+    Attributes
+    ----------
+    dataset : str or None
+        The release, e.g. ``"ml-latest-small"``.
+    path : pathlib.Path or None
+        The ratings file that was read.
+    expected, found : int or None
+        The published number of ratings, and the number in the file.
+    """
+
+    def __init__(self, message, *, dataset=None, path=None, expected=None, found=None):
+        super().__init__(message)
+        self.dataset = dataset
+        self.path = path
+        self.expected = expected
+        self.found = found

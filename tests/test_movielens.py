@@ -135,7 +135,7 @@ def test_local_dat_files_latin1_and_colons(tmp_path):
         "661::Star Wars: Episode IV - A New Hope (1977)::Action|Sci-Fi\n"
         "1193::Misérables, Les (1995)::Drama\n".encode("latin-1")
     )
-    ratings = ml.load_movielens("ml-1m", data_home=tmp_path, download=False)
+    ratings = ml.load_movielens("ml-1m", data_home=tmp_path, download=False, verify=False)
     assert ratings.dtypes.tolist() == [np.int64, np.int64, np.float32, np.int64]
     assert ratings.values.tolist() == [
         [1, 1193, 5, 978300760],
@@ -150,6 +150,31 @@ def test_local_dat_files_latin1_and_colons(tmp_path):
     ]
     assert items["genres"].tolist()[1] == "Action|Sci-Fi"
     assert items["year"].tolist() == [1995, 1977, 1995]
+
+
+def test_a_partial_cached_copy_is_refused_naming_the_file_counts_and_fixes(tmp_path):
+    folder = tmp_path / "ml-latest-small"
+    folder.mkdir()
+    rows = [f"{1 + k // 100},{k % 100 + 1},4.0,{964982703 + k}" for k in range(1_000)]
+    (folder / "ratings.csv").write_text("userId,movieId,rating,timestamp\n" + "\n".join(rows))
+    with pytest.raises(
+        ml.IncompleteDatasetError, match=r"holds 1,000 ratings, not the 100,836"
+    ) as info:
+        ml.load_movielens(data_home=tmp_path, download=False)
+    message = str(info.value)
+    assert str(folder / "ratings.csv") in message
+    assert f"delete {folder} and load ml-latest-small again" in message
+    assert "verify=False" in message
+    assert isinstance(info.value, ValueError)
+    assert len(ml.load_movielens(data_home=tmp_path, download=False, verify=False)) == 1_000
+
+
+def test_a_partial_copy_of_a_release_no_longer_served_says_to_copy_the_file(tmp_path):
+    folder = tmp_path / "ml-latest-small-2016"
+    folder.mkdir()
+    (folder / "ratings.csv").write_text("userId,movieId,rating,timestamp\n1,2,3.0,4\n")
+    with pytest.raises(ml.IncompleteDatasetError, match=r"copy a complete ratings.csv into"):
+        ml.load_movielens("ml-latest-small-2016", data_home=tmp_path)
 
 
 def test_duplicate_pairs_raise(tmp_path):

@@ -2,7 +2,7 @@
 
 Commands::
 
-    latentfactors demo [--dataset NAME] [--seed N] [--quick]
+    latentfactors demo [--dataset NAME] [--seed N] [--quick] [--n-threads N]
     latentfactors train (--dataset NAME | --ratings FILE [--columns ...]) [--model biased-mf|mlp]
                         [hyperparameters] [--split random|user|time] [--valid-fraction F]
                         [--test-fraction F] [--seed N] [--items FILE] [--save model.npz]
@@ -18,7 +18,9 @@ Every command takes ``--help``, ``--quiet`` (no progress or notes on stderr),
 ``--json`` (one JSON object on stdout) and ``--debug`` (tracebacks).
 Errors are one line on stderr, ``latentfactors: error: ...``, with exit
 status 2 for bad usage (unknown option, bad hyperparameter value) and 1 for
-everything else (missing or malformed file, unknown user, damaged model).
+everything else (missing or malformed file, unknown user, damaged model);
+with ``--json`` they are also a JSON object on stdout,
+``{"error": {"type": ..., "message": ...}}``.
 
 The command line uses the package's public API only. Its modules:
 :mod:`~latentfactors.cli.parser` (the parser, argument types and

@@ -48,29 +48,41 @@ def cmd_datasets(args, out: Output) -> int:
 
 
 def cmd_demo(args, out: Output) -> int:
-    """``latentfactors demo``: the notebook's models beside ours, then recommendations."""
+    """``latentfactors demo``: the notebook's models beside ours, then recommendations.
+
+    Without ``--dataset``, ml-latest-small is used when it is cached or can be
+    downloaded, and a planted dataset of its size otherwise, so that the demo
+    runs offline.
+    """
     from latentfactors.demo import format_demo, run_demo
     from latentfactors.models import BiasedMF
 
+    n_threads, flag = args.n_threads, "--n-threads"
+    if args.old_threads is not None:
+        out.note("note: --threads is now called --n-threads, as in train")
+        n_threads, flag = args.old_threads, "--threads"
     try:  # the model decides which thread counts are valid
-        BiasedMF().set_params(n_threads=args.threads)
+        BiasedMF().set_params(n_threads=n_threads)
     except ValueError as exc:
-        raise UsageError(f"argument --threads: {exc}") from exc
+        raise UsageError(f"argument {flag}: {exc}") from exc
 
     def progress(label, n_epochs, early_stopping):
         return out.progress(n_epochs, label=label, early_stopping=early_stopping)
 
-    def demo(name, *, data_home, download):
+    def demo(name, *, data_home, download, verify):
         return run_demo(
             name,
             seed=args.seed,
             quick=args.quick,
             data_home=data_home,
             download=download,
-            n_threads=args.threads,
+            verify=verify,
+            fallback=args.dataset is None,
+            n_threads=n_threads,
             progress=progress,
         )
 
-    result = load_dataset(args.dataset, args.data_home, args.no_download, demo)
+    name = args.dataset or "ml-latest-small"
+    result = load_dataset(name, args.data_home, args.no_download, demo, verify=not args.no_verify)
     out.result({"command": "demo", **result.to_dict()}, format_demo(result))
     return 0

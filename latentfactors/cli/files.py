@@ -35,8 +35,8 @@ _SNIFF_LINES = 50
 _RATINGS_HINT = (
     "on the command line: --columns user,item,rating names the columns of a file without a "
     "header in order; --columns userId=user,movieId=item,stars=rating maps a header's names; "
-    "--sep sets the separator; --duplicates last|first|mean keeps the last or first rating "
-    "of each pair, or their mean"
+    "--sep sets the separator; --string-ids reads ids as text; --duplicates last|first|mean "
+    "keeps the last or first rating of each pair, or their mean"
 )
 
 
@@ -74,17 +74,25 @@ def _check_data_home(name: str, data_home) -> None:
             raise CLIError(data_home_advice(get_data_home(data_home), name))
 
 
-def load_dataset(name: str, data_home, no_download: bool, loader):
-    """``loader(name, data_home=..., download=...)`` with its errors said for the command line.
+def load_dataset(name: str, data_home, no_download: bool, loader, *, verify: bool = True):
+    """``loader(name, data_home=..., download=..., verify=...)`` with its errors said for
+    the command line.
 
     ``loader`` is :func:`~latentfactors.load_movielens` or any function that
     takes the same arguments and raises the same errors (the demo).
     """
-    from latentfactors.data import DatasetNotFoundError, DownloadError, movielens_variant
+    from latentfactors.data import (
+        DatasetNotFoundError,
+        DownloadError,
+        IncompleteDatasetError,
+        movielens_variant,
+    )
 
     _check_data_home(name, data_home)
     try:
-        return loader(name, data_home=data_home, download=not no_download)
+        return loader(name, data_home=data_home, download=not no_download, verify=verify)
+    except IncompleteDatasetError as exc:
+        raise CLIError(f"{exc} (on the command line: --no-verify reads it as it is)") from exc
     except DatasetNotFoundError as exc:
         hint = ""
         if no_download and movielens_variant(name).url is not None:
@@ -106,16 +114,26 @@ def load_ratings_arg(args):
             raise CLIError(f"{path} is a folder, not a ratings file")
         try:
             frame = load_ratings(
-                path, columns=args.columns, sep=args.sep, duplicates=args.duplicates
+                path,
+                columns=args.columns,
+                sep=args.sep,
+                duplicates=args.duplicates,
+                id_dtype=str if args.string_ids else None,
             )
         except (ValueError, TypeError) as exc:
             raise CLIError(f"cannot read ratings from {path}: {exc} ({_RATINGS_HINT})") from exc
+        except ImportError as exc:  # an optional reader (zstandard, pyarrow) is missing
+            raise CLIError(f"cannot read {path}: {exc}") from exc
         except OSError as exc:
             raise CLIError(f"cannot read {path}: {exc}") from exc
         return frame, path
     if args.columns is not None or args.sep is not None:
         raise UsageError("--columns and --sep apply to --ratings FILE, not --dataset")
-    frame = load_dataset(args.dataset, args.data_home, args.no_download, load_movielens)
+    frame = load_dataset(
+        args.dataset, args.data_home, args.no_download, load_movielens, verify=not args.no_verify
+    )
+    if args.string_ids:  # MovieLens ids are integers: as text, for a model trained so
+        frame = load_ratings(frame, id_dtype=str)
     return frame, args.dataset
 
 

@@ -11,7 +11,15 @@ import numpy as np
 
 from latentfactors._progress import EpochProgress, format_duration
 
-__all__ = ["EpochProgress", "Output", "examples", "finite", "format_duration", "table"]
+__all__ = [
+    "EpochProgress",
+    "Output",
+    "examples",
+    "finite",
+    "format_duration",
+    "plain_id",
+    "table",
+]
 
 
 class Output:
@@ -71,9 +79,17 @@ def finite(value):
     return value if math.isfinite(value) else None
 
 
+def plain_id(raw):
+    """A raw id as a Python value to print: ``1`` for a whole-number float id ``1.0``."""
+    raw = raw.item() if isinstance(raw, np.generic) else raw
+    if isinstance(raw, float) and raw.is_integer():
+        return int(raw)
+    return raw
+
+
 def examples(ids) -> str:
     """The first three ids, e.g. ``1, 2, 3, ...``."""
-    shown = ", ".join(str(x) for x in ids[:3].tolist())
+    shown = ", ".join(str(plain_id(x)) for x in ids[:3].tolist())
     return shown + (", ..." if len(ids) > 3 else "")
 
 

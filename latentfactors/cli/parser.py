@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import sys
@@ -144,6 +145,21 @@ def _no_download_arg(parser):
     parser.add_argument(
         "--no-download", action="store_true", help="fail instead of downloading a missing dataset"
     )
+    parser.add_argument(
+        "--no-verify",
+        action="store_true",
+        help="read a cached dataset even if it does not hold the published number of ratings "
+        "(a deliberate subset)",
+    )
+
+
+def _string_ids_arg(parser):
+    parser.add_argument(
+        "--string-ids",
+        action="store_true",
+        help="read user and item ids as text, as typed ('001' stays '001'), for models "
+        "trained on string ids",
+    )
 
 
 def _ratings_args(parser, *, dataset_help="a MovieLens variant"):
@@ -151,7 +167,10 @@ def _ratings_args(parser, *, dataset_help="a MovieLens variant"):
     source = group.add_mutually_exclusive_group(required=True)
     source.add_argument("--dataset", type=dataset_name, metavar="NAME", help=dataset_help)
     source.add_argument(
-        "--ratings", metavar="FILE", help="a CSV/TSV/'::' file of user,item,rating[,timestamp]"
+        "--ratings",
+        metavar="FILE",
+        help="a CSV/TSV/'::' file of user,item,rating[,timestamp], plain or compressed "
+        "(.gz, .bz2, .xz, .zst, single-file .zip), or a .parquet file",
     )
     group.add_argument(
         "--columns",
@@ -172,6 +191,7 @@ def _ratings_args(parser, *, dataset_help="a MovieLens variant"):
         default="raise",
         help="repeated (user, item) pairs (default: raise)",
     )
+    _string_ids_arg(group)
     _no_download_arg(group)
     _data_home_arg(group)
 
@@ -206,21 +226,26 @@ def _add_demo(add):
     p.add_argument(
         "--dataset",
         type=dataset_name,
-        default="ml-latest-small",
+        default=None,
         metavar="NAME",
-        help="MovieLens variant (default ml-latest-small; ml-latest-small-2016 is "
-        "the notebook's snapshot)",
+        help="MovieLens variant (default ml-latest-small, or a planted dataset of its size "
+        "when it is not cached and cannot be downloaded; ml-latest-small-2016 is the "
+        "notebook's snapshot)",
     )
     p.add_argument(
         "--seed", type=_SEED, default=0, help="seeds the split, the models and the user (default 0)"
     )
     p.add_argument("--quick", action="store_true", help="2 epochs per model (for tests)")
     p.add_argument(
-        "--threads",
+        "--n-threads",
         type=_int_type(what="an integer"),
         default=1,
         metavar="N",
         help="threads per model, -1 for all cores (default 1; results do not depend on it)",
+    )
+    # The demo's old name for --n-threads, kept working but no longer shown.
+    p.add_argument(
+        "--threads", type=_int_type(what="an integer"), dest="old_threads", help=argparse.SUPPRESS
     )
     _no_download_arg(p)
     _data_home_arg(p)
@@ -305,6 +330,7 @@ def _add_recommend_and_similar(add):
     )
     p.add_argument("model_file", metavar="MODEL.npz")
     p.add_argument("--user", required=True, metavar="ID", help="raw user id")
+    _string_ids_arg(p)
     p.add_argument("-n", "--n", type=_POS_INT, default=10, help="how many (default 10)")
     p.add_argument(
         "--include-seen", action="store_true", help="keep items the user rated in training"
@@ -329,6 +355,7 @@ def _add_recommend_and_similar(add):
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--item", metavar="ID", help="raw item id")
     which.add_argument("--user", metavar="ID", help="raw user id (similar users)")
+    _string_ids_arg(p)
     p.add_argument("-n", "--n", type=_POS_INT, default=10, help="how many (default 10)")
     p.add_argument("--metric", choices=["cosine", "dot"], default="cosine", help="(default cosine)")
     _titles_args(p)
@@ -368,10 +395,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _report(exc: BaseException, message: str, as_json: bool) -> None:
+    """The error line on stderr, and with ``--json`` an error object on stdout.
+
+    The object's ``type`` is ``UsageError`` for bad usage (exit status 2),
+    else the library's exception class when the command line caught one
+    (``DatasetNotFoundError``, ``ValueError``, ...), else ``CLIError``.
+    """
+    print_error(message)
+    if as_json:
+        caught = isinstance(exc, CLIError) and not isinstance(exc, UsageError)
+        cause = exc.__cause__ if caught and exc.__cause__ is not None else exc
+        error = {"type": type(cause).__name__, "message": " ".join(message.split())}
+        print(json.dumps({"error": error}), flush=True)
+
+
 def main(argv=None) -> int:
     """Run the command line; return the exit status (0 ok, 1 runtime error, 2 usage)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
+    as_json = "--json" in argv
     for name in ("stdout", "stderr"):
         if getattr(sys, name) is None:  # started with the stream closed (`>&-`)
             setattr(sys, name, open(os.devnull, "w"))  # noqa: SIM115 - kept for the run
@@ -382,16 +425,16 @@ def main(argv=None) -> int:
     except CLIError as exc:
         if debug:
             raise
-        print_error(str(exc))
+        _report(exc, str(exc), as_json)
         return exc.status
     except UnknownIdError as exc:
         if debug:
             raise
-        print_error(describe(exc))
+        _report(exc, describe(exc), as_json)
         return 1
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         print(file=sys.stderr)
-        print_error("interrupted")
+        _report(exc, "interrupted", as_json)
         return 130
     except BrokenPipeError:
         # The reader went away (e.g. `| head`): stop quietly.
@@ -401,5 +444,9 @@ def main(argv=None) -> int:
     except Exception as exc:  # noqa: BLE001 - one line instead of a traceback
         if debug:
             raise
-        print_error(f"{describe(exc)} ({type(exc).__name__}; rerun with --debug for a traceback)")
+        _report(
+            exc,
+            f"{describe(exc)} ({type(exc).__name__}; rerun with --debug for a traceback)",
+            as_json,
+        )
         return 1

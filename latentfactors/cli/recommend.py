@@ -8,14 +8,14 @@ import os
 import numpy as np
 import pandas as pd
 
-from latentfactors.cli.errors import UnknownIdError
+from latentfactors.cli.errors import CLIError, UnknownIdError
 from latentfactors.cli.files import load_model_file, read_sidecar, read_titles
-from latentfactors.cli.output import Output, examples, finite, table
+from latentfactors.cli.output import Output, examples, finite, plain_id, table
 
 __all__ = ["cmd_recommend", "cmd_similar", "parse_id", "recommend_frame", "similar_frame"]
 
 
-def parse_id(text: str, index, what: str):
+def parse_id(text: str, index, what: str, *, string_ids: bool = False):
     """A raw id typed on the command line, converted to the model's id type.
 
     Parameters
@@ -26,6 +26,9 @@ def parse_id(text: str, index, what: str):
         The model's ``user_index_`` or ``item_index_``.
     what : str
         ``"user"`` or ``"item"``, for messages.
+    string_ids : bool
+        ``--string-ids``: the id is text as typed; a model whose ids are
+        numbers is then a mistake (CLIError).
 
     Returns
     -------
@@ -39,6 +42,11 @@ def parse_id(text: str, index, what: str):
     """
     ids = index.ids
     kind = ids.dtype.kind
+    if string_ids and kind != "U":
+        raise CLIError(
+            f"--string-ids: this model's {what} ids are numbers (e.g. {examples(ids)}), "
+            "not strings; leave out --string-ids"
+        )
     value = text
     try:
         if kind in "iu":
@@ -158,13 +166,23 @@ def similar_frame(model, raw_id, n: int = 10, *, kind: str = "item", metric: str
     return _as_frame(method(raw_id, n=n, metric=metric), id_column=kind)
 
 
-def _ranked(frame: pd.DataFrame, titles: dict, score_name: str, id_name: str = "item"):
-    """JSON records and a text table of ranked ids with scores (and titles)."""
+def _ranked(
+    frame: pd.DataFrame, titles: dict, score_name: str, id_name: str = "item", predicted=None
+):
+    """JSON records and a text table of ranked ids with scores (and titles).
+
+    With ``predicted`` (the model's predicted ratings of the rows), the table
+    shows them as ``rating`` in place of the ranking score, and the records
+    carry both.
+    """
     rows, records = [], []
-    for rank, (raw, score) in enumerate(zip(frame["item"], frame["score"], strict=True), 1):
-        raw = raw.item() if isinstance(raw, np.generic) else raw
-        record = {"rank": rank, id_name: raw, "score": finite(score)}
-        row = [str(rank), str(raw), f"{score:.3f}"]
+    for k, (raw, score) in enumerate(zip(frame["item"], frame["score"], strict=True)):
+        raw = plain_id(raw)
+        record = {"rank": k + 1, id_name: raw, "score": finite(score)}
+        shown = score
+        if predicted is not None:
+            record["predicted_rating"] = shown = finite(predicted[k])
+        row = [str(k + 1), str(raw), f"{shown:.3f}"]
         if id_name == "item":
             record["title"] = titles.get(str(raw))
             row.append(record["title"] or "")
@@ -177,7 +195,7 @@ def _ranked(frame: pd.DataFrame, titles: dict, score_name: str, id_name: str = "
 def cmd_recommend(args, out: Output) -> int:
     """``latentfactors recommend``: top-N items for one user, with titles when known."""
     model = load_model_file(args.model_file)
-    user = parse_id(args.user, model.user_index_, "user")
+    user = parse_id(args.user, model.user_index_, "user", string_ids=args.string_ids)
     titles, source = titles_for(args, args.model_file, out)
     frame = recommend_frame(
         model,
@@ -186,16 +204,29 @@ def cmd_recommend(args, out: Output) -> int:
         exclude_seen=not args.include_seen,
         popularity_weight=args.popularity_weight,
     )
-    records, text = _ranked(frame, titles, "score")
+    # The table shows what `predict` says of each pair (clipped to the rating
+    # range when the model clips), not the raw ranking score.
+    users = np.repeat(np.asarray([user]), len(frame))
+    predicted = model.predict(users, frame["item"].to_numpy()) if len(frame) else None
+    records, text = _ranked(frame, titles, "rating", predicted=predicted)
+    shown = plain_id(user)
     payload = {
         "command": "recommend",
         "model": args.model_file,
-        "user": user,
+        "user": shown,
         "titles": source,
         "recommendations": records,
     }
+    if not records:
+        note = (
+            f"user {shown} rated every item the model knows in training: there is nothing "
+            "left to recommend (--include-seen ranks the items they rated)"
+        )
+        payload["note"] = note
+        out.result(payload, note)
+        return 0
     seen = "" if args.include_seen else ", leaving out items rated in training"
-    out.result(payload, f"top {len(records)} for user {user}{seen}:\n{text}")
+    out.result(payload, f"top {len(records)} for user {shown}{seen}:\n{text}")
     return 0
 
 
@@ -204,13 +235,14 @@ def cmd_similar(args, out: Output) -> int:
     model = load_model_file(args.model_file)
     kind = "item" if args.item is not None else "user"
     if kind == "item":
-        raw = parse_id(args.item, model.item_index_, "item")
+        raw = parse_id(args.item, model.item_index_, "item", string_ids=args.string_ids)
         titles, source = titles_for(args, args.model_file, out)
     else:
-        raw = parse_id(args.user, model.user_index_, "user")
+        raw = parse_id(args.user, model.user_index_, "user", string_ids=args.string_ids)
         titles, source = {}, None
     frame = similar_frame(model, raw, args.n, kind=kind, metric=args.metric)
     records, text = _ranked(frame, titles, args.metric, id_name=kind)
+    raw = plain_id(raw)
     payload = {
         "command": "similar",
         "model": args.model_file,

@@ -236,11 +236,13 @@ def _encode(index, values, what: str, source: str):
     try:
         return index.encode(values)
     except TypeError as exc:  # strings for numeric ids, or the reverse
+        given, known = _id_kind(values), _id_kind(index.ids)
+        hint = " (or --string-ids, to read the ids as text)" if known == "strings" else ""
         raise CLIError(
             f"no {what} id of {source} is known to the model: the {what} ids given are "
-            f"{_id_kind(values)} (e.g. {examples(values)}) but the model's ids are "
-            f"{_id_kind(index.ids)} (e.g. {examples(index.ids)}); check that the file and the "
-            "model go together, and which columns hold the ids (--columns)"
+            f"{given} (e.g. {examples(values)}) but the model's ids are "
+            f"{known} (e.g. {examples(index.ids)}); check that the file and the "
+            f"model go together, and which columns hold the ids (--columns){hint}"
         ) from exc
 
 

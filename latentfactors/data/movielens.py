@@ -29,13 +29,14 @@ import pandas as pd
 
 from latentfactors._progress import TransferProgress, format_megabytes
 from latentfactors.data.ratings import canonicalize
-from latentfactors.errors import DatasetNotFoundError, DownloadError
+from latentfactors.errors import DatasetNotFoundError, DownloadError, IncompleteDatasetError
 
 __all__ = [
     "BASE_URL",
     "MOVIELENS_VARIANTS",
     "DatasetNotFoundError",
     "DownloadError",
+    "IncompleteDatasetError",
     "MovieLensVariant",
     "dataset_status",
     "get_data_home",
@@ -486,8 +487,33 @@ def _read_ratings(path: Path, variant: MovieLensVariant) -> pd.DataFrame:
     return frame
 
 
+def _check_count(frame: pd.DataFrame, path: Path, variant: MovieLensVariant) -> None:
+    """Refuse a partial (or padded) copy: the parsed rows must be the published count.
+
+    Counting the parsed frame costs nothing; the archive's digest is checked
+    once, at download.
+    """
+    expected = variant.n_ratings
+    if expected is None or len(frame) == expected:
+        return
+    folder = path.parent
+    if variant.url is not None:
+        fix = f"delete {folder} and load {variant.name} again to download it afresh"
+    else:
+        fix = f"copy a complete {variant.ratings_file} into {folder}"
+    raise IncompleteDatasetError(
+        f"{path} holds {len(frame):,} ratings, not the {expected:,} of the published "
+        f"{variant.name}: the copy is partial or altered; {fix}, or pass verify=False "
+        "to read it as it is (a deliberate subset)",
+        dataset=variant.name,
+        path=path,
+        expected=expected,
+        found=len(frame),
+    )
+
+
 def load_movielens(
-    name: str = "ml-latest-small", *, data_home=None, download: bool = True
+    name: str = "ml-latest-small", *, data_home=None, download: bool = True, verify: bool = True
 ) -> pd.DataFrame:
     """Load a MovieLens ratings file as a canonical ratings frame.
 
@@ -501,6 +527,10 @@ def load_movielens(
         Folder that holds ``<name>/``; see :func:`get_data_home`.
     download : bool
         Download the archive from GroupLens when the folder is missing.
+    verify : bool
+        Check that the file holds the published number of ratings, so that a
+        partial copy (an interrupted copy, a file cut for a quick test) is not
+        trained on unnoticed. ``False`` reads a deliberate subset as it is.
 
     Returns
     -------
@@ -516,10 +546,16 @@ def load_movielens(
         If the data is missing and ``download`` is false or it cannot be downloaded.
     DownloadError
         If the download, its checksum or the archive fails; nothing is left behind.
+    IncompleteDatasetError
+        If ``verify`` and the file holds another number of ratings than the
+        published release (a ``ValueError``).
     """
     variant = _get_variant(name)
     path = _dataset_file(variant, variant.ratings_file, data_home, download)
-    return _read_ratings(path, variant)
+    frame = _read_ratings(path, variant)
+    if verify:
+        _check_count(frame, path, variant)
+    return frame
 
 
 def _decode(raw: bytes, encoding: str) -> str:
