@@ -40,6 +40,10 @@ MSE_BLOWUP = 1e6
 MSE_UNSTABLE = 100.0
 # Ratings beyond this size get a note in those messages: the wrong column, perhaps.
 RATING_SCALE_NOTE = 1000.0
+# The defaults were chosen on ratings spanning 0.5-5 stars; ratings of any other
+# span are trained on as if divided by span / REFERENCE_SPAN, and the fitted
+# arrays mapped back, so a linear rescaling of the ratings rescales the model.
+REFERENCE_SPAN = 4.5
 
 # How embedding rows start: "normal" draws vectors N(0, init_std) and zero
 # biases; "uniform" draws vectors *and* biases uniformly with the same standard
@@ -237,8 +241,19 @@ class FactorModel(RecommenderMixin):
         self._threads = resolve_threads(self.n_threads)
         self.user_index_ = data.user_index
         self.item_index_ = data.item_index
-        self.global_mean_ = float(np.mean(data.ratings, dtype=np.float64)) if self.center else 0.0
         self.rating_range_ = (float(data.ratings.min()), float(data.ratings.max()))
+        scale = rating_scale(self.rating_range_)
+        user_mean = float(np.mean(data.ratings, dtype=np.float64)) if self.center else 0.0
+        largest = float(np.max(np.abs(data.ratings)))
+        if scale != 1.0:
+            # Train in units of the reference span (see REFERENCE_SPAN).
+            data.ratings = (data.ratings / np.float64(scale)).astype(np.float32)
+            self.global_mean_ = (
+                float(np.mean(data.ratings, dtype=np.float64)) if self.center else 0.0
+            )
+        else:
+            self.global_mean_ = user_mean
+        self.rating_scale_ = scale
         self._set_state(self._init_state(rng, len(data.user_index), len(data.item_index)))
         self._fitted_structure = self._structure()
         # What each user rated in training: recommendations exclude it.
@@ -248,8 +263,8 @@ class FactorModel(RecommenderMixin):
         n_train = len(data.ratings)
         # A training MSE this far above that of predicting 0 has blown up, finite or not.
         mse_zero = max(float(np.mean(np.square(data.ratings, dtype=np.float64))), 1.0)
-        largest = float(np.max(np.abs(data.ratings)))
         state = self._setup(data, rng)
+        views = _Views(self, scale, user_mean) if scale != 1.0 else None
         mse_limit = MSE_BLOWUP * mse_zero
         note = ""
         if largest > RATING_SCALE_NOTE:
@@ -268,11 +283,15 @@ class FactorModel(RecommenderMixin):
         reads_model = valid_codes is not None or self.callback is not None
         try:
             for epoch in range(1, self.n_epochs + 1):
+                if views is not None:
+                    views.training()
                 start = time.perf_counter()
                 sse = self._epoch(state, epoch, rng)
                 seconds = time.perf_counter() - start
                 if reads_model:
                     self._sync(state)
+                    if views is not None:
+                        views.user()
                 train_mse = sse / n_train
                 self._check_finite(epoch, train_mse, state, mse_limit, note)
                 if train_mse > unstable:
@@ -286,6 +305,8 @@ class FactorModel(RecommenderMixin):
                         stacklevel=3,
                     )
                     unstable = math.inf  # once per fit
+                if views is not None:
+                    train_mse *= scale * scale  # in the ratings' own units
                 logs = {"train_mse": train_mse, "seconds": seconds}
                 if valid_codes is not None:
                     pred = self._predict_codes(valid_codes[0], valid_codes[1])
@@ -311,7 +332,11 @@ class FactorModel(RecommenderMixin):
             # However the loop ends, the model holds the parameters as training left
             # them: after an interruption mid-epoch, part-way through that epoch (as
             # when training updates the model's own arrays).
+            if views is not None:
+                views.training()
             self._sync(state)
+            if views is not None:
+                views.user()
             self.best_epoch_ = self.n_epochs_  # the final value follows when the loop ends
         # best_epoch_ is the epoch whose parameters are kept: the best one with
         # early stopping, else the last (history_ still shows the best one).
@@ -325,6 +350,17 @@ class FactorModel(RecommenderMixin):
 
     def _setup(self, data, rng):
         raise NotImplementedError
+
+    def _unscaled(self, arrays: dict, scale: float) -> dict:
+        """The state ``arrays`` learned on ratings divided by ``scale``, as new
+        arrays in the ratings' own units (see :data:`REFERENCE_SPAN`)."""
+        raise NotImplementedError
+
+    def _penalty_scale(self) -> float:
+        """What ``reg`` is multiplied by in the ratings' own units (the dot-product
+        fold-in uses it): vectors learned on ratings divided by ``rating_scale_``
+        grow by its square root, so their penalty weighs that much more."""
+        return float(getattr(self, "rating_scale_", 1.0))
 
     def _teardown(self, state):
         pass
@@ -574,3 +610,35 @@ class FactorModel(RecommenderMixin):
         arrays extends this check.
         """
         persistence.check_state_shapes(self)
+
+
+def rating_scale(rating_range) -> float:
+    """``span / REFERENCE_SPAN`` of the training ratings, or 1 for a single value."""
+    low, high = rating_range
+    span = float(high) - float(low)
+    return span / REFERENCE_SPAN if span > 0 else 1.0
+
+
+class _Views:
+    """The model's arrays in two units while a fit runs on rescaled ratings.
+
+    Training updates the arrays of the training view (ratings divided by
+    ``scale``); whenever anything outside training reads the model (validation,
+    a callback, the end of the fit) it holds fresh arrays in the ratings' own
+    units instead, and training gets its own back before the next epoch.
+    """
+
+    def __init__(self, model, scale: float, user_mean: float):
+        self.model = model
+        self.scale = scale
+        self.user_mean = user_mean
+        self.train_arrays = model._get_state()
+        self.train_mean = model.global_mean_
+
+    def training(self):
+        self.model._set_state(self.train_arrays)
+        self.model.global_mean_ = self.train_mean
+
+    def user(self):
+        self.model._set_state(self.model._unscaled(self.train_arrays, self.scale))
+        self.model.global_mean_ = self.user_mean

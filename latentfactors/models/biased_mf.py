@@ -197,6 +197,15 @@ class BiasedMF(FactorModel):
     def _state_names(self):
         return ["user_factors_", "item_factors_", "user_bias_", "item_bias_"]
 
+    def _unscaled(self, arrays, scale):
+        # pred = mu + bu + bi + p.q scales as a whole: biases by scale, vectors by its root.
+        root = np.sqrt(scale)
+        factor = {"user_factors_": root, "item_factors_": root}
+        return {
+            name: (arr * np.float64(factor.get(name, scale))).astype(np.float32)
+            for name, arr in arrays.items()
+        }
+
     def _init_state(self, rng, n_users, n_items):
         return self._init_embeddings(rng, n_users, n_items)
 

@@ -135,7 +135,12 @@ def fold_in_dot(model, item_codes, ratings):
     """``_fold_in`` for a dot-product model with ``reg``/``reg_bias_`` per rating."""
     P, Q, bu, bi, mu = model._dot_parts()
     p, b = solve_fold_in(
-        Q[item_codes], bi[item_codes], ratings, mu, float(model.reg), float(model.reg_bias_)
+        Q[item_codes],
+        bi[item_codes],
+        ratings,
+        mu,
+        float(model.reg) * model._penalty_scale(),
+        float(model.reg_bias_),
     )
     with np.errstate(over="ignore"):  # overflow shows as inf, reported below
         p32, b32 = p.astype(np.float32), float(np.float32(b))
@@ -192,13 +197,17 @@ class _UserObjective:
         # The item half of the first layer's pre-activations does not depend on p.
         self.c_item = Q @ weights[0][k:] + intercepts[0]
         self.hidden = list(zip(weights[1:-1], intercepts[1:-1]))
-        self.w_out = weights[-1][:, 0]
-        self.b_out = float(intercepts[-1][0])
+        # Solved in the units training used (ratings divided by the model's
+        # rating scale), so a rescaled model poses the same problem; the bias
+        # comes back in the ratings' units.
+        self.scale = float(getattr(model, "rating_scale_", 1.0))
+        self.w_out = weights[-1][:, 0] / self.scale
+        self.b_out = float(intercepts[-1][0]) / self.scale
         self.target = (
             np.asarray(ratings, dtype=np.float64)
             - float(model.global_mean_)
             - model.item_bias_[item_codes].astype(np.float64)
-        )
+        ) / self.scale
         self.penalty = np.full(k + 1, n * float(model.reg))
         self.penalty[k] = n * float(model.reg_bias_)
 
@@ -387,7 +396,7 @@ def fold_in_mlp(model, item_codes, ratings, *, max_iter=1000, xtol=1e-10, ftol=1
     """
     x, value, _ = _minimise(model, item_codes, ratings, max_iter=max_iter, xtol=xtol, ftol=ftol)
     k = len(x) - 1
-    p, b = x[:k], float(x[k])
+    p, b = x[:k], float(x[k]) * float(getattr(model, "rating_scale_", 1.0))
     if not (math.isfinite(value) and np.isfinite(p).all() and math.isfinite(b)):
         raise FloatingPointError("fold-in produced NaN or infinite values")
     return p.astype(np.float32), float(np.float32(b))

@@ -385,6 +385,17 @@ class MLPMF(FactorModel):
     def _state_names(self):
         return ["user_factors_", "item_factors_", "user_bias_", "item_bias_", "dense_"]
 
+    def _unscaled(self, arrays, scale):
+        # The head's output layer is linear: scaling it and the biases scales
+        # every prediction; the embeddings and hidden layers stay as learned.
+        _, offsets, _ = self._layout()
+        out = {name: arr.copy() for name, arr in arrays.items()}
+        for name in ("user_bias_", "item_bias_"):
+            out[name] = (arrays[name] * np.float64(scale)).astype(np.float32)
+        last = slice(int(offsets[-2]), int(offsets[-1]))
+        out["dense_"][last] = (arrays["dense_"][last] * np.float64(scale)).astype(np.float32)
+        return out
+
     def _layout(self):
         """``(sizes, offsets, unit offsets)`` of the head, from the hyperparameters."""
         sizes = mlp_kernels.layer_sizes(self.n_factors, self.hidden)

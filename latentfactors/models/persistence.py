@@ -70,6 +70,7 @@ def _arrays(model) -> dict:
         "item_ids": model.item_index_.to_array(),
         "global_mean": np.array(model.global_mean_),
         "rating_range": np.array(model.rating_range_),
+        "rating_scale": np.array(getattr(model, "rating_scale_", 1.0)),
         "seen_indptr": model.seen_indptr_,
         "seen_items": model.seen_items_,
     }
@@ -204,6 +205,10 @@ def load(cls, file):
         if not (math.isfinite(low) and math.isfinite(high) and low <= high):
             raise ModelFileError(f"the rating range ({low}, {high}) is not a finite range")
         model.rating_range_ = (low, high)
+        # Files written before training was scale-free hold no scale: it was 1.
+        model.rating_scale_ = float(contents.get("rating_scale", 1.0))
+        if not (math.isfinite(model.rating_scale_) and model.rating_scale_ > 0):
+            raise ModelFileError(f"the rating scale {model.rating_scale_} is not a positive number")
         _set_seen(model, contents["seen_indptr"], contents["seen_items"])
         state = {
             key[len("state/") :]: value
