@@ -61,7 +61,9 @@ plain gradient descent). Embedding rows, with their own optimizer, move by
 plain gradient descent or follow :mod:`latentfactors.kernels.adam`: lazily
 (only the rows of the batch) or, with ``embed_optimizer == ADAM_DENSE``, as
 Keras does, where every row moves at every step (applied in closed form when
-a row is next touched).
+a row is next touched). Every write of the head's parameters and Adam moments
+flushes tiny values to zero (:data:`TINY`, :data:`PARAM_FLOOR`), so that none
+decays into the subnormal floats that make every operation on them ~100x slower.
 """
 
 from __future__ import annotations
@@ -94,6 +96,19 @@ CHUNK = 16
 GROUPS = 16
 # Pairs per task in parallel prediction.
 PREDICT_CHUNK = 2048
+# The smallest normal float32. Arithmetic on smaller nonzero (subnormal) values costs
+# x86 cores about a hundred times more, and the head breeds them: a weight whose only
+# gradient is its penalty, or an intercept or moment with none (a dead ReLU unit's),
+# decays geometrically and stalls among the subnormals, slowing training and
+# prediction 10-45x (benchmarks/mlp_epochs.py). Every write of an Adam moment
+# flushes values below it to zero.
+TINY = float(np.finfo(np.float32).tiny)
+# Head parameters below this become zero when written. Flushing them at TINY is not
+# enough: once the penalty's gradient of a decaying weight is subnormal its moment is
+# flushed and the weight stops a few powers of ten above TINY, where its product with
+# an input (about 0.05) is subnormal in every forward pass. Below 2**-100 a weight times
+# anything above 2**-26 stays normal, and it moves no output by a representable amount.
+PARAM_FLOOR = 2.0**-100
 
 #: The dense head: ``flat`` parameters, int64 ``offsets``, ``sizes`` and ``uoff``
 #: (see the module docstring) and the activation code ``act`` (:data:`RELU`, ...).
@@ -531,14 +546,39 @@ def _loss_grad(data, order, start, stop, emb, mu, head, drop, penalties, scratch
 # ---------------------------------------------------------------- updates
 
 
+@numba.njit(inline="always", **JIT)
+def _flush(a, p, floor):
+    """Set ``a[p]`` to zero if it is nonzero and below ``floor`` in magnitude."""
+    x = a[p]
+    if x != 0.0 and abs(x) < floor:
+        a[p] = 0.0
+
+
 @numba.njit(**JIT)
 def _adam_flat(theta, g, m, v, alpha, beta1, beta2, eps):
-    """Adam step for every entry of a flat parameter array."""
+    """Adam step for every entry of a flat parameter array, flushing tiny results to zero."""
     for p in range(len(theta)):
         gp = g[p]
         m[p] = beta1 * m[p] + (1.0 - beta1) * gp
+        _flush(m, p, TINY)
         v[p] = beta2 * v[p] + (1.0 - beta2) * gp * gp
+        _flush(v, p, TINY)
         theta[p] -= alpha * m[p] / (math.sqrt(v[p]) + eps)
+        _flush(theta, p, PARAM_FLOOR)
+
+
+@numba.njit(**JIT)
+def _sgd_flat(theta, g, lr):
+    """Gradient step ``theta -= lr * g`` of a flat parameter array, flushing tiny results."""
+    for p in range(len(theta)):
+        theta[p] -= lr * g[p]
+        _flush(theta, p, PARAM_FLOOR)
+
+
+def flush_head(flat: np.ndarray) -> np.ndarray:
+    """Zero, in place, the head parameters below :data:`PARAM_FLOOR` (as training does)."""
+    flat[(flat != 0) & (np.abs(flat) < PARAM_FLOOR)] = 0
+    return flat
 
 
 @numba.njit(**JIT)
@@ -618,8 +658,7 @@ def _mlp_epoch(data, order, batch_size, emb, mu, head, drop, moments, rows, scra
         total += _batch_grads(data, order, start, stop, emb, mu, head, drop, reg_weights, scratch)
         _row_grads(data, order, start, stop, emb, reg, reg_bias, scratch, rows)
         if optimizer == SGD:
-            for p in range(len(flat)):
-                flat[p] -= lr * gflat[p]
+            _sgd_flat(flat, gflat, lr)
         else:
             alpha = lr * math.sqrt(1.0 - beta2**step) / (1.0 - beta1**step)
             _adam_flat(flat, gflat, mW, vW, alpha, beta1, beta2, eps)
