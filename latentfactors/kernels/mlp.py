@@ -74,7 +74,7 @@ from collections import namedtuple
 import numba
 import numpy as np
 
-from latentfactors.kernels._config import JIT, PARALLEL_JIT, serial_and_parallel
+from latentfactors.kernels._config import JIT, PARALLEL_JIT, serial_and_parallel, units_per_call
 from latentfactors.kernels.adam import (
     RowScratch,
     _adam_embeddings,
@@ -591,7 +591,15 @@ def _sgd_rows(rows, n_rows, W, gW, b, gb, lr):
             W[r, f] -= lr * gW[r, f]
 
 
-@numba.njit(**JIT)
+# Estimated nanoseconds of one core per rating of a batch: per weight of the head
+# (its forward and backward passes), per factor (the embedding rows), and per head
+# parameter per batch (its update). The defaults come to ~2.5 us a rating, near the
+# 2 us measured at ml-1m size (benchmarks/mlp_epochs.py). Only sizes an epoch's calls.
+NS_PER_WEIGHT = 0.3
+NS_PER_FACTOR = 20.0
+NS_PER_PARAMETER = 2.0
+
+
 def _mlp_epoch(data, order, batch_size, emb, mu, head, drop, moments, rows, scratch, hyper, clock):
     """One epoch over ``order`` in batches of ``batch_size``; parameters change in place.
 
@@ -632,7 +640,66 @@ def _mlp_epoch(data, order, batch_size, emb, mu, head, drop, moments, rows, scra
     -------
     float
         Sum of squared errors, each measured before its batch's update.
+
+    The batches run in calls of :func:`_mlp_batches` over consecutive ranges
+    of about :data:`~latentfactors.kernels._config.CALL_NS` of work, so that
+    Python handles an interrupt between them. A batch's step, dropout masks
+    and rows follow from its index and position in ``order``, the drift table
+    covers the epoch, and the running sum of squared errors is handed from call
+    to call, so any cut gives bit-identical results.
     """
+    sizes = head.sizes
+    n_weights = int(np.sum(sizes[:-1] * sizes[1:]))
+    ns_per_batch = batch_size * (
+        NS_PER_WEIGHT * n_weights + NS_PER_FACTOR * emb.P.shape[1]
+    ) + NS_PER_PARAMETER * len(head.flat)
+    n_batches = -(-len(order) // batch_size)
+    per_call = units_per_call(n_batches, ns_per_batch)
+    total = 0.0
+    for first in range(0, n_batches, per_call):
+        last = min(n_batches, first + per_call)
+        total = _mlp_batches(
+            data,
+            order,
+            batch_size,
+            emb,
+            mu,
+            head,
+            drop,
+            moments,
+            rows,
+            scratch,
+            hyper,
+            clock,
+            first,
+            last,
+            total,
+        )
+    if hyper.embed_optimizer == ADAM_DENSE:
+        _catch_up_all(emb, moments.embed, clock, clock.step0 + n_batches, hyper.beta1, hyper.beta2)
+    return total
+
+
+@numba.njit(**JIT)
+def _mlp_batches(
+    data,
+    order,
+    batch_size,
+    emb,
+    mu,
+    head,
+    drop,
+    moments,
+    rows,
+    scratch,
+    hyper,
+    clock,
+    first,
+    last,
+    total,
+):
+    """Batches ``first .. last - 1`` of :func:`_mlp_epoch`; returns ``total`` plus their
+    squared errors, added in order."""
     users = data.users
     items = data.items
     P, Q, bu, bi = emb
@@ -644,9 +711,9 @@ def _mlp_epoch(data, order, batch_size, emb, mu, head, drop, moments, rows, scra
     touched_u = rows.touched_u
     touched_i = rows.touched_i
     n = len(order)
-    total = 0.0
-    step = step0
-    for start in range(0, n, batch_size):
+    step = step0 + first
+    for batch in range(first, last):
+        start = batch * batch_size
         stop = min(n, start + batch_size)
         step += 1
         nu, ni = _mark_rows(users, items, order, start, stop, rows, step)
@@ -682,8 +749,6 @@ def _mlp_epoch(data, order, batch_size, emb, mu, head, drop, moments, rows, scra
             clock,
             step,
         )
-    if embed_optimizer == ADAM_DENSE:
-        _catch_up_all(emb, embed_moments, clock, step, beta1, beta2)
     return total
 
 
