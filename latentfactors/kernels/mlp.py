@@ -64,6 +64,12 @@ Keras does, where every row moves at every step (applied in closed form when
 a row is next touched). Every write of the head's parameters and Adam moments
 flushes tiny values to zero (:data:`TINY`, :data:`PARAM_FLOOR`), so that none
 decays into the subnormal floats that make every operation on them ~100x slower.
+
+An epoch runs as calls of :func:`_mlp_batches` over consecutive batches, about
+a quarter second of work each, so that Ctrl-C takes effect between them
+(Numba code cannot be interrupted). A batch's step, dropout masks and rows
+follow from its index and position, and the sum of squared errors is handed
+from call to call, so the cut changes no bit.
 """
 
 from __future__ import annotations

@@ -46,6 +46,11 @@ Update for a rating ``r`` of user ``u`` on item ``i`` (``lr`` learning rate):
     bi[i] += lr * (e - reg_bias * bi[i])
     P[u]  += lr * (e * Q[i] - reg * P[u])      (both with the old P[u], Q[i])
     Q[i]  += lr * (e * P[u] - reg * Q[i])
+
+An epoch runs as calls of :func:`_sgd_rounds` over consecutive rounds, about a
+quarter second of work each, so that Ctrl-C takes effect between them (Numba
+code cannot be interrupted). Each block writes its squared errors to its own
+slot, summed in block order after the last call, so the cut changes no bit.
 """
 
 from __future__ import annotations
