@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 
-from latentfactors import cli
+from latentfactors import cli, load_model
 from latentfactors._progress import EpochProgress
 from latentfactors.cli import files as cli_files
 from latentfactors.cli.parser import dataset_name
@@ -185,6 +186,72 @@ def test_similar_users_popularity_prior_and_ranking_in_process(trained, capsys):
     with_new = json.loads(capsys.readouterr().out)["ranking"]
     assert with_new["n_skipped_users"] == 4
     assert with_new == {**ranking, "n_skipped_users": 4}
+
+
+# ---------------------------------------------------------------- interruptions
+
+
+def test_ctrl_c_in_train_saves_the_last_finished_epoch(files, tmp_path):
+    """SIGINT once an epoch has been reported: the model of the last finished epoch is saved."""
+    env = {**os.environ, "LATENTFACTORS_DATA": str(tmp_path / "no-data")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "latentfactors", "train", "--ratings", str(files["ratings"]),
+         "--n-factors", "4", "--n-epochs", "1000000", "--save", "model.npz"],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        seen = []
+        for line in proc.stderr:
+            seen.append(line)
+            if line.startswith("epoch "):
+                break
+        assert seen and seen[-1].startswith("epoch "), "".join(seen)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=TIMEOUT)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    last = [line for line in err.splitlines() if line.strip()][-1]
+    epochs = load_model(tmp_path / "model.npz").n_epochs_
+    assert 1 <= epochs < 1_000_000
+    assert last == (
+        f"latentfactors: error: interrupted: saved model.npz as it was after epoch {epochs} "
+        "of 1000000, the last finished epoch"
+    )
+    assert out == ""
+    assert cli_files.read_sidecar(tmp_path / "model.npz")["ratings"] == str(files["ratings"])
+
+
+def test_ctrl_c_in_train_before_an_epoch_finished_saves_nothing(tmp_path, monkeypatch, capsys):
+    from latentfactors import BiasedMF
+
+    def interrupt(self, data, rng):
+        raise KeyboardInterrupt
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(BiasedMF, "_setup", interrupt)
+    (tmp_path / "r.csv").write_text("user,item,rating\n1,1,4\n1,2,3\n2,1,5\n")
+    assert cli.main(["train", "--ratings", "r.csv", "--save", "m.npz"]) == 130
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "latentfactors: error: interrupted before the first epoch finished: nothing saved to m.npz"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.csv"]
+
+
+def test_ctrl_c_in_train_without_save_still_says_interrupted(tmp_path, monkeypatch, capsys):
+    from latentfactors import BiasedMF
+
+    def stop(self, epoch, logs):
+        raise KeyboardInterrupt
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(BiasedMF, "_report", stop)
+    (tmp_path / "r.csv").write_text("user,item,rating\n1,1,4\n1,2,3\n2,1,5\n")
+    assert cli.main(["train", "--ratings", "r.csv", "--quiet"]) == 130
+    assert capsys.readouterr().err.splitlines()[-1] == "latentfactors: error: interrupted"
 
 
 # ---------------------------------------------------------------- bad input

@@ -114,9 +114,62 @@ def _check_save_path(path) -> None:
         )
 
 
-def cmd_train(args, out: Output) -> int:
-    """``latentfactors train``: fit, report per-epoch progress and metrics, save."""
+class _Interrupted(CLIError):
+    """Training was interrupted (Ctrl-C); exit status 130, as for any interruption."""
+
+    status = 130
+
+
+def _save(model, args, titles_file, metrics) -> None:
+    """Write the model to ``--save`` and the sidecar that describes it."""
     from latentfactors.data import get_data_home
+
+    model.save(args.save)
+    write_sidecar(
+        args.save,
+        {
+            "model_class": type(model).__name__,
+            "dataset": args.dataset,
+            "data_home": str(get_data_home(args.data_home).resolve()) if args.dataset else None,
+            "ratings": os.path.abspath(args.ratings) if args.ratings else None,
+            "items": titles_file,
+            "split": args.split,
+            "valid_fraction": args.valid_fraction,
+            "test_fraction": args.test_fraction,
+            "seed": args.seed,
+            "metrics": metrics,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        },
+    )
+
+
+def _save_interrupted(model, args, titles_file, interrupted: KeyboardInterrupt):
+    """After Ctrl-C, save the last finished epoch to ``--save`` (if one finished); then stop.
+
+    An interrupted fit leaves the model as training left it once an epoch has
+    finished (and as it was before, unfitted, otherwise). No metrics are
+    computed: the user asked to stop.
+    """
+    if not args.save:
+        raise interrupted
+    history = getattr(model, "history_", None) or {}
+    if not history.get("epoch"):
+        raise _Interrupted(
+            f"interrupted before the first epoch finished: nothing saved to {args.save}"
+        ) from interrupted
+    _save(model, args, titles_file, None)
+    raise _Interrupted(
+        f"interrupted: saved {args.save} as it was after epoch {model.n_epochs_} of "
+        f"{model.n_epochs}, the last finished epoch"
+    ) from interrupted
+
+
+def cmd_train(args, out: Output) -> int:
+    """``latentfactors train``: fit, report per-epoch progress and metrics, save.
+
+    Interrupted (Ctrl-C) once an epoch has finished, it saves the model as that
+    epoch left it to ``--save`` and exits with status 130.
+    """
     from latentfactors.models import DivergenceError
 
     model = build_model(args)  # usage errors before any data is read
@@ -147,8 +200,11 @@ def cmd_train(args, out: Output) -> int:
     progress = out.progress(model.n_epochs, early_stopping=stops_early)
     model.set_params(callback=progress)
     start = time.perf_counter()
+    interrupted = None
     try:
         model.fit(train, valid=valid)
+    except KeyboardInterrupt as exc:
+        interrupted = exc
     except DivergenceError as exc:
         raise CLIError(str(exc)) from exc
     except ValueError as exc:
@@ -158,6 +214,8 @@ def cmd_train(args, out: Output) -> int:
             progress.close()
     seconds = time.perf_counter() - start
     model.set_params(callback=None)
+    if interrupted is not None:
+        _save_interrupted(model, args, titles_file, interrupted)
     metrics = {
         "train": _metrics_dict(model, train),
         "valid": _metrics_dict(model, valid),
@@ -165,24 +223,8 @@ def cmd_train(args, out: Output) -> int:
     }
     saved = None
     if args.save:
-        model.save(args.save)
+        _save(model, args, titles_file, metrics)
         saved = os.path.abspath(args.save)
-        write_sidecar(
-            args.save,
-            {
-                "model_class": type(model).__name__,
-                "dataset": args.dataset,
-                "data_home": str(get_data_home(args.data_home).resolve()) if args.dataset else None,
-                "ratings": os.path.abspath(args.ratings) if args.ratings else None,
-                "items": titles_file,
-                "split": args.split,
-                "valid_fraction": args.valid_fraction,
-                "test_fraction": args.test_fraction,
-                "seed": args.seed,
-                "metrics": metrics,
-                "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            },
-        )
     payload = {
         "command": "train",
         "model": type(model).__name__,
