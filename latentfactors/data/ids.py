@@ -7,10 +7,12 @@ so they do not depend on the order of the ratings.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pandas as pd
 
-__all__ = ["IdIndex", "as_id_array"]
+__all__ = ["IdIndex", "as_id_array", "check_whole_ids"]
 
 
 def _normalize_ids(values: np.ndarray) -> np.ndarray:
@@ -86,6 +88,66 @@ def as_id_array(values) -> np.ndarray:
     if arr.dtype.kind == "f" and arr.dtype.itemsize < 8:
         arr = arr.astype(np.float64)
     return arr
+
+
+def check_whole_ids(
+    values: np.ndarray,
+    name: str,
+    *,
+    prefix: str = "",
+    where: str = "",
+    at: Callable[[int], str] | None = None,
+) -> None:
+    """Refuse float ids that are not whole numbers, or too large to tell apart.
+
+    The one rule for float ids, wherever they come from (a file, a frame, a
+    tuple of arrays): ``3.0`` is the id 3, ``0.5`` is no id, and beyond 2**53
+    neighbouring ids round to the same float. NaN and infinities are no whole
+    numbers either (callers that report them as missing do so first). Ids
+    of other types pass unchecked.
+
+    Parameters
+    ----------
+    values : numpy.ndarray, 1-D
+    name : str
+        ``"user"`` or ``"item"``, for the message (``""``: just "id").
+    prefix, where : str
+        Put before the message and after the row (``"ratings: "``, ``" in r.csv"``).
+    at : callable, optional
+        ``at(row)`` names where a row stands (``"line 5"``); default ``"row 3"``.
+
+    Raises
+    ------
+    ValueError
+        Naming the first offending id and where it stands.
+    """
+    if values.dtype.kind == "O":
+        if not len(values) or pd.api.types.infer_dtype(values, skipna=True) not in (
+            "floating",
+            "mixed-integer-float",
+        ):
+            return
+        values = values.astype(np.float64)
+    elif values.dtype.kind != "f":
+        return
+    at = at or (lambda row: f"row {row}")
+    label = f"{name} id" if name else "id"
+    finite = np.isfinite(values)
+    bad = ~(finite & (values == np.round(values)))
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise ValueError(
+            f"{prefix}{label} {float(values[row])!r} at {at(row)}{where} is not a whole "
+            "number; ids must be integers or strings"
+        )
+    huge = finite & (np.abs(values) > 2.0**53)
+    if huge.any():
+        row = int(np.flatnonzero(huge)[0])
+        raise ValueError(
+            f"{prefix}{label} {float(values[row])!r} at {at(row)}{where} is a float beyond "
+            "2**53, where neighbouring ids round to the same value; read the ids as integers "
+            "or strings"
+        )
 
 
 def _show_ids(values: np.ndarray) -> str:

@@ -27,6 +27,8 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from latentfactors.data.ids import check_whole_ids
+
 CANONICAL_COLUMNS = ("user", "item", "rating", "timestamp")
 REQUIRED_COLUMNS = ("user", "item", "rating")
 DUPLICATE_POLICIES = ("raise", "last", "first", "mean")
@@ -404,20 +406,7 @@ def _show(value) -> str:
 
 def _whole_ids(values: pd.Series, name: str, where: str, at: Callable[[int], str]) -> pd.Series:
     arr = values.to_numpy(dtype=np.float64)
-    whole = np.isfinite(arr) & (arr == np.round(arr))
-    if not whole.all():
-        row = int(np.flatnonzero(~whole)[0])
-        raise ValueError(
-            f"{name} id {_show(arr[row])} at {at(row)}{where} is not a whole number; "
-            "ids must be integers or strings"
-        )
-    exact = np.abs(arr) <= 2.0**53  # beyond, floats cannot tell neighbouring ids apart
-    if not exact.all():
-        row = int(np.flatnonzero(~exact)[0])
-        raise ValueError(
-            f"{name} id {_show(arr[row])} at {at(row)}{where} is a float beyond 2**53, where "
-            "neighbouring ids round to the same value; read the ids as integers or strings"
-        )
+    check_whole_ids(arr, name, where=where, at=at)
     return pd.Series(arr.astype(np.int64))
 
 
