@@ -898,6 +898,21 @@ def test_idindex_string_round_trip_property(ids):
     assert IdIndex.from_array(saved).decode(codes).tolist() == ids
 
 
+@pytest.mark.parametrize("kind", [object, str])
+def test_idindex_holds_ids_pandas_cannot_store_in_arrow(kind):
+    """A lone surrogate is a Python string that Arrow (pandas' string storage with
+    pyarrow installed) cannot encode; ids must not depend on that storage."""
+    ids = ["\ud800", "a", "\udfff"]
+    index = IdIndex(np.array(ids, dtype=kind))
+    codes = index.encode(np.array(ids + ["zz"], dtype=kind))
+    assert index.decode(codes[:3]).tolist() == ids and codes[3] == -1
+    assert "\ud800" in index
+    again = IdIndex.from_array(index.to_array())
+    assert (
+        again == index and again.encode(np.array(ids, dtype=object)).tolist() == codes[:3].tolist()
+    )
+
+
 def test_ratings_beyond_float32_are_rejected(tmp_path):
     path = write(tmp_path, "r.csv", "user,item,rating\n1,10,4.5\n2,20,1e39\n")
     with pytest.raises(ValueError, match=r"1e\+39 at row 1 in .*beyond float32's range"):

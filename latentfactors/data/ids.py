@@ -28,7 +28,8 @@ def _normalize_ids(values: np.ndarray) -> np.ndarray:
         values = pd.unique(values)  # fewer strings to convert and check
         out = values.astype(str)
         # NumPy's unicode arrays drop trailing NUL characters: "a\x00" would become "a"
-        if not np.array_equal(np.char.str_len(out), pd.Series(values).str.len().to_numpy()):
+        lengths = pd.Series(values, dtype=object).str.len().to_numpy()
+        if not np.array_equal(np.char.str_len(out), lengths):
             bad = next(v for v in values if v.endswith("\x00"))
             raise ValueError(
                 f"id {bad!r} ends with a NUL character ('\\x00'), which NumPy string arrays "
@@ -150,6 +151,18 @@ def check_whole_ids(
         )
 
 
+def _lookup_index(values: np.ndarray) -> pd.Index:
+    """A pandas index of ids that keeps strings as Python objects.
+
+    pandas would store strings in Arrow when pyarrow is installed, which
+    cannot hold every Python string (a lone surrogate such as ``"\\ud800"``
+    fails to encode); an object index holds any, with or without pyarrow.
+    """
+    if values.dtype.kind in "UO":
+        return pd.Index(values, dtype=object)
+    return pd.Index(values)
+
+
 def _show_ids(values: np.ndarray) -> str:
     return ", ".join(map(repr, np.asarray(values)[:3].tolist()))
 
@@ -190,7 +203,7 @@ class IdIndex:
         values = np.sort(pd.unique(values))
         if len(values) >= np.iinfo(np.int32).max:
             raise ValueError(f"too many distinct ids ({len(values):,}) for int32 codes")
-        self._index = pd.Index(values)
+        self._index = _lookup_index(values)
         self._ids = values
 
     @property
@@ -253,7 +266,7 @@ class IdIndex:
             if whole.any():
                 codes[whole] = self._index.get_indexer(values[whole].astype(np.int64))
             return codes
-        codes = self._index.get_indexer(values).astype(np.int32, copy=False)
+        codes = self._index.get_indexer(_lookup_index(values)).astype(np.int32, copy=False)
         if len(self) and codes.max() < 0:
             self._check_id_type(values)
         return codes
@@ -308,7 +321,7 @@ class IdIndex:
         if ids.ndim != 1:
             raise ValueError(f"saved ids must be a 1-D array, got shape {ids.shape}")
         ids = _normalize_ids(ids)
-        index = pd.Index(ids)
+        index = _lookup_index(ids)
         if not index.is_unique:
             raise ValueError("saved ids contain duplicates: they are not an IdIndex")
         obj = cls.__new__(cls)
