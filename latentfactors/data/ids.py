@@ -128,9 +128,9 @@ def check_whole_ids(
             "mixed-integer-float",
         ):
             return
-        values = values.astype(np.float64)
     elif values.dtype.kind != "f":
         return
+    values = values.astype(np.float64, copy=False)  # float16 cannot hold 2**53
     at = at or (lambda row: f"row {row}")
     label = f"{name} id" if name else "id"
     finite = np.isfinite(values)
