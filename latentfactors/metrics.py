@@ -164,6 +164,19 @@ def _relevant_pairs(test, threshold):
     # The column itself, not its array: nullable dtypes hold pd.NA, which _vector reads.
     ratings = _vector(test["rating"], "test ratings")
     rel = ratings >= threshold
+    if not rel.any():
+        # Name the threshold and the ratings' scale: a threshold on the wrong scale
+        # (10 for 0.5-5 stars) is the usual cause, not the users or the model.
+        finite = ratings[np.isfinite(ratings)]
+        scale = (
+            f"the test ratings range from {finite.min():g} to {finite.max():g}"
+            if len(finite)
+            else "the test holds no ratings"
+        )
+        raise ValueError(
+            f"no test rating is >= threshold={threshold:g}: nothing is relevant ({scale}); "
+            "lower the threshold"
+        )
     return users[rel], items[rel]
 
 
@@ -278,8 +291,6 @@ def ranking_metrics(recs, test, k=10, *, threshold=4.0, catalogue=None) -> dict:
     if pd.Series(users).duplicated().any():
         dup = pd.Series(users)[pd.Series(users).duplicated()].iloc[0]
         raise ValueError(f"user {dup!r} has more than one recommendation list")
-    if len(rel_u) == 0:
-        raise ValueError(f"no test rating is >= threshold={threshold}: nothing is relevant")
     _check_same_kind(users, rel_u, "the recommendation lists' users", "the test users")
     _check_same_kind(items[valid], rel_i, "the recommended items", "the test items")
     ucodes, _ = pd.factorize(
@@ -404,8 +415,8 @@ def evaluate_ranking(
     ------
     ValueError
         If ``k`` is more than the items there are to recommend (the model's,
-        or those in ``train`` for the baseline), or no test user with
-        relevant items is known.
+        or those in ``train`` for the baseline), no test rating reaches
+        ``threshold``, or no test user with relevant items is known.
     """
     from latentfactors.models.baselines import popularity_recommendations
 

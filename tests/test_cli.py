@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 
-from latentfactors import cli
+from latentfactors import cli, load_model
 from latentfactors._progress import EpochProgress
 from latentfactors.cli import files as cli_files
 from latentfactors.cli.parser import dataset_name
@@ -185,6 +186,142 @@ def test_similar_users_popularity_prior_and_ranking_in_process(trained, capsys):
     with_new = json.loads(capsys.readouterr().out)["ranking"]
     assert with_new["n_skipped_users"] == 4
     assert with_new == {**ranking, "n_skipped_users": 4}
+
+
+# ---------------------------------------------------------------- interruptions
+
+
+def write_small_ratings(path) -> None:
+    """Ratings of 12 users on 8 items, enough for every part of the default split."""
+    rng = np.random.default_rng(1)
+    rows = [f"{u},{i},{rng.integers(1, 6)}" for u in range(12) for i in range(8) if (u + i) % 3]
+    path.write_text("user,item,rating\n" + "\n".join(rows) + "\n")
+
+
+def test_ctrl_c_in_train_saves_the_last_finished_epoch(files, tmp_path):
+    """SIGINT once an epoch has been reported: the model of the last finished epoch is saved."""
+    env = {**os.environ, "LATENTFACTORS_DATA": str(tmp_path / "no-data")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "latentfactors", "train", "--ratings", str(files["ratings"]),
+         "--n-factors", "4", "--n-epochs", "1000000", "--valid-fraction", "0",
+         "--save", "model.npz"],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        seen = []
+        for line in proc.stderr:
+            seen.append(line)
+            if line.startswith("epoch "):
+                break
+        assert seen and seen[-1].startswith("epoch "), "".join(seen)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=TIMEOUT)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    last = [line for line in err.splitlines() if line.strip()][-1]
+    epochs = load_model(tmp_path / "model.npz").n_epochs_
+    assert 1 <= epochs < 1_000_000
+    assert last == (
+        f"latentfactors: error: interrupted: saved model.npz as it was after epoch {epochs} "
+        "of 1000000, the last finished epoch"
+    )
+    assert out == ""
+    assert cli_files.read_sidecar(tmp_path / "model.npz")["ratings"] == str(files["ratings"])
+    # Exactly that epoch's parameters: those of a run of that many epochs.
+    again = run(
+        "train", "--ratings", files["ratings"], "--n-factors", 4, "--n-epochs", epochs,
+        "--valid-fraction", 0, "--save", "again.npz", "--quiet", cwd=tmp_path,
+    )  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    saved, full = load_model(tmp_path / "model.npz"), load_model(tmp_path / "again.npz")
+    assert saved.history_["train_mse"] == full.history_["train_mse"]
+    np.testing.assert_array_equal(saved.user_factors_, full.user_factors_)
+    np.testing.assert_array_equal(saved.item_bias_, full.item_bias_)
+
+
+def test_ctrl_c_during_an_epoch_saves_that_epoch_once_it_ends(tmp_path, monkeypatch, capsys):
+    """Ctrl-C while a kernel runs takes effect when fit has recorded that epoch, so the
+    saved parameters and history agree (raised as the kernel returns, the parameters
+    would be one epoch ahead of the history)."""
+    from latentfactors import BiasedMF
+
+    epoch = BiasedMF._epoch
+
+    def ctrl_c_during_epoch_2(self, state, number, rng):
+        sse = epoch(self, state, number, rng)
+        if number == 2:
+            os.kill(os.getpid(), signal.SIGINT)  # as if pressed while the kernel ran
+        return sse
+
+    monkeypatch.chdir(tmp_path)
+    write_small_ratings(tmp_path / "r.csv")
+    argv = ["train", "--ratings", "r.csv", "--valid-fraction", "0", "--quiet"]
+    assert cli.main([*argv, "--n-epochs", "2", "--save", "two.npz"]) == 0
+    with monkeypatch.context() as patch:
+        patch.setattr(BiasedMF, "_epoch", ctrl_c_during_epoch_2)
+        assert cli.main([*argv, "--n-epochs", "5", "--save", "m.npz"]) == 130
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "latentfactors: error: interrupted: saved m.npz as it was after epoch 2 of 5, "
+        "the last finished epoch"
+    )
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    saved, two = load_model("m.npz"), load_model("two.npz")
+    assert saved.n_epochs_ == 2 and saved.history_["epoch"] == [1, 2]
+    assert saved.history_["train_mse"] == two.history_["train_mse"]
+    np.testing.assert_array_equal(saved.user_factors_, two.user_factors_)
+    np.testing.assert_array_equal(saved.item_bias_, two.item_bias_)
+
+
+def test_ctrl_c_after_training_saves_the_model_without_metrics(tmp_path, monkeypatch, capsys):
+    from latentfactors.cli import training
+
+    def interrupted(model, part):
+        raise KeyboardInterrupt
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(training, "_metrics_dict", interrupted)
+    write_small_ratings(tmp_path / "r.csv")
+    argv = ["train", "--ratings", "r.csv", "--valid-fraction", "0", "--n-epochs", "3"]
+    assert cli.main([*argv, "--save", "m.npz"]) == 130
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "latentfactors: error: interrupted after training had finished: saved m.npz "
+        "(kept epoch 3 of 3) without its metrics"
+    )
+    assert load_model("m.npz").n_epochs_ == 3
+    assert cli_files.read_sidecar("m.npz")["metrics"] is None
+
+
+def test_ctrl_c_in_train_before_an_epoch_finished_saves_nothing(tmp_path, monkeypatch, capsys):
+    from latentfactors import BiasedMF
+
+    def interrupt(self, data, rng):
+        raise KeyboardInterrupt
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(BiasedMF, "_setup", interrupt)
+    write_small_ratings(tmp_path / "r.csv")
+    assert cli.main(["train", "--ratings", "r.csv", "--save", "m.npz"]) == 130
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "latentfactors: error: interrupted before the first epoch finished: nothing saved to m.npz"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.csv"]
+
+
+def test_ctrl_c_in_train_without_save_still_says_interrupted(tmp_path, monkeypatch, capsys):
+    from latentfactors import BiasedMF
+
+    def stop(self, epoch, logs):
+        raise KeyboardInterrupt
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(BiasedMF, "_report", stop)
+    write_small_ratings(tmp_path / "r.csv")
+    assert cli.main(["train", "--ratings", "r.csv", "--quiet"]) == 130
+    assert capsys.readouterr().err.splitlines()[-1] == "latentfactors: error: interrupted"
 
 
 # ---------------------------------------------------------------- bad input

@@ -209,6 +209,25 @@ def test_evaluate_ranking_skips_unknown_users():
         evaluate_ranking(model, train.to_numpy(), test)
 
 
+def test_evaluate_ranking_blames_a_threshold_no_rating_reaches():
+    frame = planted(2, n=2000)
+    frame["rating"] = np.where(frame["rating"] == 5.0, 4.5, 0.5).astype(np.float32)  # 0.5-5 stars
+    train, test = user_holdout_split(frame, 0.25, random_state=0)
+    model = BiasedMF(4, n_epochs=2, random_state=0).fit(train)
+    message = (
+        r"no test rating is >= threshold=10: nothing is relevant \(the test ratings range "
+        r"from 0\.5 to 4\.5\); lower the threshold"
+    )
+    for recommender in (model, "popularity"):
+        with pytest.raises(ValueError, match=message) as info:
+            evaluate_ranking(recommender, train, test, threshold=10)
+        assert "user" not in str(info.value)
+    with pytest.raises(ValueError, match=message):
+        ranking_metrics(model.recommend_all(5, as_frame=False), test, 5, threshold=10)
+    with pytest.raises(ValueError, match=r"threshold=4: .*\(the test holds no ratings\)"):
+        evaluate_ranking(model, train, test.iloc[:0])
+
+
 @pytest.mark.slow
 def test_movielens_model_beats_popularity(shared_data):
     """ml-latest-small, per-user 20% holdout: the configuration benchmarks/recommend.py reports.

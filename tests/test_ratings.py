@@ -469,6 +469,40 @@ def test_non_integer_float_id():
         load_ratings(source)
 
 
+def test_fit_refuses_float_ids_that_load_ratings_refuses():
+    from latentfactors import BiasedMF
+
+    users = np.array([1.0, 0.5, 2.0])
+    items, ratings = np.array([1, 2, 3]), np.array([4.0, 3.0, 5.0])
+    with pytest.raises(ValueError, match=r"user id 0.5 at row 1 is not a whole number"):
+        load_ratings(pd.DataFrame({"user": users, "item": items, "rating": ratings}))
+    model = BiasedMF(4, n_epochs=1, random_state=0)
+    message = r"^ratings: user id 0.5 at row 1 is not a whole number; ids must be integers or"
+    with pytest.raises(ValueError, match=message):
+        model.fit((users, items, ratings))
+    with pytest.raises(ValueError, match=message.replace("user", "item")):
+        model.fit((items, users, ratings))
+    with pytest.raises(ValueError, match=r"beyond 2\*\*53"):
+        model.fit((np.array([1.0, 2.0**60, 3.0]), items, ratings))
+    whole = np.array([1.0, 2.0, 3.0], dtype=object)
+    model.fit((whole, items, ratings))  # whole floats are ids, as before
+    assert model.user_index_.ids.tolist() == [1.0, 2.0, 3.0]
+    assert model.predict([2.0], [2]).shape == (1,)
+    for call, what in [
+        (lambda: model.predict([0.5], [2]), "predict: user id 0.5"),
+        (
+            lambda: model.predict(pd.DataFrame({"user": [1.0], "item": [2.5]})),
+            "predict: item id 2.5",
+        ),
+        (lambda: model.evaluate((users, items, ratings)), "ratings: user id 0.5"),
+        (lambda: model.recommend_all(1, users=[1.0, 0.5]), "users: id 0.5"),
+        (lambda: model.recommend_all(1, exclude=(users, items)), "exclude: user id 0.5"),
+        (lambda: model.recommend_for((np.array([1.5]), np.array([4.0]))), "rated items: id 1.5"),
+    ]:
+        with pytest.raises(ValueError, match=rf"^{what} at row \d is not a whole number"):
+            call()
+
+
 def test_unsupported_id_values():
     source = pd.DataFrame({"user": [(1, 2), (3, 4)], "item": [1, 2], "rating": [1, 2]})
     with pytest.raises(ValueError, match=r"user ids must be integers or strings"):
@@ -862,6 +896,21 @@ def test_idindex_string_round_trip_property(ids):
     saved = index.to_array()
     assert saved.dtype.kind == "U" or len(ids) == 0
     assert IdIndex.from_array(saved).decode(codes).tolist() == ids
+
+
+@pytest.mark.parametrize("kind", [object, str])
+def test_idindex_holds_ids_pandas_cannot_store_in_arrow(kind):
+    """A lone surrogate is a Python string that Arrow (pandas' string storage with
+    pyarrow installed) cannot encode; ids must not depend on that storage."""
+    ids = ["\ud800", "a", "\udfff"]
+    index = IdIndex(np.array(ids, dtype=kind))
+    codes = index.encode(np.array(ids + ["zz"], dtype=kind))
+    assert index.decode(codes[:3]).tolist() == ids and codes[3] == -1
+    assert "\ud800" in index
+    again = IdIndex.from_array(index.to_array())
+    assert (
+        again == index and again.encode(np.array(ids, dtype=object)).tolist() == codes[:3].tolist()
+    )
 
 
 def test_ratings_beyond_float32_are_rejected(tmp_path):

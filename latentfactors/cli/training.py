@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import decimal
 import math
 import os
+import signal
 import tempfile
+import threading
 import time
 
 import pandas as pd
@@ -114,9 +117,112 @@ def _check_save_path(path) -> None:
         )
 
 
-def cmd_train(args, out: Output) -> int:
-    """``latentfactors train``: fit, report per-epoch progress and metrics, save."""
+class _Interrupted(CLIError):
+    """Training was interrupted (Ctrl-C); exit status 130, as for any interruption."""
+
+    status = 130
+
+
+class _EpochEnd:
+    """``train``'s epoch callback: the progress line, then a Ctrl-C held until the epoch's end.
+
+    A Numba kernel runs an epoch to its end whatever the signals, and Python
+    raises ``KeyboardInterrupt`` when it returns, before ``fit`` records the
+    epoch: the parameters would be one epoch ahead of the history. So once an
+    epoch has finished, Ctrl-C takes effect here, when ``fit`` has recorded the
+    epoch that was running. Before the first epoch ends, and at a second
+    Ctrl-C, it interrupts at once.
+    """
+
+    def __init__(self, progress):
+        self.progress = progress
+        self.finished = 0
+        self.stop = False
+
+    def __call__(self, epoch: int, logs: dict) -> None:
+        self.finished = epoch
+        if self.progress is not None:
+            self.progress(epoch, logs)
+        if self.stop:
+            raise KeyboardInterrupt
+
+    def _on_sigint(self, signum, frame):
+        if not self.finished or self.stop:
+            raise KeyboardInterrupt
+        self.stop = True
+
+    @contextlib.contextmanager
+    def holding_sigint(self):
+        """Route SIGINT here while training, where Python's default handler has it."""
+        if (
+            threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+        ):
+            yield
+            return
+        signal.signal(signal.SIGINT, self._on_sigint)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def _save(model, args, titles_file, metrics) -> None:
+    """Write the model to ``--save`` and the sidecar that describes it."""
     from latentfactors.data import get_data_home
+
+    model.save(args.save)
+    write_sidecar(
+        args.save,
+        {
+            "model_class": type(model).__name__,
+            "dataset": args.dataset,
+            "data_home": str(get_data_home(args.data_home).resolve()) if args.dataset else None,
+            "ratings": os.path.abspath(args.ratings) if args.ratings else None,
+            "items": titles_file,
+            "split": args.split,
+            "valid_fraction": args.valid_fraction,
+            "test_fraction": args.test_fraction,
+            "seed": args.seed,
+            "metrics": metrics,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        },
+    )
+
+
+def _save_interrupted(model, args, titles_file, interrupted, *, trained: bool):
+    """After Ctrl-C, save what training reached to ``--save`` (if an epoch finished); then stop.
+
+    An interrupted fit leaves the model as its last finished epoch left it
+    (and as it was before, unfitted, when none finished); ``trained`` says the
+    fit had ended when Ctrl-C came. No metrics are computed: the user asked
+    to stop.
+    """
+    if not args.save:
+        raise interrupted
+    history = getattr(model, "history_", None) or {}
+    if not history.get("epoch"):
+        raise _Interrupted(
+            f"interrupted before the first epoch finished: nothing saved to {args.save}"
+        ) from interrupted
+    _save(model, args, titles_file, None)
+    if trained:
+        raise _Interrupted(
+            f"interrupted after training had finished: saved {args.save} (kept epoch "
+            f"{model.best_epoch_} of {model.n_epochs_}) without its metrics"
+        ) from interrupted
+    raise _Interrupted(
+        f"interrupted: saved {args.save} as it was after epoch {model.n_epochs_} of "
+        f"{model.n_epochs}, the last finished epoch"
+    ) from interrupted
+
+
+def cmd_train(args, out: Output) -> int:
+    """``latentfactors train``: fit, report per-epoch progress and metrics, save.
+
+    Interrupted (Ctrl-C) once an epoch has finished, it saves the model as the
+    last finished epoch left it to ``--save`` and exits with status 130.
+    """
     from latentfactors.models import DivergenceError
 
     model = build_model(args)  # usage errors before any data is read
@@ -145,10 +251,15 @@ def cmd_train(args, out: Output) -> int:
     out.note(f"model: {model!r}")
     stops_early = valid is not None and bool(model.get_params().get("early_stopping"))
     progress = out.progress(model.n_epochs, early_stopping=stops_early)
-    model.set_params(callback=progress)
+    epoch_end = _EpochEnd(progress)
+    model.set_params(callback=epoch_end)
     start = time.perf_counter()
+    interrupted = None
     try:
-        model.fit(train, valid=valid)
+        with epoch_end.holding_sigint():
+            model.fit(train, valid=valid)
+    except KeyboardInterrupt as exc:
+        interrupted = exc
     except DivergenceError as exc:
         raise CLIError(str(exc)) from exc
     except ValueError as exc:
@@ -158,31 +269,22 @@ def cmd_train(args, out: Output) -> int:
             progress.close()
     seconds = time.perf_counter() - start
     model.set_params(callback=None)
-    metrics = {
-        "train": _metrics_dict(model, train),
-        "valid": _metrics_dict(model, valid),
-        "test": _metrics_dict(model, test),
-    }
+    if interrupted is not None:
+        _save_interrupted(model, args, titles_file, interrupted, trained=False)
+    try:
+        if epoch_end.stop:  # Ctrl-C after the last epoch's report: training had finished
+            raise KeyboardInterrupt
+        metrics = {
+            "train": _metrics_dict(model, train),
+            "valid": _metrics_dict(model, valid),
+            "test": _metrics_dict(model, test),
+        }
+    except KeyboardInterrupt as exc:
+        _save_interrupted(model, args, titles_file, exc, trained=True)
     saved = None
     if args.save:
-        model.save(args.save)
+        _save(model, args, titles_file, metrics)
         saved = os.path.abspath(args.save)
-        write_sidecar(
-            args.save,
-            {
-                "model_class": type(model).__name__,
-                "dataset": args.dataset,
-                "data_home": str(get_data_home(args.data_home).resolve()) if args.dataset else None,
-                "ratings": os.path.abspath(args.ratings) if args.ratings else None,
-                "items": titles_file,
-                "split": args.split,
-                "valid_fraction": args.valid_fraction,
-                "test_fraction": args.test_fraction,
-                "seed": args.seed,
-                "metrics": metrics,
-                "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            },
-        )
     payload = {
         "command": "train",
         "model": type(model).__name__,

@@ -1,5 +1,6 @@
 """Reading and shaping ratings. Knows nothing of models or kernels."""
 
+from latentfactors.data.files import sniff_separator
 from latentfactors.data.ids import IdIndex
 from latentfactors.data.movielens import (
     MOVIELENS_VARIANTS,
@@ -12,7 +13,7 @@ from latentfactors.data.movielens import (
     load_movielens_items,
     movielens_variant,
 )
-from latentfactors.data.ratings import load_ratings, sniff_separator
+from latentfactors.data.ratings import load_ratings
 from latentfactors.data.split import kfold, random_split, temporal_split, user_holdout_split
 from latentfactors.data.synthetic import SyntheticTruth, make_synthetic_ratings
 

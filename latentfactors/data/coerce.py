@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from latentfactors.data.ids import IdIndex, as_id_array
+from latentfactors.data.ids import IdIndex, as_id_array, check_whole_ids
 from latentfactors.data.ratings import check_float32_range
 
 __all__ = [
@@ -138,6 +138,7 @@ def rating_arrays(data, *, need_rating: bool, what: str):
             raise ValueError(f"{what}: {name} ids contain NaN or infinite values")
         if arr.dtype == object and pd.isna(arr).any():
             raise ValueError(f"{what}: {name} ids contain missing values")
+        check_whole_ids(arr, name, prefix=f"{what}: ")
     if need_rating:
         if ratings.dtype.kind not in "iuf":
             raise ValueError(
@@ -165,6 +166,8 @@ def user_item_pairs(data, what: str) -> tuple[np.ndarray, np.ndarray]:
     )
     if users.ndim != 1 or items.ndim != 1 or len(users) != len(items):
         raise ValueError(f"{what}: users and items must be 1-D arrays of the same length")
+    check_whole_ids(users, "user", prefix=f"{what}: ")
+    check_whole_ids(items, "item", prefix=f"{what}: ")
     return users, items
 
 
@@ -227,6 +230,7 @@ def id_array(values, what, *, allow_empty=False) -> np.ndarray:
         raise ValueError(f"{what} contains NaN or infinite ids")
     if arr.dtype == object and pd.isna(arr).any():
         raise ValueError(f"{what} contains missing ids")
+    check_whole_ids(arr, "", prefix=f"{what}: ")
     return arr
 
 

@@ -7,10 +7,12 @@ so they do not depend on the order of the ratings.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pandas as pd
 
-__all__ = ["IdIndex", "as_id_array"]
+__all__ = ["IdIndex", "as_id_array", "check_whole_ids"]
 
 
 def _normalize_ids(values: np.ndarray) -> np.ndarray:
@@ -26,7 +28,8 @@ def _normalize_ids(values: np.ndarray) -> np.ndarray:
         values = pd.unique(values)  # fewer strings to convert and check
         out = values.astype(str)
         # NumPy's unicode arrays drop trailing NUL characters: "a\x00" would become "a"
-        if not np.array_equal(np.char.str_len(out), pd.Series(values).str.len().to_numpy()):
+        lengths = pd.Series(values, dtype=object).str.len().to_numpy()
+        if not np.array_equal(np.char.str_len(out), lengths):
             bad = next(v for v in values if v.endswith("\x00"))
             raise ValueError(
                 f"id {bad!r} ends with a NUL character ('\\x00'), which NumPy string arrays "
@@ -88,6 +91,78 @@ def as_id_array(values) -> np.ndarray:
     return arr
 
 
+def check_whole_ids(
+    values: np.ndarray,
+    name: str,
+    *,
+    prefix: str = "",
+    where: str = "",
+    at: Callable[[int], str] | None = None,
+) -> None:
+    """Refuse float ids that are not whole numbers, or too large to tell apart.
+
+    The one rule for float ids, wherever they come from (a file, a frame, a
+    tuple of arrays): ``3.0`` is the id 3, ``0.5`` is no id, and beyond 2**53
+    neighbouring ids round to the same float. NaN and infinities are no whole
+    numbers either (callers that report them as missing do so first). Ids
+    of other types pass unchecked.
+
+    Parameters
+    ----------
+    values : numpy.ndarray, 1-D
+    name : str
+        ``"user"`` or ``"item"``, for the message (``""``: just "id").
+    prefix, where : str
+        Put before the message and after the row (``"ratings: "``, ``" in r.csv"``).
+    at : callable, optional
+        ``at(row)`` names where a row stands (``"line 5"``); default ``"row 3"``.
+
+    Raises
+    ------
+    ValueError
+        Naming the first offending id and where it stands.
+    """
+    if values.dtype.kind == "O":
+        if not len(values) or pd.api.types.infer_dtype(values, skipna=True) not in (
+            "floating",
+            "mixed-integer-float",
+        ):
+            return
+    elif values.dtype.kind != "f":
+        return
+    values = values.astype(np.float64, copy=False)  # float16 cannot hold 2**53
+    at = at or (lambda row: f"row {row}")
+    label = f"{name} id" if name else "id"
+    finite = np.isfinite(values)
+    bad = ~(finite & (values == np.round(values)))
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise ValueError(
+            f"{prefix}{label} {float(values[row])!r} at {at(row)}{where} is not a whole "
+            "number; ids must be integers or strings"
+        )
+    huge = finite & (np.abs(values) > 2.0**53)
+    if huge.any():
+        row = int(np.flatnonzero(huge)[0])
+        raise ValueError(
+            f"{prefix}{label} {float(values[row])!r} at {at(row)}{where} is a float beyond "
+            "2**53, where neighbouring ids round to the same value; read the ids as integers "
+            "or strings"
+        )
+
+
+def _lookup_index(values: np.ndarray) -> pd.Index:
+    """A pandas index of ids that keeps strings as Python objects.
+
+    pandas would store strings in Arrow when pyarrow is installed, which
+    cannot hold every Python string (a lone surrogate such as ``"\\ud800"``
+    fails to encode); an object index holds any, with or without pyarrow.
+    """
+    if values.dtype.kind in "UO":
+        return pd.Index(values, dtype=object)
+    return pd.Index(values)
+
+
 def _show_ids(values: np.ndarray) -> str:
     return ", ".join(map(repr, np.asarray(values)[:3].tolist()))
 
@@ -128,7 +203,7 @@ class IdIndex:
         values = np.sort(pd.unique(values))
         if len(values) >= np.iinfo(np.int32).max:
             raise ValueError(f"too many distinct ids ({len(values):,}) for int32 codes")
-        self._index = pd.Index(values)
+        self._index = _lookup_index(values)
         self._ids = values
 
     @property
@@ -191,7 +266,7 @@ class IdIndex:
             if whole.any():
                 codes[whole] = self._index.get_indexer(values[whole].astype(np.int64))
             return codes
-        codes = self._index.get_indexer(values).astype(np.int32, copy=False)
+        codes = self._index.get_indexer(_lookup_index(values)).astype(np.int32, copy=False)
         if len(self) and codes.max() < 0:
             self._check_id_type(values)
         return codes
@@ -246,7 +321,7 @@ class IdIndex:
         if ids.ndim != 1:
             raise ValueError(f"saved ids must be a 1-D array, got shape {ids.shape}")
         ids = _normalize_ids(ids)
-        index = pd.Index(ids)
+        index = _lookup_index(ids)
         if not index.is_unique:
             raise ValueError("saved ids contain duplicates: they are not an IdIndex")
         obj = cls.__new__(cls)

@@ -13,15 +13,26 @@ A model file holds
 Loading checks every part against the others (id maps against array shapes,
 the history's lists against each other, the hyperparameters as ``fit`` would)
 and reports any mismatch as :class:`~latentfactors.errors.ModelFileError`.
+
+A save to a path writes ``.tmp-<pid>-<random>.npz`` beside the target and
+renames it into place. The temporary is removed when the save fails or is
+interrupted (Ctrl-C, or SIGTERM when the process leaves SIGTERM to its default
+action); one left by a process that was killed outright is removed by the
+next save into that folder (:func:`remove_stale_temporaries`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import math
 import os
+import re
+import signal
 import tempfile
+import threading
+import time
 
 import numpy as np
 
@@ -34,6 +45,13 @@ __all__ = ["FORMAT_NAME", "FORMAT_VERSION", "load", "load_model", "save"]
 FORMAT_NAME = "latentfactors-model"
 FORMAT_VERSION = 1
 HISTORY_KEYS = ("epoch", "train_mse", "valid_mse", "seconds")
+
+# A save writes ``.tmp-<pid>-<random>.npz`` beside the target, then renames it.
+_TEMP_PREFIX = ".tmp-{pid}-"
+_TEMP_NAME = re.compile(r"\.tmp-(\d+)-[a-z0-9_]+\.npz")
+# A temporary whose writer still runs (or whose pid was reused) is left alone
+# until it has not been written to for this long.
+STALE_SECONDS = 24 * 3600
 
 
 # ---------------------------------------------------------------- save
@@ -96,6 +114,11 @@ def save(model, file) -> None:
         raise FileNotFoundError(
             f"cannot save to {path}: the folder {folder} does not exist; create it first"
         )
+    if os.path.isdir(target):
+        raise IsADirectoryError(
+            f"cannot save to {path}: it is a folder; name a file in it, "
+            f"e.g. {os.path.join(path, 'model.npz')}"
+        )
     mode = 0o666 & ~_umask()  # the mode any new file gets
     if os.path.exists(target):
         mode = os.stat(target).st_mode & 0o7777  # keep an existing file's mode
@@ -105,23 +128,109 @@ def save(model, file) -> None:
                 f"cannot save to {path}: the file is read-only; make it writable "
                 "or save under another name"
             )
+    remove_stale_temporaries(folder)
+    with _cleanup_on_sigterm():
+        try:
+            fd, tmp = tempfile.mkstemp(
+                prefix=_TEMP_PREFIX.format(pid=os.getpid()), suffix=".npz", dir=folder
+            )
+        except OSError as exc:
+            raise type(exc)(
+                exc.errno, f"cannot save to {path}: cannot write in {folder} ({exc.strerror})"
+            ) from exc
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                np.savez(fh, **arrays)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.chmod(tmp, mode)  # mkstemp makes the file private (0600)
+            os.replace(tmp, target)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+            raise
+
+
+class _Terminated(BaseException):
+    """SIGTERM arrived while a model file was being written."""
+
+
+@contextlib.contextmanager
+def _cleanup_on_sigterm():
+    """Let a save remove its temporary file on SIGTERM, then terminate as asked.
+
+    SIGTERM's default action kills the process at once, leaving a full-size
+    temporary behind. While the block runs (main thread only, where Python
+    handles signals), SIGTERM raises an exception instead, so the cleanup runs;
+    the default action is then restored and the signal sent again. A program
+    that handles or ignores SIGTERM itself keeps its own handling.
+    """
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
+    ):
+        yield
+        return
+    received = []
+
+    def handler(signum, frame):
+        if not received:  # a second SIGTERM must not break the cleanup of the first
+            received.append(signum)
+            raise _Terminated
+
+    signal.signal(signal.SIGTERM, handler)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=folder)
-    except OSError as exc:
-        raise type(exc)(
-            exc.errno, f"cannot save to {path}: cannot write in {folder} ({exc.strerror})"
-        ) from exc
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        if received:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
+def remove_stale_temporaries(folder: str) -> list[str]:
+    """Remove temporaries that an earlier save left in ``folder``; return their paths.
+
+    Only files named as :func:`save` names its temporaries are candidates:
+    those of a process that no longer runs, and any that nothing has written
+    to for :data:`STALE_SECONDS` (the pid may have been reused). A concurrent
+    save's temporary is never removed. Errors (a file already gone, a
+    read-only folder) are ignored: the save itself reports what matters.
+    """
+    removed = []
     try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **arrays)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, mode)  # mkstemp makes the file private (0600)
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    now = time.time()
+    for entry in entries:
+        match = _TEMP_NAME.fullmatch(entry.name)
+        if match is None:
+            continue
+        try:
+            if not entry.is_file(follow_symlinks=False):
+                continue
+            idle = now - entry.stat(follow_symlinks=False).st_mtime
+            pid = int(match.group(1))
+            if idle < STALE_SECONDS and (pid == os.getpid() or _process_exists(pid)):
+                continue
+            os.remove(entry.path)
+        except OSError:
+            continue
+        removed.append(entry.path)
+    return removed
+
+
+def _process_exists(pid: int) -> bool:
+    """Whether a process with this id runs (another user's included); when unsure, yes."""
+    if os.name == "nt" or pid <= 0:
+        return True  # on Windows os.kill would end the process, not probe it
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (OSError, OverflowError):
+        return True  # another user's process, or no pid at all: keep the file
+    return True
 
 
 def _umask() -> int:
@@ -145,9 +254,16 @@ def _read(file) -> dict:
     """The arrays of a model file, checked to be one written by this library."""
     name = getattr(file, "name", file)
     try:
-        with np.load(file, allow_pickle=False) as npz:
+        loaded = np.load(file, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):
+            raise ModelFileError(
+                f"{name} is not a latentfactors model file: it is an .npy array, "
+                "not an .npz archive",
+                file=file,
+            )
+        with loaded as npz:
             contents = {key: npz[key] for key in npz.files}
-    except FileNotFoundError:
+    except (FileNotFoundError, ModelFileError):
         raise
     except Exception as exc:  # noqa: BLE001 - zip, pickle and value errors alike
         # NumPy reads a file that is not .npz or .npy as a pickle, which it
@@ -158,12 +274,19 @@ def _read(file) -> dict:
         ) from exc
     if str(contents.get("format", "")) != FORMAT_NAME:
         raise ModelFileError(f"{name} is not a latentfactors model file", file=file)
-    try:
-        version = int(contents["format_version"])
-    except (KeyError, TypeError, ValueError) as exc:
+    version = contents.get("format_version")
+    if version is None:
+        raise ModelFileError(f"{name} is damaged: it has no format_version", file=file)
+    if version.ndim != 0 or version.dtype.kind not in "iu":
         raise ModelFileError(
-            f"{name} is damaged: no valid format_version ({exc})", file=file
-        ) from exc
+            f"{name} is damaged: format_version is {version.tolist()!r}, not a whole number",
+            file=file,
+        )
+    version = int(version)
+    if version < 1:
+        raise ModelFileError(
+            f"{name} is damaged: format_version is {version}; versions start at 1", file=file
+        )
     if version > FORMAT_VERSION:
         raise ModelFileError(
             f"{name} has format version {version}; this latentfactors reads up to "
