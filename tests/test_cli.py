@@ -243,17 +243,16 @@ def test_ctrl_c_in_train_saves_the_last_finished_epoch(files, tmp_path):
     np.testing.assert_array_equal(saved.item_bias_, full.item_bias_)
 
 
-def test_ctrl_c_during_an_epoch_saves_that_epoch_once_it_ends(tmp_path, monkeypatch, capsys):
-    """Ctrl-C while a kernel runs takes effect when fit has recorded that epoch, so the
-    saved parameters and history agree (raised as the kernel returns, the parameters
-    would be one epoch ahead of the history)."""
+def test_ctrl_c_during_an_epoch_saves_the_last_finished_one(tmp_path, monkeypatch, capsys):
+    """Ctrl-C part-way through epoch 3 takes effect at once; --save writes the model as
+    epoch 2 left it, so the saved parameters and history agree."""
     from latentfactors import BiasedMF
 
     epoch = BiasedMF._epoch
 
-    def ctrl_c_during_epoch_2(self, state, number, rng):
+    def ctrl_c_during_epoch_3(self, state, number, rng):
         sse = epoch(self, state, number, rng)
-        if number == 2:
+        if number == 3:
             os.kill(os.getpid(), signal.SIGINT)  # as if pressed while the kernel ran
         return sse
 
@@ -262,7 +261,7 @@ def test_ctrl_c_during_an_epoch_saves_that_epoch_once_it_ends(tmp_path, monkeypa
     argv = ["train", "--ratings", "r.csv", "--valid-fraction", "0", "--quiet"]
     assert cli.main([*argv, "--n-epochs", "2", "--save", "two.npz"]) == 0
     with monkeypatch.context() as patch:
-        patch.setattr(BiasedMF, "_epoch", ctrl_c_during_epoch_2)
+        patch.setattr(BiasedMF, "_epoch", ctrl_c_during_epoch_3)
         assert cli.main([*argv, "--n-epochs", "5", "--save", "m.npz"]) == 130
     assert capsys.readouterr().err.splitlines()[-1] == (
         "latentfactors: error: interrupted: saved m.npz as it was after epoch 2 of 5, "

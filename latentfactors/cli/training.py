@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
 import decimal
+import io
 import math
 import os
-import signal
 import tempfile
-import threading
 import time
 
 import pandas as pd
@@ -124,47 +122,29 @@ class _Interrupted(CLIError):
 
 
 class _EpochEnd:
-    """``train``'s epoch callback: the progress line, then a Ctrl-C held until the epoch's end.
+    """``train``'s epoch callback: the progress line, and with ``--save`` a copy of
+    the model as each epoch left it.
 
-    A Numba kernel runs an epoch to its end whatever the signals, and Python
-    raises ``KeyboardInterrupt`` when it returns, before ``fit`` records the
-    epoch: the parameters would be one epoch ahead of the history. So once an
-    epoch has finished, Ctrl-C takes effect here, when ``fit`` has recorded the
-    epoch that was running. Before the first epoch ends, and at a second
-    Ctrl-C, it interrupts at once.
+    Ctrl-C takes effect within about a second, usually part-way through an
+    epoch, where the model holds parameters the history does not describe: the
+    copy is what ``--save`` writes then, the last finished epoch.
     """
 
-    def __init__(self, progress):
+    def __init__(self, progress, model, keep: bool):
         self.progress = progress
+        self.model = model
+        self.keep = keep
+        self.snapshot = None
         self.finished = 0
-        self.stop = False
 
     def __call__(self, epoch: int, logs: dict) -> None:
+        if self.keep:
+            buffer = io.BytesIO()
+            self.model.save(buffer)
+            self.snapshot = buffer
         self.finished = epoch
         if self.progress is not None:
             self.progress(epoch, logs)
-        if self.stop:
-            raise KeyboardInterrupt
-
-    def _on_sigint(self, signum, frame):
-        if not self.finished or self.stop:
-            raise KeyboardInterrupt
-        self.stop = True
-
-    @contextlib.contextmanager
-    def holding_sigint(self):
-        """Route SIGINT here while training, where Python's default handler has it."""
-        if (
-            threading.current_thread() is not threading.main_thread()
-            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler
-        ):
-            yield
-            return
-        signal.signal(signal.SIGINT, self._on_sigint)
-        try:
-            yield
-        finally:
-            signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _save(model, args, titles_file, metrics) -> None:
@@ -190,21 +170,25 @@ def _save(model, args, titles_file, metrics) -> None:
     )
 
 
-def _save_interrupted(model, args, titles_file, interrupted, *, trained: bool):
+def _save_interrupted(model, args, titles_file, interrupted, *, trained: bool, snapshot):
     """After Ctrl-C, save what training reached to ``--save`` (if an epoch finished); then stop.
 
-    An interrupted fit leaves the model as its last finished epoch left it
-    (and as it was before, unfitted, when none finished); ``trained`` says the
-    fit had ended when Ctrl-C came. No metrics are computed: the user asked
-    to stop.
+    ``snapshot`` is the model as the last finished epoch left it (saved by
+    :class:`_EpochEnd`), or None when none finished; ``trained`` says the fit
+    had ended when Ctrl-C came, so the model itself is what to save. No
+    metrics are computed: the user asked to stop.
     """
     if not args.save:
         raise interrupted
-    history = getattr(model, "history_", None) or {}
-    if not history.get("epoch"):
+    if snapshot is None:
         raise _Interrupted(
             f"interrupted before the first epoch finished: nothing saved to {args.save}"
         ) from interrupted
+    if not trained:
+        from latentfactors.models import load_model
+
+        snapshot.seek(0)
+        model = load_model(snapshot)
     _save(model, args, titles_file, None)
     if trained:
         raise _Interrupted(
@@ -251,13 +235,12 @@ def cmd_train(args, out: Output) -> int:
     out.note(f"model: {model!r}")
     stops_early = valid is not None and bool(model.get_params().get("early_stopping"))
     progress = out.progress(model.n_epochs, early_stopping=stops_early)
-    epoch_end = _EpochEnd(progress)
+    epoch_end = _EpochEnd(progress, model, keep=bool(args.save))
     model.set_params(callback=epoch_end)
     start = time.perf_counter()
     interrupted = None
     try:
-        with epoch_end.holding_sigint():
-            model.fit(train, valid=valid)
+        model.fit(train, valid=valid)
     except KeyboardInterrupt as exc:
         interrupted = exc
     except DivergenceError as exc:
@@ -270,17 +253,17 @@ def cmd_train(args, out: Output) -> int:
     seconds = time.perf_counter() - start
     model.set_params(callback=None)
     if interrupted is not None:
-        _save_interrupted(model, args, titles_file, interrupted, trained=False)
+        _save_interrupted(
+            model, args, titles_file, interrupted, trained=False, snapshot=epoch_end.snapshot
+        )
     try:
-        if epoch_end.stop:  # Ctrl-C after the last epoch's report: training had finished
-            raise KeyboardInterrupt
         metrics = {
             "train": _metrics_dict(model, train),
             "valid": _metrics_dict(model, valid),
             "test": _metrics_dict(model, test),
         }
     except KeyboardInterrupt as exc:
-        _save_interrupted(model, args, titles_file, exc, trained=True)
+        _save_interrupted(model, args, titles_file, exc, trained=True, snapshot=epoch_end.snapshot)
     saved = None
     if args.save:
         _save(model, args, titles_file, metrics)
