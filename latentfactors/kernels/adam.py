@@ -51,7 +51,7 @@ from collections import namedtuple
 import numba
 import numpy as np
 
-from latentfactors.kernels._config import JIT, PARALLEL_JIT
+from latentfactors.kernels._config import JIT, serial_and_parallel
 from latentfactors.kernels._prefetch import aligned_empty, prefetch_at, prefetch_row
 from latentfactors.kernels.bundles import Embeddings
 
@@ -412,7 +412,6 @@ def _adam_embeddings(nu, ni, emb, moments, scratch, alpha, beta1, beta2, eps, cl
 TASK = 64
 
 
-@numba.njit(**PARALLEL_JIT)
 def _adam_epoch(data, order, batch_size, emb, mu, moments, scratch, hyper, clock, parts):
     """One epoch of mini-batch Adam over ``order`` in batches of ``batch_size``.
 
@@ -525,3 +524,6 @@ def _adam_epoch(data, order, batch_size, emb, mu, moments, scratch, hyper, clock
     if dense:
         _catch_up_all(emb, moments, clock, step, beta1, beta2)
     return total
+
+
+_adam_epoch_serial, _adam_epoch = serial_and_parallel(_adam_epoch)

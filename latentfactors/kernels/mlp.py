@@ -72,7 +72,7 @@ from collections import namedtuple
 import numba
 import numpy as np
 
-from latentfactors.kernels._config import JIT, PARALLEL_JIT, serial_and_parallel
+from latentfactors.kernels._config import JIT, serial_and_parallel
 from latentfactors.kernels.adam import (
     RowScratch,
     _adam_embeddings,
@@ -383,7 +383,6 @@ def _chunk_grads(data, order, lo, hi, start, emb, mu, head, drop, inv_m, scratch
     )
 
 
-@numba.njit(**PARALLEL_JIT)
 def _batch_grads(data, order, start, stop, emb, mu, head, drop, reg_weights, scratch):
     """Squared errors and gradients of the batch ``order[start:stop]``, chunk-parallel.
 
@@ -442,6 +441,9 @@ def _batch_grads(data, order, start, stop, emb, mu, head, drop, reg_weights, scr
     for j in range(m):
         sse += err2[j]
     return sse
+
+
+_batch_grads_serial, _batch_grads = serial_and_parallel(_batch_grads)
 
 
 @numba.njit(**JIT)
@@ -551,7 +553,6 @@ def _sgd_rows(rows, n_rows, W, gW, b, gb, lr):
             W[r, f] -= lr * gW[r, f]
 
 
-@numba.njit(**JIT)
 def _mlp_epoch(data, order, batch_size, emb, mu, head, drop, moments, rows, scratch, hyper, clock):
     """One epoch over ``order`` in batches of ``batch_size``; parameters change in place.
 
@@ -646,6 +647,9 @@ def _mlp_epoch(data, order, batch_size, emb, mu, head, drop, moments, rows, scra
     if embed_optimizer == ADAM_DENSE:
         _catch_up_all(emb, embed_moments, clock, step, beta1, beta2)
     return total
+
+
+_mlp_epoch_serial, _mlp_epoch = serial_and_parallel(_mlp_epoch, parallel_flags=JIT)
 
 
 # ---------------------------------------------------------------- prediction

@@ -56,7 +56,7 @@ import numba
 import numpy as np
 
 from latentfactors.kernels import _atomic
-from latentfactors.kernels._config import JIT, PARALLEL_JIT
+from latentfactors.kernels._config import JIT, serial_and_parallel
 from latentfactors.kernels._prefetch import prefetch_row
 from latentfactors.kernels._random import _below, _shuffle_ints, _shuffle_triples
 
@@ -302,7 +302,6 @@ def _free_block(sync, after_u, after_i):
     return -1
 
 
-@numba.njit(**PARALLEL_JIT)
 def _sgd_block_epoch(blocks, plan, emb, hyper):
     """One SGD epoch over the block schedule, on the current number of threads.
 
@@ -375,3 +374,6 @@ def _sgd_block_epoch(blocks, plan, emb, hyper):
     for b in range(len(losses)):
         total += losses[b]
     return total
+
+
+_sgd_block_epoch_serial, _sgd_block_epoch = serial_and_parallel(_sgd_block_epoch)
