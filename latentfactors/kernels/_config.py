@@ -25,6 +25,11 @@ FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
 JIT = {"nogil": True, "cache": CACHE, "fastmath": FASTMATH}
 PARALLEL_JIT = {**JIT, "parallel": True}
 
+#: Below this many values, the sorting and grouping passes of a fit run on one
+#: thread: they take milliseconds there, and a first fit on small data then
+#: compiles no parallel build of them.
+PARALLEL_MIN_VALUES = 200_000
+
 # id(parallel build) -> (parallel build, serial build), for serial_and_parallel's kernels.
 _BUILDS = {}
 
