@@ -47,7 +47,7 @@ def _report():
                 continue
             seen.add(id(obj))
             for sig in obj.signatures:
-                timers = obj.get_metadata(sig).get("timers") or {}
+                timers = (obj.get_metadata(sig) or {}).get("timers") or {}
                 rows.append([f"{name}.{attr}", str(sig), timers.get("compiler_lock", 0.0)])
     with open(os.environ["COLD_START_REPORT"], "w") as fh:
         json.dump(rows, fh)
@@ -113,6 +113,8 @@ def main() -> None:
         cold = _run(tmp, args.demo_args, tmp / "cold.json")
         warm = _run(tmp, args.demo_args, tmp / "warm.json")
         rows = json.loads((tmp / "cold.json").read_text())
+        # A signature the warm run compiled again missed the cache.
+        misses = [r[0] for r in json.loads((tmp / "warm.json").read_text()) if r[2] > 0]
 
     rows.sort(key=lambda row: -row[2])
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
@@ -120,7 +122,8 @@ def main() -> None:
         f"# {datetime.date.today()}: python -m latentfactors demo {' '.join(args.demo_args)} "
         f"({what}, {cores} cores, LATENTFACTORS_DATA={os.environ.get('LATENTFACTORS_DATA', '-')})",
         f"cold: {cold:.1f} s   warm: {warm:.1f} s   "
-        f"({len(rows)} compiled signatures of {len({r[0] for r in rows})} functions)",
+        f"({len(rows)} compiled signatures of {len({r[0] for r in rows})} functions; "
+        f"warm cache misses: {', '.join(misses) or 'none'})",
         "compile seconds per signature (a kernel's includes the helpers it compiled first):",
     ]
     for kernel, sig, seconds in rows[: args.top]:
