@@ -228,7 +228,7 @@ def run_demo(
     download: bool = True,
     verify: bool = True,
     fallback: bool = False,
-    n_threads: int = 1,
+    n_threads: int = -1,
     n_recommendations: int = 3,
     progress=None,
 ) -> DemoResult:
@@ -258,7 +258,8 @@ def run_demo(
         ``result.fallback`` says so in one line and ``result.noise_floor``
         is the best achievable test MSE.
     n_threads : int
-        Threads per model (results do not depend on it).
+        Threads per model, ``-1`` for every available core (results do not
+        depend on it).
     n_recommendations : int
         How many movies to recommend.
     progress : callable, optional

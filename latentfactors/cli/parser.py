@@ -239,9 +239,9 @@ def _add_demo(add):
     p.add_argument(
         "--n-threads",
         type=_int_type(what="an integer"),
-        default=1,
+        default=-1,
         metavar="N",
-        help="threads per model, -1 for all cores (default 1; results do not depend on it)",
+        help="threads per model (default -1: all cores; results do not depend on it)",
     )
     # The demo's old name for --n-threads, kept working but no longer shown.
     p.add_argument(

@@ -24,6 +24,7 @@ import numba
 import numpy as np
 import pandas as pd
 
+from latentfactors._numba_setup import CACHE
 from latentfactors._validation import check_int, is_int, is_real
 
 __all__ = ["kfold", "random_split", "temporal_split", "user_holdout_split"]
@@ -156,7 +157,7 @@ def random_split(df, fractions=(0.8, 0.12, 0.08), *, random_state=None) -> tuple
 # --------------------------------------------------------------------------- user holdout
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=CACHE, nogil=True)
 def _group_rows(codes, n_groups):  # pragma: no cover - compiled
     """Stable counting sort of rows by group: ``order`` and group ``starts``."""
     counts = np.zeros(n_groups + 1, dtype=np.int64)
@@ -172,7 +173,7 @@ def _group_rows(codes, n_groups):  # pragma: no cover - compiled
     return order, starts
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=CACHE, nogil=True)
 def _mark_random(codes, counts, n_hold, rand, mask):  # pragma: no cover - compiled
     """Mark ``n_hold[g]`` uniformly random rows of each group in one pass.
 
@@ -193,7 +194,7 @@ def _mark_random(codes, counts, n_hold, rand, mask):  # pragma: no cover - compi
             seen[g] += 1
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=CACHE, nogil=True)
 def _mark_latest(order, starts, n_hold, ts, mask):  # pragma: no cover - compiled
     """Mark the ``n_hold[g]`` latest rows of each group; ties: later rows are later."""
     for g in range(n_hold.shape[0]):

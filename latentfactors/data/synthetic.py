@@ -22,6 +22,7 @@ import numba
 import numpy as np
 import pandas as pd
 
+from latentfactors._numba_setup import CACHE
 from latentfactors._validation import check_bool, check_int, is_int, is_real
 
 __all__ = ["SyntheticTruth", "make_synthetic_ratings"]
@@ -43,7 +44,7 @@ _MEAN_SPAN = 2 * 365 * _DAY  # mean length of a user's active period
 # --------------------------------------------------------------------------- kernels
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=CACHE, nogil=True)
 def _alias_table(p):  # pragma: no cover - compiled
     """Walker/Vose alias table for drawing from the discrete distribution ``p``."""
     n = p.shape[0]
@@ -75,7 +76,7 @@ def _alias_table(p):  # pragma: no cover - compiled
     return prob, alias
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=CACHE, nogil=True)
 def _rate(users, items, mean, bu, bi, P, Q, z, noise, lo, hi, step, clip, out):  # pragma: no cover
     """``out = transform(mean + bu[u] + bi[i] + P[u] . Q[i] + noise * z)`` row by row.
 
@@ -99,7 +100,7 @@ def _rate(users, items, mean, bu, bi, P, Q, z, noise, lo, hi, step, clip, out): 
         out[j] = s
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=CACHE, nogil=True)
 def _moments(mu, noise, lo, hi, step, mean, var):  # pragma: no cover - compiled
     """Mean and variance of the observed rating ``transform(mu + noise * N(0, 1))``.
 
@@ -156,7 +157,7 @@ def _moments(mu, noise, lo, hi, step, mean, var):  # pragma: no cover - compiled
 # --------------------------------------------------------------------------- sampling
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=CACHE, nogil=True)
 def _draw_keys(first_user, counts, i_prob, i_alias, r, n_items, out):  # pragma: no cover
     """``counts[k]`` pairs of user ``first_user + k`` with items drawn from an alias
     table, as keys ``user * n_items + item``; ``r`` holds one uniform per pair."""
@@ -173,7 +174,7 @@ def _draw_keys(first_user, counts, i_prob, i_alias, r, n_items, out):  # pragma:
             j += 1
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=CACHE, nogil=True)
 def _select_sorted(keys, n, r):  # pragma: no cover - compiled
     """Exactly ``n`` of ``keys``, chosen uniformly, in their order (selection sampling)."""
     total = keys.shape[0]
@@ -188,7 +189,7 @@ def _select_sorted(keys, n, r):  # pragma: no cover - compiled
     return out
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=CACHE, nogil=True)
 def _split_keys(keys, n_items, users, items):  # pragma: no cover - compiled
     for j in range(keys.shape[0]):
         u = keys[j] // n_items
@@ -196,7 +197,7 @@ def _split_keys(keys, n_items, users, items):  # pragma: no cover - compiled
         items[j] = keys[j] - u * n_items
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=CACHE, nogil=True)
 def _shuffle_rows(
     bucket, n_buckets, r, users, items, rating, ts, o_users, o_items, o_rating, o_ts
 ):  # pragma: no cover - compiled

@@ -25,6 +25,8 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
+from latentfactors._numba_setup import CACHE
+
 LINE_BYTES = 64
 
 
@@ -97,7 +99,7 @@ def _line_values(typingctx, arr):
     return types.intp(arr), codegen
 
 
-@numba.njit(inline="always", cache=True)
+@numba.njit(inline="always", cache=CACHE)
 def prefetch_row(arr, row):
     """Prefetch every cache line of ``arr[row]``; ``row`` must be a valid row.
 

@@ -56,7 +56,7 @@ from collections import namedtuple
 import numba
 import numpy as np
 
-from latentfactors.kernels._config import JIT, PARALLEL_JIT, units_per_call
+from latentfactors.kernels._config import JIT, run_kernel, serial_and_parallel, units_per_call
 from latentfactors.kernels._prefetch import aligned_empty, prefetch_at, prefetch_row
 from latentfactors.kernels.bundles import Embeddings
 
@@ -464,7 +464,8 @@ def _adam_epoch(data, order, batch_size, emb, mu, moments, scratch, hyper, clock
     total = 0.0
     for first in range(0, n_batches, per_call):
         last = min(n_batches, first + per_call)
-        total = _adam_batches(
+        total = run_kernel(
+            _adam_batches,
             data,
             order,
             batch_size,
@@ -484,7 +485,6 @@ def _adam_epoch(data, order, batch_size, emb, mu, moments, scratch, hyper, clock
     return total
 
 
-@numba.njit(**PARALLEL_JIT)
 def _adam_batches(
     data, order, batch_size, emb, mu, moments, scratch, hyper, clock, parts, first, last, total
 ):
@@ -576,3 +576,6 @@ def _adam_batches(
                     for a in range(lo, hi):
                         last_i[touched_i[a]] = step
     return total
+
+
+_adam_batches_serial, _adam_batches = serial_and_parallel(_adam_batches)

@@ -44,7 +44,12 @@ from collections import namedtuple
 import numba
 import numpy as np
 
-from latentfactors.kernels._config import JIT, PARALLEL_JIT, with_threads
+from latentfactors.kernels._config import (
+    JIT,
+    PARALLEL_MIN_VALUES,
+    serial_and_parallel,
+    with_threads,
+)
 from latentfactors.kernels._prefetch import aligned_empty
 from latentfactors.kernels._random import _shuffle_triples
 from latentfactors.kernels.bundles import Embeddings
@@ -209,7 +214,7 @@ class BlockLayout:
         for name in ("users", "items", "ratings"):
             src = columns.pop(name)
             out = np.empty_like(src)
-            _scatter(src, keys, ptr, out)
+            _scatter(_bits(src, readonly=True), keys, ptr, _bits(out))
             setattr(self, name, out)
             del src
         del keys
@@ -218,7 +223,10 @@ class BlockLayout:
             block_ptr = ptr
             ptr = _user_cells(self.users, urank, block_ptr, stripe)
             for col in (self.items, self.ratings, self.users):
-                with_threads(n_threads, _group_by_user, col, self.users, urank, block_ptr, stripe)
+                threads = n_threads if len(col) >= PARALLEL_MIN_VALUES else 1
+                with_threads(
+                    threads, _group_by_user, _bits(col), self.users, urank, block_ptr, stripe
+                )
             cells = np.flatnonzero(np.diff(ptr))
             self.group_ptr = np.append(ptr[cells], ptr[-1])
             self.block_groups = np.searchsorted(
@@ -352,6 +360,19 @@ def _cell_keys(users, items, ublock, iblock, width, keys):
     return ptr
 
 
+def _bits(a, readonly=False):
+    """``a`` viewed as integers of its item size, optionally read-only.
+
+    The kernels that only move values then compile once for every 4-byte
+    column (int32 codes, float32 ratings, writable or not) instead of once per
+    dtype and flag: the first fit compiles less.
+    """
+    view = a.view(f"i{a.itemsize}")
+    if readonly:
+        view.flags.writeable = False
+    return view
+
+
 @numba.njit(**JIT)
 def _scatter(src, keys, ptr, out):
     """Stable counting-sort scatter of ``src`` into ``out`` by key."""
@@ -379,7 +400,6 @@ def _user_cells(users, urank, block_ptr, stripe):
     return ptr
 
 
-@numba.njit(**PARALLEL_JIT)
 def _group_by_user(col, users, urank, block_ptr, stripe):
     """Within every block, stably reorder ``col`` by the user rank of ``users``.
 
@@ -427,6 +447,9 @@ def _group_by_user(col, users, urank, block_ptr, stripe):
                 r = tmp_rank[k] & (n_low - 1)
                 col[low[r]] = tmp[k]
                 low[r] += 1
+
+
+_group_by_user_serial, _group_by_user = serial_and_parallel(_group_by_user)
 
 
 @numba.njit(**JIT)

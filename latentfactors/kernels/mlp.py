@@ -80,7 +80,7 @@ from collections import namedtuple
 import numba
 import numpy as np
 
-from latentfactors.kernels._config import JIT, PARALLEL_JIT, serial_and_parallel, units_per_call
+from latentfactors.kernels._config import JIT, run_kernel, serial_and_parallel, units_per_call
 from latentfactors.kernels.adam import (
     RowScratch,
     _adam_embeddings,
@@ -404,7 +404,6 @@ def _chunk_grads(data, order, lo, hi, start, emb, mu, head, drop, inv_m, scratch
     )
 
 
-@numba.njit(**PARALLEL_JIT)
 def _batch_grads(data, order, start, stop, emb, mu, head, drop, reg_weights, scratch):
     """Squared errors and gradients of the batch ``order[start:stop]``, chunk-parallel.
 
@@ -463,6 +462,9 @@ def _batch_grads(data, order, start, stop, emb, mu, head, drop, reg_weights, scr
     for j in range(m):
         sse += err2[j]
     return sse
+
+
+_batch_grads_serial, _batch_grads = serial_and_parallel(_batch_grads)
 
 
 @numba.njit(**JIT)
@@ -664,7 +666,8 @@ def _mlp_epoch(data, order, batch_size, emb, mu, head, drop, moments, rows, scra
     total = 0.0
     for first in range(0, n_batches, per_call):
         last = min(n_batches, first + per_call)
-        total = _mlp_batches(
+        total = run_kernel(
+            _mlp_batches,
             data,
             order,
             batch_size,
@@ -686,7 +689,6 @@ def _mlp_epoch(data, order, batch_size, emb, mu, head, drop, moments, rows, scra
     return total
 
 
-@numba.njit(**JIT)
 def _mlp_batches(
     data,
     order,
@@ -756,6 +758,9 @@ def _mlp_batches(
             step,
         )
     return total
+
+
+_mlp_batches_serial, _mlp_batches = serial_and_parallel(_mlp_batches, parallel_flags=JIT)
 
 
 # ---------------------------------------------------------------- prediction

@@ -5,7 +5,12 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from latentfactors.kernels._config import JIT, PARALLEL_JIT, serial_and_parallel, with_threads
+from latentfactors.kernels._config import (
+    JIT,
+    PARALLEL_MIN_VALUES,
+    serial_and_parallel,
+    with_threads,
+)
 from latentfactors.kernels.bundles import Embeddings
 
 
@@ -96,15 +101,18 @@ def _csr_by_user(users, items, n_users):
     return indptr, indices
 
 
-@numba.njit(**PARALLEL_JIT)
 def _sort_segments(indptr, indices):
     """Sort every ``indices[indptr[u]:indptr[u + 1]]`` in place."""
     for u in numba.prange(len(indptr) - 1):
         indices[indptr[u] : indptr[u + 1]].sort()
 
 
+_sort_segments_serial, _sort_segments = serial_and_parallel(_sort_segments)
+
+
 def csr_by_user(users, items, n_users, n_threads=1):
     """Items each user rated, as CSR (``indptr`` int64, ``indices`` int32, sorted per user)."""
     indptr, indices = _csr_by_user(users, items, n_users)
-    with_threads(n_threads, _sort_segments, indptr, indices)
+    threads = n_threads if len(indices) >= PARALLEL_MIN_VALUES else 1
+    with_threads(threads, _sort_segments, indptr, indices)
     return indptr, indices

@@ -61,7 +61,7 @@ import numba
 import numpy as np
 
 from latentfactors.kernels import _atomic
-from latentfactors.kernels._config import JIT, PARALLEL_JIT, units_per_call
+from latentfactors.kernels._config import JIT, run_kernel, serial_and_parallel, units_per_call
 from latentfactors.kernels._prefetch import prefetch_row
 from latentfactors.kernels._random import _below, _shuffle_ints, _shuffle_triples
 from latentfactors.kernels.layout import EpochPlan
@@ -375,11 +375,10 @@ def _sgd_block_epoch(blocks, plan, emb, hyper):
     losses = np.zeros(len(blocks.block_runs) - 1)
     for first in range(0, n_rounds, per_call):
         part = EpochPlan(schedule[first : first + per_call], seeds)
-        _sgd_rounds(blocks, part, emb, hyper, losses)
+        run_kernel(_sgd_rounds, blocks, part, emb, hyper, losses)
     return _sum_losses(losses)
 
 
-@numba.njit(**PARALLEL_JIT)
 def _sgd_rounds(blocks, plan, emb, hyper, losses):
     """The rounds ``plan.schedule`` of :func:`_sgd_block_epoch`: each block ``b``'s
     updates, its sum of squared errors to ``losses[b]``."""
@@ -415,3 +414,6 @@ def _sum_losses(losses):
     for b in range(len(losses)):
         total += losses[b]
     return total
+
+
+_sgd_rounds_serial, _sgd_rounds = serial_and_parallel(_sgd_rounds)

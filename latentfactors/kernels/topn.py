@@ -32,7 +32,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from latentfactors.kernels._config import JIT, serial_and_parallel
+from latentfactors.kernels._config import JIT, serial_and_parallel, with_threads
 from latentfactors.kernels.bundles import Embeddings
 from latentfactors.kernels.scoring import _predict_one
 
@@ -138,7 +138,7 @@ def _topn_scores_rows(scores, cands, seen_start, seen_end, seen, out_codes, out_
 _topn_scores_serial, _topn_scores_parallel = serial_and_parallel(_topn_scores_rows)
 
 
-def _topn_scores(scores, cands, seen_start, seen_end, seen, out_codes, out_scores, parallel):
+def _topn_scores(scores, cands, seen_start, seen_end, seen, out_codes, out_scores, n_threads):
     """Top ``n`` of each row of ``scores``; ``n = out_codes.shape[1]``.
 
     Parameters
@@ -155,11 +155,20 @@ def _topn_scores(scores, cands, seen_start, seen_end, seen, out_codes, out_score
         Filled best-first; ``-1`` where fewer than ``n`` candidates qualify.
     out_scores : float64 array, (b, n)
         Their scores; NaN in empty slots.
-    parallel : bool
-        Use the ``prange`` twin (rows are independent, so results are identical).
+    n_threads : int
+        Threads to run on: rows are independent, so results are identical.
     """
-    kernel = _topn_scores_parallel if parallel else _topn_scores_serial
-    kernel(scores, cands, seen_start, seen_end, seen, out_codes, out_scores)
+    with_threads(
+        n_threads,
+        _topn_scores_parallel,
+        scores,
+        cands,
+        seen_start,
+        seen_end,
+        seen,
+        out_codes,
+        out_scores,
+    )
 
 
 @numba.njit(**JIT)
@@ -265,7 +274,7 @@ def _topn_dot(
     mu,
     out_codes,
     out_scores,
-    parallel,
+    n_threads,
 ):
     """Exact top ``n`` for a dot-product model from a block of approximate scores.
 
@@ -289,10 +298,11 @@ def _topn_dot(
         All item vectors and biases (indexed by code).
     mu : float
         Global mean.
-    parallel : bool
+    n_threads : int
     """
-    kernel = _topn_dot_parallel if parallel else _topn_dot_serial
-    kernel(
+    with_threads(
+        n_threads,
+        _topn_dot_parallel,
         approx,
         prior32,
         prior,

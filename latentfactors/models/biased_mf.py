@@ -114,9 +114,10 @@ class BiasedMF(FactorModel):
         notebook did.
     random_state : None, int or numpy.random.Generator
         Seeds the initial factors and every epoch's order.
-    n_threads : int, default 1
-        Threads for training epochs and large predictions; ``-1`` = all
-        cores. The result does not depend on it.
+    n_threads : int, default -1
+        Threads for training epochs and large predictions; ``-1`` = every
+        core this process may use (its CPU affinity, at most
+        ``NUMBA_NUM_THREADS``). The model is bit-identical for any count.
     verbose : int, default 0
         ``1`` prints one line per epoch.
     callback : callable, optional
@@ -168,7 +169,7 @@ class BiasedMF(FactorModel):
         clip=True,
         center=True,
         random_state=None,
-        n_threads=1,
+        n_threads=-1,
         verbose=0,
         callback=None,
     ):

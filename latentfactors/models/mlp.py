@@ -133,9 +133,10 @@ class MLPMF(FactorModel):
         original Keras notebook did.
     random_state : None, int or numpy.random.Generator
         Seeds the initial parameters, every epoch's order and the dropout masks.
-    n_threads : int, default 1
+    n_threads : int, default -1
         Threads for the forward and backward passes and large predictions;
-        ``-1`` = all cores. The result does not depend on it.
+        ``-1`` = every core this process may use (its CPU affinity, at most
+        ``NUMBA_NUM_THREADS``). The model is bit-identical for any count.
     verbose : int, default 0
         ``1`` prints one line per epoch.
     callback : callable, optional
@@ -247,7 +248,7 @@ class MLPMF(FactorModel):
         clip=True,
         center=True,
         random_state=None,
-        n_threads=1,
+        n_threads=-1,
         verbose=0,
         callback=None,
     ):

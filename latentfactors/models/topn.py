@@ -16,7 +16,6 @@ import pandas as pd
 
 from latentfactors.data.ids import IdIndex
 from latentfactors.kernels import topn as topn_kernels
-from latentfactors.kernels.scoring import with_threads
 
 __all__ = ["TopN", "decode_padded", "rank", "with_titles"]
 
@@ -200,9 +199,7 @@ def rank(model, n, cands, exclusion, *, user_codes, weight=0.0, batch_size=None)
             Pu, bub = P[user_codes[sl]], bu[user_codes[sl]]
             np.matmul(Pu, Qc.T, out=block)
             eps = topn_kernels.dot_error_bound(Pu, bub, mu, q_max, p_max, Q.shape[1])
-            with_threads(
-                threads if parallel else 1,
-                topn_kernels._topn_dot,
+            topn_kernels._topn_dot(
                 block,
                 prior32,
                 prior,
@@ -218,15 +215,13 @@ def rank(model, n, cands, exclusion, *, user_codes, weight=0.0, batch_size=None)
                 mu,
                 out_codes[sl],
                 out_scores[sl],
-                parallel,
+                threads if parallel else 1,
             )
         else:
             model._score_block(user_codes[sl], cands, block)
             if weight != 0.0:
                 block += prior
-            with_threads(
-                threads if parallel else 1,
-                topn_kernels._topn_scores,
+            topn_kernels._topn_scores(
                 block,
                 cands,
                 starts[sl],
@@ -234,6 +229,6 @@ def rank(model, n, cands, exclusion, *, user_codes, weight=0.0, batch_size=None)
                 seen,
                 out_codes[sl],
                 out_scores[sl],
-                parallel,
+                threads if parallel else 1,
             )
     return out_codes, out_scores

@@ -1,0 +1,245 @@
+"""The process around the kernels: Numba's disk cache, forked workers, thread counts."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numba
+import pytest
+
+import latentfactors
+from latentfactors import MLPMF, BiasedMF
+from latentfactors.kernels import _config
+from latentfactors.kernels import mlp as mlp_kernels
+
+PACKAGE = Path(latentfactors.__file__).parent
+
+FIT_SCRIPT = """
+import latentfactors
+from latentfactors import BiasedMF, make_synthetic_ratings
+
+ratings, _ = make_synthetic_ratings(40, 30, 400, random_state=0)
+model = BiasedMF(4, n_epochs=2, n_threads=1, random_state=0).fit(ratings)
+print("ok", model.predict(ratings.head(2)).round(3).tolist())
+"""
+
+
+def _clean_env(**extra):
+    """The environment of a user with no Numba settings of their own."""
+    keep = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8"}
+    return {**keep, **extra}
+
+
+def _can_run_as(user: str) -> bool:
+    try:
+        probe = subprocess.run(
+            [sys.executable, "-c", "import numba, numpy, pandas"],
+            user=user,
+            env=_clean_env(HOME="/nonexistent"),
+            capture_output=True,
+            timeout=120,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return probe.returncode == 0
+
+
+@pytest.fixture
+def read_only_install():
+    """A read-only copy of the package where no ``__pycache__`` can be created.
+
+    Each package folder holds a plain file named ``__pycache__``, so even
+    root (who ignores permissions) cannot make Numba's in-tree cache folder.
+    """
+    root = Path(tempfile.mkdtemp(prefix="lf-readonly-"))
+    site = root / "site"
+    shutil.copytree(PACKAGE, site / "latentfactors", ignore=shutil.ignore_patterns("__pycache__"))
+    for folder in [site / "latentfactors", *(site / "latentfactors").rglob("*")]:
+        if folder.is_dir():
+            (folder / "__pycache__").write_text("not a folder\n")
+    tmp = root / "tmp"
+    tmp.mkdir()
+    for path in sorted(site.rglob("*"), reverse=True):
+        path.chmod(0o555 if path.is_dir() else 0o444)
+    site.chmod(0o555)
+    tmp.chmod(0o1777)
+    root.chmod(0o755)
+    try:
+        yield site, tmp
+    finally:
+        for path in [site, *site.rglob("*")]:
+            path.chmod(0o755 if path.is_dir() else 0o644)
+        shutil.rmtree(root)
+
+
+def test_imports_and_fits_when_numba_cannot_write_its_cache(read_only_install):
+    site, tmp = read_only_install
+    run_as = None
+    home = "/nonexistent"
+    if os.geteuid() == 0:
+        if _can_run_as("nobody"):
+            run_as = "nobody"
+        else:
+            # nobody cannot run this interpreter (it lives in root's home): stay root,
+            # and give a HOME below a plain file, which no one can create folders in.
+            blocker = tmp / "home-is-a-file"
+            blocker.write_text("")
+            home = str(blocker / "home")
+    env = _clean_env(PYTHONPATH=str(site), HOME=home, TMPDIR=str(tmp))
+    fit = subprocess.run(
+        [sys.executable, "-c", FIT_SCRIPT],
+        user=run_as,
+        env=env,
+        cwd=tmp,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert fit.returncode == 0, fit.stderr
+    assert fit.stdout.startswith("ok ")
+    notes = [line for line in fit.stderr.splitlines() if "latentfactors" in line]
+    assert len(notes) == 1 and "Numba's cache is in" in notes[0], fit.stderr
+    (cache,) = tmp.glob("latentfactors-numba-*")
+    assert stat.S_IMODE(cache.stat().st_mode) == 0o700
+    assert any(cache.rglob("*.nbi"))
+
+    version = subprocess.run(
+        [sys.executable, "-m", "latentfactors", "--version"],
+        user=run_as,
+        env=env,
+        cwd=tmp,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert version.returncode == 0, version.stderr
+    assert latentfactors.__version__ in version.stdout
+
+
+FORK_SCRIPT = """
+import multiprocessing
+
+import numpy as np
+
+from latentfactors import MLPMF, BiasedMF, make_synthetic_ratings
+
+ratings, _ = make_synthetic_ratings(120, 80, 3000, random_state=0)
+
+
+def fit(seed):
+    mf = BiasedMF(6, n_epochs=3, n_threads=2, random_state=seed).fit(ratings)
+    mlp = MLPMF(4, hidden=(8,), n_epochs=2, n_threads=2, random_state=seed).fit(ratings)
+    return mf.user_factors_, mf.predict(ratings), mlp.predict(ratings)
+
+
+if __name__ == "__main__":
+    parent = fit(0)
+    BiasedMF(6, n_epochs=1, n_threads=2, random_state=0).fit(ratings).recommend_all(5)
+    with multiprocessing.Pool(2) as pool:  # the default start method: fork on Linux
+        children = pool.map(fit, [0, 0])
+    for child in children:
+        for a, b in zip(parent, child):
+            assert np.array_equal(a, b)
+    print("ok")
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork() on this platform")
+def test_forked_pool_workers_fit_after_the_parent_used_threads(tmp_path):
+    script = tmp_path / "fork_pool.py"
+    script.write_text(FORK_SCRIPT)
+    # Its own session, so that a hang can be ended with the workers it forked.
+    run = subprocess.Popen(
+        [sys.executable, str(script)],
+        env={**os.environ, "PYTHONPATH": str(PACKAGE.parent)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        stdout, stderr = run.communicate(timeout=300)
+    except subprocess.TimeoutExpired:
+        os.killpg(run.pid, signal.SIGKILL)
+        stdout, stderr = run.communicate()
+        pytest.fail(f"the forked workers hung; stderr: {stderr[-2000:]}")
+    assert run.returncode == 0, stderr
+    assert stdout.strip() == "ok"
+    assert "unsafe" not in stderr
+
+
+ONE_THREAD_SCRIPT = """
+import sys
+
+from latentfactors import MLPMF, BiasedMF, make_synthetic_ratings
+
+ratings, _ = make_synthetic_ratings(120, 80, 3000, random_state=0)
+for model in (
+    BiasedMF(6, n_epochs=2, n_threads=1, random_state=0),
+    BiasedMF(6, n_epochs=2, optimizer="adam", batch_size=2048, n_threads=1, random_state=0),
+    MLPMF(4, hidden=(8,), n_epochs=2, n_threads=1, random_state=0),
+):
+    model.fit(ratings, valid=ratings.head(100))
+    model.predict(ratings)
+    model.recommend_all(5)
+print(sys.modules["numba.np.ufunc.parallel"]._is_initialized)
+"""
+
+
+def test_one_thread_never_starts_numbas_thread_pool(tmp_path):
+    run = subprocess.run(
+        [sys.executable, "-c", ONE_THREAD_SCRIPT],
+        env={**os.environ, "PYTHONPATH": str(PACKAGE.parent)},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "False"
+
+
+def test_serial_build_calls_the_serial_builds_of_its_callees():
+    # The MLP epoch has no prange of its own; its batch gradients do.
+    serial_names = mlp_kernels._mlp_batches_serial.py_func.__code__.co_names
+    parallel_names = mlp_kernels._mlp_batches.py_func.__code__.co_names
+    assert "_batch_grads_serial" in serial_names and "_batch_grads" not in serial_names
+    assert "_batch_grads" in parallel_names
+    assert _config._serial_build_of(mlp_kernels._batch_grads) is mlp_kernels._batch_grads_serial
+
+
+def test_with_threads_runs_the_serial_build_in_a_forked_child(monkeypatch):
+    calls = []
+    pair = (lambda x: calls.append(("serial", x)), lambda x: calls.append(("parallel", x)))
+    monkeypatch.setattr(_config, "_forked_from_threads", True)
+
+    def no_threads(*args):
+        raise AssertionError("Numba's thread pool touched in a forked child")
+
+    monkeypatch.setattr(numba, "get_num_threads", no_threads)
+    monkeypatch.setattr(numba, "set_num_threads", no_threads)
+    _config.with_threads(2, pair, 1)
+    assert calls == [("serial", 1)]
+    assert _config.resolve_threads(-1) == 1
+    assert _config.resolve_threads(4) == 1
+
+
+@pytest.mark.parametrize("model", [BiasedMF, MLPMF])
+def test_models_default_to_every_available_core(model):
+    assert model().n_threads == -1
+
+
+def test_all_cores_respects_cpu_affinity_and_numba_num_threads(monkeypatch):
+    monkeypatch.setattr(numba.config, "NUMBA_NUM_THREADS", 8)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 3, 5}, raising=False)
+    assert _config.resolve_threads(-1) == 3
+    assert _config.resolve_threads(6) == 6
+    monkeypatch.setattr(numba.config, "NUMBA_NUM_THREADS", 2)
+    assert _config.resolve_threads(-1) == 2
+    assert _config.resolve_threads(6) == 2
