@@ -109,11 +109,11 @@ def grid_moments(logp, grid):
 def brute_gaussian(problem, field, index):
     """Mean and variance of one variable's conditional, from the joint on a grid:
     a coarse one to find the mass, then a fine one across it."""
-    grid = np.linspace(-12.0, 12.0, 2401)
+    grid = np.linspace(-12.0, 12.0, 1201)
     logp = np.array([_log_joint_at(problem, field, index, x) for x in grid])
     mean, var = grid_moments(logp, grid)
     sd = math.sqrt(var)
-    fine = np.linspace(mean - 12 * sd, mean + 12 * sd, 4001)
+    fine = np.linspace(mean - 12 * sd, mean + 12 * sd, 1501)
     logp = np.array([_log_joint_at(problem, field, index, x) for x in fine])
     return grid_moments(logp, fine)
 
@@ -129,11 +129,11 @@ def _log_joint_at(problem, field, index, x):
 
 
 def brute_gamma(problem, field, index):
-    grid = np.linspace(1e-6, 60.0, 6001)
+    grid = np.linspace(1e-6, 60.0, 1501)
     logp = np.array([_log_joint_at(problem, field, index, x) for x in grid])
     mean, var = grid_moments(logp, grid)
     sd = math.sqrt(var)
-    fine = np.linspace(max(1e-9, mean - 14 * sd), mean + 14 * sd, 8001)
+    fine = np.linspace(max(1e-9, mean - 14 * sd), mean + 14 * sd, 2001)
     logp = np.array([_log_joint_at(problem, field, index, x) for x in fine])
     return grid_moments(logp, fine)
 
