@@ -566,3 +566,52 @@ def test_registered_for_loading_and_import():
 
     assert MODEL_CLASSES["BayesianMF"] is BayesianMF
     assert latentfactors.BayesianMF is BayesianMF
+
+
+@pytest.mark.parametrize("stop_at", [2, 9], ids=["in-burn-in", "after-burn-in"])
+def test_an_interrupted_chain_keeps_what_it_sampled(planted, stop_at):
+    def stop(epoch, logs):
+        if epoch == stop_at:
+            raise KeyboardInterrupt
+
+    model = BayesianMF(n_factors=2, n_samples=12, n_burn_in=4, random_state=0, callback=stop)
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(planted[0])
+    assert model.n_epochs_ == stop_at
+    assert len(model.sample_w0_) == max(1, stop_at - 4)
+    assert np.isfinite(model.predict(planted[1]["user"], planted[1]["item"])).all()
+
+
+def test_a_callback_can_save_the_model_mid_chain(planted, tmp_path):
+    def save(epoch, logs):
+        if epoch == 6:
+            model.save(tmp_path / "mid.npz")
+
+    model = BayesianMF(n_factors=2, n_samples=8, n_burn_in=4, random_state=0, callback=save)
+    model.fit(planted[0])
+    assert len(BayesianMF.load(tmp_path / "mid.npz").sample_w0_) == 2
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"n_factors": 3},
+        {"n_samples": 9},
+        {"n_burn_in": 1},
+        {"max_kept": 2},
+        {"init_std": 0.3},
+        {"random_state": 1},
+    ],
+)
+def test_every_hyperparameter_changes_the_model(planted, change):
+    train, valid, _ = planted
+    base = {"n_factors": 2, "n_samples": 8, "random_state": 0}
+    a = BayesianMF(**base).fit(train).predict(valid["user"], valid["item"])
+    b = BayesianMF(**{**base, **change}).fit(train).predict(valid["user"], valid["item"])
+    assert not np.array_equal(a, b)
+
+
+def test_verbose_prints_one_line_per_sweep(planted, capsys):
+    BayesianMF(n_factors=2, n_samples=3, random_state=0, verbose=1).fit(planted[0])
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 3 and lines[-1].startswith("epoch 3/3")

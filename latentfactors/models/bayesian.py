@@ -213,6 +213,8 @@ class BayesianMF(FactorModel):
         seed = int(rng.integers(0, 2**63, dtype=np.uint64))
         del data
         parallel = self._threads > 1 and len(targets) >= PARALLEL_MIN_RATINGS
+        threads = self._threads if parallel else 1
+        sweep_kernel = gibbs._gibbs_sweep_parallel if parallel else gibbs._gibbs_sweep_serial
         lo, hi = self._clip_range()
 
         burn_in, thin = self.n_burn_in_, self.thin_
@@ -222,42 +224,48 @@ class BayesianMF(FactorModel):
         n_averaged = 0
         self.history_ = {"epoch": [], "train_mse": [], "valid_mse": [], "seconds": []}
         self.n_epochs_ = self.best_epoch_ = 0
-        for sweep in range(1, self.n_samples + 1):
-            start = time.perf_counter()
-            if parallel:
-                sse = with_threads(
-                    self._threads, gibbs._gibbs_sweep_parallel, chain, params, hyper, prior, seed,
-                    sweep,
-                )  # fmt: skip
-            else:
-                sse = gibbs._gibbs_sweep_serial(chain, params, hyper, prior, seed, sweep)
-            seconds = time.perf_counter() - start
-            if not (math.isfinite(sse) and np.isfinite(params.V).all()):
-                raise DivergenceError(
-                    f"sampling diverged at sweep {sweep}: the parameters became NaN or infinite"
-                )
-            sample, noise_var = self._sample(params, n_users, scale)
-            if sweep > burn_in:
-                n_averaged += 1
-                if (sweep - burn_in) % thin == 0:
-                    kept.append((*sample, noise_var))
-            # The running posterior predictive mean (the current sample in the burn-in).
-            weight = 1 if n_averaged > 1 else 0
-            fitted = self.global_mean_ + scale * (chain.y - params.e)
-            train_sum = train_sum * weight + fitted
-            train_pred = np.clip(train_sum / max(n_averaged, 1), lo, hi)
-            logs = {"train_mse": float(np.mean((train_pred - targets) ** 2)), "seconds": seconds}
-            if valid_codes is not None:
-                mean, _ = self._posterior(valid_codes[0], valid_codes[1], sample, 1)
-                valid_sum = valid_sum * weight + mean
-                valid_pred = np.clip(valid_sum / max(n_averaged, 1), lo, hi)
-                logs["valid_mse"] = float(np.mean((valid_pred - valid_codes[2]) ** 2))
-            self.n_epochs_ = self.best_epoch_ = sweep
-            for key in ("train_mse", "valid_mse", "seconds"):
-                self.history_[key].append(logs.get(key, math.nan))
-            self.history_["epoch"].append(sweep)
-            self._report(sweep, logs)
-        self._keep(kept)
+        current = None
+        try:
+            for sweep in range(1, self.n_samples + 1):
+                start = time.perf_counter()
+                sse = with_threads(threads, sweep_kernel, chain, params, hyper, prior, seed, sweep)
+                seconds = time.perf_counter() - start
+                if not (math.isfinite(sse) and np.isfinite(params.V).all()):
+                    raise DivergenceError(
+                        f"sampling diverged at sweep {sweep}: the parameters became NaN or infinite"
+                    )
+                sample, noise_var = self._sample(params, n_users, scale)
+                current = (*sample, noise_var)
+                if sweep > burn_in:
+                    n_averaged += 1
+                    if (sweep - burn_in) % thin == 0:
+                        kept.append(current)
+                # The running posterior predictive mean (the current sample in the burn-in).
+                weight = 1 if n_averaged > 1 else 0
+                fitted = self.global_mean_ + scale * (chain.y - params.e)
+                train_sum = train_sum * weight + fitted
+                train_pred = np.clip(train_sum / max(n_averaged, 1), lo, hi)
+                logs = {
+                    "train_mse": float(np.mean((train_pred - targets) ** 2)),
+                    "seconds": seconds,
+                }
+                if valid_codes is not None:
+                    mean, _ = self._posterior(valid_codes[0], valid_codes[1], sample, 1)
+                    valid_sum = valid_sum * weight + mean
+                    valid_pred = np.clip(valid_sum / max(n_averaged, 1), lo, hi)
+                    logs["valid_mse"] = float(np.mean((valid_pred - valid_codes[2]) ** 2))
+                self.n_epochs_ = self.best_epoch_ = sweep
+                for key in ("train_mse", "valid_mse", "seconds"):
+                    self.history_[key].append(logs.get(key, math.nan))
+                self.history_["epoch"].append(sweep)
+                if self.callback is not None:
+                    self._keep(kept or [current])  # the callback may predict or save
+                self._report(sweep, logs)
+        finally:
+            # However the chain ends, the model holds what it kept (the last sample
+            # while still in the burn-in); without a finished sweep, fit restores it.
+            if current is not None:
+                self._keep(kept or [current])
         return self
 
     def _sample(self, params, n_users, scale):
