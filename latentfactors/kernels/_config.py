@@ -49,3 +49,16 @@ def serial_and_parallel(func):
     twin.__module__ = func.__module__
     twin.__doc__ = func.__doc__
     return numba.njit(**JIT)(func), numba.njit(**PARALLEL_JIT)(twin)
+
+
+# Work of one kernel call, in nanoseconds of one core of the machine the estimates
+# were measured on (benchmarks/results/). Numba kernels cannot be interrupted, so an
+# epoch is cut into calls of about this much work and Python sees Ctrl-C between them.
+# The cut follows the data and a fixed work estimate, never a clock, so it (and every
+# result, bit for bit) never depends on the machine's speed.
+CALL_NS = 250_000_000
+
+
+def units_per_call(n_units: int, ns_per_unit: float) -> int:
+    """How many consecutive units (batches, rounds) one call runs: at least 1, at most all."""
+    return int(max(1, min(n_units, CALL_NS // max(ns_per_unit, 1.0))))

@@ -41,6 +41,11 @@ a component whose gradients were tiny (``sqrt(v)`` within a few orders of
 such steps one by one changed the Keras dot-product preset's test MSE by
 less than 0.001 at the price of work for every skipped step of every row,
 so it is not done.
+
+An epoch runs as calls of :func:`_adam_batches` over consecutive batches, about
+a quarter second of work each, so that Ctrl-C takes effect between them
+(Numba code cannot be interrupted). A batch's step follows from its index and
+the sum of squared errors is handed from call to call, so the cut changes no bit.
 """
 
 from __future__ import annotations
@@ -51,7 +56,7 @@ from collections import namedtuple
 import numba
 import numpy as np
 
-from latentfactors.kernels._config import JIT, PARALLEL_JIT
+from latentfactors.kernels._config import JIT, PARALLEL_JIT, units_per_call
 from latentfactors.kernels._prefetch import aligned_empty, prefetch_at, prefetch_row
 from latentfactors.kernels.bundles import Embeddings
 
@@ -412,7 +417,13 @@ def _adam_embeddings(nu, ni, emb, moments, scratch, alpha, beta1, beta2, eps, cl
 TASK = 64
 
 
-@numba.njit(**PARALLEL_JIT)
+# Estimated nanoseconds per rating of a lazy Adam batch, on one core: the errors,
+# the gradient rows and the Adam step of its rows (0.65 us at k = 32,
+# benchmarks/results/sgd-adam-layout.txt). Only sizes the calls of an epoch.
+ADAM_NS_PER_RATING = 150
+ADAM_NS_PER_FACTOR = 15
+
+
 def _adam_epoch(data, order, batch_size, emb, mu, moments, scratch, hyper, clock, parts):
     """One epoch of mini-batch Adam over ``order`` in batches of ``batch_size``.
 
@@ -438,6 +449,48 @@ def _adam_epoch(data, order, batch_size, emb, mu, moments, scratch, hyper, clock
     float
         The sum of squared errors, each measured before its batch's update.
 
+    The batches run in calls of :func:`_adam_batches` over consecutive ranges
+    of about :data:`~latentfactors.kernels._config.CALL_NS` of work, so that
+    Python handles an interrupt between them. Everything a batch needs follows
+    from its index (its step is ``clock.step0 + index + 1``; the drift table
+    covers the epoch) and the running sum of squared errors is handed from
+    call to call, so any cut gives bit-identical results. An interrupt
+    between calls leaves the parameters as the batches run so far left them
+    (dense mode: rows not yet brought up to date).
+    """
+    n_batches = -(-len(order) // batch_size)
+    k = emb.P.shape[1]
+    per_call = units_per_call(n_batches, batch_size * (ADAM_NS_PER_RATING + ADAM_NS_PER_FACTOR * k))
+    total = 0.0
+    for first in range(0, n_batches, per_call):
+        last = min(n_batches, first + per_call)
+        total = _adam_batches(
+            data,
+            order,
+            batch_size,
+            emb,
+            mu,
+            moments,
+            scratch,
+            hyper,
+            clock,
+            parts,
+            first,
+            last,
+            total,
+        )
+    if clock.dense:
+        _catch_up_all(emb, moments, clock, clock.step0 + n_batches, hyper.beta1, hyper.beta2)
+    return total
+
+
+@numba.njit(**PARALLEL_JIT)
+def _adam_batches(
+    data, order, batch_size, emb, mu, moments, scratch, hyper, clock, parts, first, last, total
+):
+    """Batches ``first .. last - 1`` of :func:`_adam_epoch`; returns ``total`` plus their
+    squared errors, added in order.
+
     Each batch runs in three parallel passes: the errors (by ratings), the
     gradient (task ``t`` of ``parts``, one per thread, sums the rows with
     ``(row >> 4) % parts == t``, each in batch order) and the Adam step (by rows).
@@ -458,9 +511,9 @@ def _adam_epoch(data, order, batch_size, emb, mu, moments, scratch, hyper, clock
     c = np.empty(batch_size)
     e2 = np.empty(batch_size)
     gamma = beta1 / math.sqrt(beta2)
-    total = 0.0
-    step = step0
-    for start in range(0, n, batch_size):
+    step = step0 + first
+    for batch in range(first, last):
+        start = batch * batch_size
         stop = min(n, start + batch_size)
         m = stop - start
         step += 1
@@ -522,6 +575,4 @@ def _adam_epoch(data, order, batch_size, emb, mu, moments, scratch, hyper, clock
                 if dense:
                     for a in range(lo, hi):
                         last_i[touched_i[a]] = step
-    if dense:
-        _catch_up_all(emb, moments, clock, step, beta1, beta2)
     return total

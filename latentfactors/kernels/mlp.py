@@ -61,7 +61,15 @@ plain gradient descent). Embedding rows, with their own optimizer, move by
 plain gradient descent or follow :mod:`latentfactors.kernels.adam`: lazily
 (only the rows of the batch) or, with ``embed_optimizer == ADAM_DENSE``, as
 Keras does, where every row moves at every step (applied in closed form when
-a row is next touched).
+a row is next touched). Every write of the head's parameters and Adam moments
+flushes tiny values to zero (:data:`TINY`, :data:`PARAM_FLOOR`), so that none
+decays into the subnormal floats that make every operation on them ~100x slower.
+
+An epoch runs as calls of :func:`_mlp_batches` over consecutive batches, about
+a quarter second of work each, so that Ctrl-C takes effect between them
+(Numba code cannot be interrupted). A batch's step, dropout masks and rows
+follow from its index and position, and the sum of squared errors is handed
+from call to call, so the cut changes no bit.
 """
 
 from __future__ import annotations
@@ -72,7 +80,7 @@ from collections import namedtuple
 import numba
 import numpy as np
 
-from latentfactors.kernels._config import JIT, PARALLEL_JIT, serial_and_parallel
+from latentfactors.kernels._config import JIT, PARALLEL_JIT, serial_and_parallel, units_per_call
 from latentfactors.kernels.adam import (
     RowScratch,
     _adam_embeddings,
@@ -94,6 +102,19 @@ CHUNK = 16
 GROUPS = 16
 # Pairs per task in parallel prediction.
 PREDICT_CHUNK = 2048
+# The smallest normal float32. Arithmetic on smaller nonzero (subnormal) values costs
+# x86 cores about a hundred times more, and the head breeds them: a weight whose only
+# gradient is its penalty, or an intercept or moment with none (a dead ReLU unit's),
+# decays geometrically and stalls among the subnormals, slowing training and
+# prediction 10-45x (benchmarks/mlp_epochs.py). Every write of an Adam moment
+# flushes values below it to zero.
+TINY = float(np.finfo(np.float32).tiny)
+# Head parameters below this become zero when written. Flushing them at TINY is not
+# enough: once the penalty's gradient of a decaying weight is subnormal its moment is
+# flushed and the weight stops a few powers of ten above TINY, where its product with
+# an input (about 0.05) is subnormal in every forward pass. Below 2**-100 a weight times
+# anything above 2**-26 stays normal, and it moves no output by a representable amount.
+PARAM_FLOOR = 2.0**-100
 
 #: The dense head: ``flat`` parameters, int64 ``offsets``, ``sizes`` and ``uoff``
 #: (see the module docstring) and the activation code ``act`` (:data:`RELU`, ...).
@@ -531,14 +552,39 @@ def _loss_grad(data, order, start, stop, emb, mu, head, drop, penalties, scratch
 # ---------------------------------------------------------------- updates
 
 
+@numba.njit(inline="always", **JIT)
+def _flush(a, p, floor):
+    """Set ``a[p]`` to zero if it is nonzero and below ``floor`` in magnitude."""
+    x = a[p]
+    if x != 0.0 and abs(x) < floor:
+        a[p] = 0.0
+
+
 @numba.njit(**JIT)
 def _adam_flat(theta, g, m, v, alpha, beta1, beta2, eps):
-    """Adam step for every entry of a flat parameter array."""
+    """Adam step for every entry of a flat parameter array, flushing tiny results to zero."""
     for p in range(len(theta)):
         gp = g[p]
         m[p] = beta1 * m[p] + (1.0 - beta1) * gp
+        _flush(m, p, TINY)
         v[p] = beta2 * v[p] + (1.0 - beta2) * gp * gp
+        _flush(v, p, TINY)
         theta[p] -= alpha * m[p] / (math.sqrt(v[p]) + eps)
+        _flush(theta, p, PARAM_FLOOR)
+
+
+@numba.njit(**JIT)
+def _sgd_flat(theta, g, lr):
+    """Gradient step ``theta -= lr * g`` of a flat parameter array, flushing tiny results."""
+    for p in range(len(theta)):
+        theta[p] -= lr * g[p]
+        _flush(theta, p, PARAM_FLOOR)
+
+
+def flush_head(flat: np.ndarray) -> np.ndarray:
+    """Zero, in place, the head parameters below :data:`PARAM_FLOOR` (as training does)."""
+    flat[(flat != 0) & (np.abs(flat) < PARAM_FLOOR)] = 0
+    return flat
 
 
 @numba.njit(**JIT)
@@ -551,7 +597,15 @@ def _sgd_rows(rows, n_rows, W, gW, b, gb, lr):
             W[r, f] -= lr * gW[r, f]
 
 
-@numba.njit(**JIT)
+# Estimated nanoseconds of one core per rating of a batch: per weight of the head
+# (its forward and backward passes), per factor (the embedding rows), and per head
+# parameter per batch (its update). The defaults come to ~2.5 us a rating, near the
+# 2 us measured at ml-1m size (benchmarks/mlp_epochs.py). Only sizes an epoch's calls.
+NS_PER_WEIGHT = 0.3
+NS_PER_FACTOR = 20.0
+NS_PER_PARAMETER = 2.0
+
+
 def _mlp_epoch(data, order, batch_size, emb, mu, head, drop, moments, rows, scratch, hyper, clock):
     """One epoch over ``order`` in batches of ``batch_size``; parameters change in place.
 
@@ -592,7 +646,66 @@ def _mlp_epoch(data, order, batch_size, emb, mu, head, drop, moments, rows, scra
     -------
     float
         Sum of squared errors, each measured before its batch's update.
+
+    The batches run in calls of :func:`_mlp_batches` over consecutive ranges
+    of about :data:`~latentfactors.kernels._config.CALL_NS` of work, so that
+    Python handles an interrupt between them. A batch's step, dropout masks
+    and rows follow from its index and position in ``order``, the drift table
+    covers the epoch, and the running sum of squared errors is handed from call
+    to call, so any cut gives bit-identical results.
     """
+    sizes = head.sizes
+    n_weights = int(np.sum(sizes[:-1] * sizes[1:]))
+    ns_per_batch = batch_size * (
+        NS_PER_WEIGHT * n_weights + NS_PER_FACTOR * emb.P.shape[1]
+    ) + NS_PER_PARAMETER * len(head.flat)
+    n_batches = -(-len(order) // batch_size)
+    per_call = units_per_call(n_batches, ns_per_batch)
+    total = 0.0
+    for first in range(0, n_batches, per_call):
+        last = min(n_batches, first + per_call)
+        total = _mlp_batches(
+            data,
+            order,
+            batch_size,
+            emb,
+            mu,
+            head,
+            drop,
+            moments,
+            rows,
+            scratch,
+            hyper,
+            clock,
+            first,
+            last,
+            total,
+        )
+    if hyper.embed_optimizer == ADAM_DENSE:
+        _catch_up_all(emb, moments.embed, clock, clock.step0 + n_batches, hyper.beta1, hyper.beta2)
+    return total
+
+
+@numba.njit(**JIT)
+def _mlp_batches(
+    data,
+    order,
+    batch_size,
+    emb,
+    mu,
+    head,
+    drop,
+    moments,
+    rows,
+    scratch,
+    hyper,
+    clock,
+    first,
+    last,
+    total,
+):
+    """Batches ``first .. last - 1`` of :func:`_mlp_epoch`; returns ``total`` plus their
+    squared errors, added in order."""
     users = data.users
     items = data.items
     P, Q, bu, bi = emb
@@ -604,9 +717,9 @@ def _mlp_epoch(data, order, batch_size, emb, mu, head, drop, moments, rows, scra
     touched_u = rows.touched_u
     touched_i = rows.touched_i
     n = len(order)
-    total = 0.0
-    step = step0
-    for start in range(0, n, batch_size):
+    step = step0 + first
+    for batch in range(first, last):
+        start = batch * batch_size
         stop = min(n, start + batch_size)
         step += 1
         nu, ni = _mark_rows(users, items, order, start, stop, rows, step)
@@ -618,8 +731,7 @@ def _mlp_epoch(data, order, batch_size, emb, mu, head, drop, moments, rows, scra
         total += _batch_grads(data, order, start, stop, emb, mu, head, drop, reg_weights, scratch)
         _row_grads(data, order, start, stop, emb, reg, reg_bias, scratch, rows)
         if optimizer == SGD:
-            for p in range(len(flat)):
-                flat[p] -= lr * gflat[p]
+            _sgd_flat(flat, gflat, lr)
         else:
             alpha = lr * math.sqrt(1.0 - beta2**step) / (1.0 - beta1**step)
             _adam_flat(flat, gflat, mW, vW, alpha, beta1, beta2, eps)
@@ -643,8 +755,6 @@ def _mlp_epoch(data, order, batch_size, emb, mu, head, drop, moments, rows, scra
             clock,
             step,
         )
-    if embed_optimizer == ADAM_DENSE:
-        _catch_up_all(emb, embed_moments, clock, step, beta1, beta2)
     return total
 
 

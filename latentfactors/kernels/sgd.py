@@ -46,6 +46,11 @@ Update for a rating ``r`` of user ``u`` on item ``i`` (``lr`` learning rate):
     bi[i] += lr * (e - reg_bias * bi[i])
     P[u]  += lr * (e * Q[i] - reg * P[u])      (both with the old P[u], Q[i])
     Q[i]  += lr * (e * P[u] - reg * Q[i])
+
+An epoch runs as calls of :func:`_sgd_rounds` over consecutive rounds, about a
+quarter second of work each, so that Ctrl-C takes effect between them (Numba
+code cannot be interrupted). Each block writes its squared errors to its own
+slot, summed in block order after the last call, so the cut changes no bit.
 """
 
 from __future__ import annotations
@@ -56,9 +61,10 @@ import numba
 import numpy as np
 
 from latentfactors.kernels import _atomic
-from latentfactors.kernels._config import JIT, PARALLEL_JIT
+from latentfactors.kernels._config import JIT, PARALLEL_JIT, units_per_call
 from latentfactors.kernels._prefetch import prefetch_row
 from latentfactors.kernels._random import _below, _shuffle_ints, _shuffle_triples
+from latentfactors.kernels.layout import EpochPlan
 
 # Item rows are fetched this many updates ahead of their use (see _prefetch).
 PREFETCH_AHEAD = 4
@@ -302,7 +308,12 @@ def _free_block(sync, after_u, after_i):
     return -1
 
 
-@numba.njit(**PARALLEL_JIT)
+# Estimated nanoseconds of one core per rating of an SGD update (30 ns at k = 32,
+# benchmarks/results/sgd-adam-layout.txt). Only sizes an epoch's calls.
+SGD_NS_PER_RATING = 10.0
+SGD_NS_PER_FACTOR = 0.6
+
+
 def _sgd_block_epoch(blocks, plan, emb, hyper):
     """One SGD epoch over the block schedule, on the current number of threads.
 
@@ -346,7 +357,32 @@ def _sgd_block_epoch(blocks, plan, emb, hyper):
     -------
     float
         Sum of squared errors seen during the epoch (each before its update).
+
+    The rounds run in calls of :func:`_sgd_rounds` over consecutive ranges of
+    about :data:`~latentfactors.kernels._config.CALL_NS` of work, so that
+    Python handles an interrupt between them (a 100M-rating epoch takes
+    seconds on one core). A block's updates depend only on its seed and on the
+    blocks before it on its stripes, which earlier calls finished; each
+    block's squared errors go to its slot of one array, summed in block order
+    at the end. So any cut gives bit-identical results.
     """
+    schedule, seeds = plan
+    n_rounds, width = schedule.shape
+    ns_per_round = (
+        len(blocks.ratings) / width * (SGD_NS_PER_RATING + SGD_NS_PER_FACTOR * emb.P.shape[1])
+    )
+    per_call = units_per_call(n_rounds, ns_per_round)
+    losses = np.zeros(len(blocks.block_runs) - 1)
+    for first in range(0, n_rounds, per_call):
+        part = EpochPlan(schedule[first : first + per_call], seeds)
+        _sgd_rounds(blocks, part, emb, hyper, losses)
+    return _sum_losses(losses)
+
+
+@numba.njit(**PARALLEL_JIT)
+def _sgd_rounds(blocks, plan, emb, hyper, losses):
+    """The rounds ``plan.schedule`` of :func:`_sgd_block_epoch`: each block ``b``'s
+    updates, its sum of squared errors to ``losses[b]``."""
     schedule, seeds = plan
     sync = blocks.sync
     block_runs = blocks.block_runs
@@ -358,7 +394,6 @@ def _sgd_block_epoch(blocks, plan, emb, hyper):
         raise ValueError("schedule must have one column per stripe of the grid")
     after_u, after_i = _block_waits(schedule)
     sync[: n_blocks + 1] = 0
-    losses = np.zeros(len(block_runs) - 1)
     # One worker per block of a round: on fewer threads, a thread's first
     # worker takes blocks until none are left and the others find none. A
     # worker only ever waits holding no block, so none can wait for another.
@@ -371,6 +406,11 @@ def _sgd_block_epoch(blocks, plan, emb, hyper):
             b = schedule[k // width, k % width]
             losses[b] = _sgd_block(b, blocks, seeds, emb, hyper)
             _atomic.store(sync, k + 1, DONE)
+
+
+@numba.njit(**JIT)
+def _sum_losses(losses):
+    """The blocks' sums of squared errors, added in block order."""
     total = 0.0
     for b in range(len(losses)):
         total += losses[b]

@@ -396,6 +396,15 @@ class MLPMF(FactorModel):
         out["dense_"][last] = (arrays["dense_"][last] * np.float64(scale)).astype(np.float32)
         return out
 
+    def _set_state(self, state: dict):
+        # Installs initial, restored (early stopping) and loaded arrays alike: a head
+        # saved with subnormal weights (by an older version) would slow every
+        # prediction, so they become zero here, as training flushes them.
+        super()._set_state(state)
+        dense = state.get("dense_")
+        if isinstance(dense, np.ndarray) and dense.dtype == np.float32:  # load checks the rest
+            mlp_kernels.flush_head(dense)
+
     def _layout(self):
         """``(sizes, offsets, unit offsets)`` of the head, from the hyperparameters."""
         sizes = mlp_kernels.layer_sizes(self.n_factors, self.hidden)
