@@ -1,4 +1,4 @@
-"""A slow, obvious twin of one Gibbs sweep (:func:`latentfactors.kernels.gibbs._gibbs_sweep`).
+"""A slow, obvious twin of one Gibbs sweep (:func:`latentfactors.kernels.gibbs.gibbs_sweep`).
 
 Written from the model's definition with NumPy on dense per-feature lists:
 every conditional is recomputed from the full residual vector. It draws from

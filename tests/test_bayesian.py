@@ -248,15 +248,33 @@ def copies(problem):
 @pytest.mark.parametrize("sizes", [(4, 3), (3, 3, 2)], ids=["users-items", "three-groups"])
 @pytest.mark.parametrize("kernel", ["serial", "parallel"])
 def test_sweep_matches_its_naive_twin(sizes, kernel):
-    sweep = {"serial": gibbs._gibbs_sweep_serial, "parallel": gibbs._gibbs_sweep_parallel}[kernel]
+    kernels = {"serial": gibbs.SERIAL, "parallel": gibbs.PARALLEL}[kernel]
     data, p1, h1 = copies(tiny(seed=3, sizes=sizes))
     _, p2, h2 = copies((data, p1, h1))
     for number in (1, 2, 3):
-        sse1 = sweep(data, p1, h1, PRIOR, 11, number)
+        sse1 = gibbs.gibbs_sweep(data, p1, h1, PRIOR, 11, number, kernels)
         sse2 = naive_gibbs.sweep(data, p2, h2, PRIOR, 11, number)
         assert sse1 == pytest.approx(sse2, rel=1e-9)
     for a, b in zip(p1 + h1, p2 + h2):
         np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+
+
+def test_sweeps_cut_into_one_row_calls_stay_bit_identical(monkeypatch):
+    data, p1, h1 = copies(tiny(seed=4))
+    _, p2, h2 = copies((data, p1, h1))
+    calls = []
+    rows = gibbs.SERIAL.rows
+
+    def counted(*args):
+        calls.append(args[5] - args[4])
+        return rows(*args)
+
+    gibbs.gibbs_sweep(data, p1, h1, PRIOR, 5, 1)
+    monkeypatch.setattr(gibbs, "units_per_call", lambda n, ns: 1)
+    gibbs.gibbs_sweep(data, p2, h2, PRIOR, 5, 1, gibbs.SERIAL._replace(rows=counted))
+    assert calls == [1] * len(p1.b)
+    for a, b in zip(p1 + h1, p2 + h2):
+        np.testing.assert_array_equal(a, b)
 
 
 # ---------------------------------------------------------------- simulation-based calibration
@@ -279,7 +297,7 @@ SBC_THIN = 5
 CHI2_19_999 = 43.82
 
 
-def sbc_ranks(sweep, seed=0):
+def sbc_ranks(kernels, seed=0):
     """Ranks of the true value among posterior draws, per statistic, over replicates.
 
     Each replicate draws hyperparameters, parameters and ratings from the prior
@@ -320,11 +338,11 @@ def sbc_ranks(sweep, seed=0):
         number = 0
         for _ in range(SBC_BURN_IN):
             number += 1
-            sweep(data, params, hyper, P, rep, number)
+            gibbs.gibbs_sweep(data, params, hyper, P, rep, number, kernels)
         for _ in range(SBC_DRAWS):
             for _ in range(SBC_THIN):
                 number += 1
-                sweep(data, params, hyper, P, rep, number)
+                gibbs.gibbs_sweep(data, params, hyper, P, rep, number, kernels)
             drawn = stats(params.w0[0], params.b, params.V, params.alpha[0], hyper.lam_v[0, 0])
             count += drawn < truth
         ranks[rep] = count
@@ -338,8 +356,9 @@ def chi_square(ranks):
     return ((counts - expected) ** 2 / expected).sum(axis=1)
 
 
-def broken_sweep(name):
-    """The sweep compiled again with the Gaussian conditional ``name``'s variance doubled."""
+def broken_kernels(name):
+    """The sweep's kernels compiled again with the Gaussian conditional ``name``'s
+    variance doubled."""
     names = dict(vars(gibbs))
     original = getattr(gibbs, name)
 
@@ -348,21 +367,21 @@ def broken_sweep(name):
         return mean, precision / 2
 
     names[name] = numba.njit(halved)
-    for caller in ("_draw_row", "_draw_hyper", "_gibbs_sweep"):
+    for caller in ("_draw_row", "_draw_hyper", "_draw_globals", "_draw_rows"):
         func = getattr(gibbs, caller)
         func = getattr(func, "py_func", func)
         names[caller] = numba.njit(types.FunctionType(func.__code__, names, caller))
-    return names["_gibbs_sweep"]
+    return gibbs.SweepKernels(gibbs._residuals_serial, names["_draw_globals"], names["_draw_rows"])
 
 
 def test_sbc_ranks_are_uniform():
-    stat = chi_square(sbc_ranks(gibbs._gibbs_sweep_serial))
+    stat = chi_square(sbc_ranks(gibbs.SERIAL))
     assert (stat < CHI2_19_999).all(), stat
 
 
 @pytest.mark.parametrize("name", ["_bias_conditional", "_factor_conditional"])
 def test_sbc_fails_when_a_conditional_is_broken(name):
-    stat = chi_square(sbc_ranks(broken_sweep(name)))
+    stat = chi_square(sbc_ranks(broken_kernels(name)))
     assert stat.max() > 2 * CHI2_19_999, stat
 
 

@@ -18,7 +18,7 @@ features ``offsets[g] .. offsets[g+1]-1``. Priors:
 
 Gamma distributions are written with a *rate*.
 
-**One sweep** (:func:`_gibbs_sweep`): recompute the residuals ``e = y - prediction``
+**One sweep** (:func:`gibbs_sweep`): recompute the residuals ``e = y - prediction``
 (so rounding never accumulates across sweeps), then draw ``alpha``, each group's
 hyperparameters (for the biases and each factor dimension: ``lam`` given ``mu``,
 then ``mu`` given ``lam``), ``w0``, and finally the rows group by group. A row
@@ -46,7 +46,7 @@ from collections import namedtuple
 import numba
 import numpy as np
 
-from latentfactors.kernels._config import JIT, serial_and_parallel
+from latentfactors.kernels._config import JIT, serial_and_parallel, units_per_call
 
 #: The ratings as the sampler sees them.
 #: ``rows`` (n_groups, n) int32: the row within its group of each rating's feature;
@@ -295,7 +295,58 @@ def _draw_hyper(g, data, params, hyper, prior, seed, sweep):
         hyper.mu_v[g, f] = mu
 
 
-def _gibbs_sweep(data, params, hyper, prior, seed, sweep):
+def _residuals(data, params, lo, hi):
+    """``e[r] = y[r] - prediction(r)`` for the ratings ``lo <= r < hi``."""
+    e = params.e
+    for r in numba.prange(lo, hi):
+        e[r] = data.y[r] - _prediction(r, data, params)
+
+
+@numba.njit(**JIT)
+def _draw_globals(data, params, hyper, prior, seed, sweep):
+    """Draw the noise precision, every group's hyperparameters and ``w0`` (residuals current)."""
+    e = params.e
+    shape, rate = _alpha_conditional(e, prior)
+    _, alpha = _gamma(stream_key(seed, sweep, TAG_ALPHA, 0), shape, rate)
+    params.alpha[0] = alpha
+    for g in range(data.rows.shape[0]):
+        _draw_hyper(g, data, params, hyper, prior, seed, sweep)
+    mean, precision = _w0_conditional(params, prior)
+    _, new = _gaussian(stream_key(seed, sweep, TAG_W0, 0), mean, precision)
+    delta = new - params.w0[0]
+    params.w0[0] = new
+    for r in range(len(e)):
+        e[r] -= delta
+
+
+def _draw_rows(data, params, hyper, g, lo, hi, seed, sweep):
+    """Draw the features ``lo <= j < hi`` of group ``g`` (they share no rating)."""
+    for j in numba.prange(lo, hi):
+        _draw_row(j, g, data, params, hyper, seed, sweep)
+
+
+@numba.njit(**JIT)
+def _sum_squares(e):
+    s = 0.0
+    for r in range(len(e)):
+        s += e[r] * e[r]
+    return s
+
+
+_residuals_serial, _residuals_parallel = serial_and_parallel(_residuals)
+_draw_rows_serial, _draw_rows_parallel = serial_and_parallel(_draw_rows)
+
+#: The jitted steps of a sweep: ``residuals``, ``globals`` and ``rows`` as above.
+SweepKernels = namedtuple("SweepKernels", "residuals globals rows")
+SERIAL = SweepKernels(_residuals_serial, _draw_globals, _draw_rows_serial)
+PARALLEL = SweepKernels(_residuals_parallel, _draw_globals, _draw_rows_parallel)
+
+# Estimated nanoseconds of one core per rating and factor of a row update (a
+# rough figure, not a measurement). Only sizes a sweep's calls.
+GIBBS_NS_PER_RATING_FACTOR = 4.0
+
+
+def gibbs_sweep(data, params, hyper, prior, seed, sweep, kernels=SERIAL):
     """One Gibbs sweep over every parameter, in place; returns the residuals' sum of squares.
 
     Parameters
@@ -311,42 +362,33 @@ def _gibbs_sweep(data, params, hyper, prior, seed, sweep):
         The chain's seed (uint64 range); with ``sweep`` it keys every stream.
     sweep : int
         The sweep's number: no two sweeps of a chain may share one.
+    kernels : SweepKernels
+        :data:`SERIAL` or :data:`PARALLEL` (run under
+        :func:`~latentfactors.kernels._config.with_threads`).
 
     Returns
     -------
     float
         ``sum(e ** 2)`` after the sweep (float64).
+
+    The residuals and each group's rows run in calls over consecutive ranges
+    of about :data:`~latentfactors.kernels._config.CALL_NS` of work, so that
+    Python handles an interrupt between them. A row's draws depend only on its
+    stream and on rows of other groups, so any cut gives bit-identical samples.
     """
-    e = params.e
-    for r in numba.prange(len(e)):
-        e[r] = data.y[r] - _prediction(r, data, params)
-
-    shape, rate = _alpha_conditional(e, prior)
-    _, alpha = _gamma(stream_key(seed, sweep, TAG_ALPHA, 0), shape, rate)
-    params.alpha[0] = alpha
-
+    n, k = len(data.y), params.V.shape[1]
     n_groups = data.rows.shape[0]
+    ns = GIBBS_NS_PER_RATING_FACTOR
+    per_call = units_per_call(n, ns * k * n_groups)
+    for lo in range(0, n, per_call):
+        kernels.residuals(data, params, lo, min(n, lo + per_call))
+    kernels.globals(data, params, hyper, prior, seed, sweep)
     for g in range(n_groups):
-        _draw_hyper(g, data, params, hyper, prior, seed, sweep)
-
-    mean, precision = _w0_conditional(params, prior)
-    _, new = _gaussian(stream_key(seed, sweep, TAG_W0, 0), mean, precision)
-    delta = new - params.w0[0]
-    params.w0[0] = new
-    for r in range(len(e)):
-        e[r] -= delta
-
-    for g in range(n_groups):
-        for j in numba.prange(data.offsets[g], data.offsets[g + 1]):
-            _draw_row(j, g, data, params, hyper, seed, sweep)
-
-    sse = 0.0
-    for r in range(len(e)):
-        sse += e[r] * e[r]
-    return sse
-
-
-_gibbs_sweep_serial, _gibbs_sweep_parallel = serial_and_parallel(_gibbs_sweep)
+        first, last = int(data.offsets[g]), int(data.offsets[g + 1])
+        per_call = units_per_call(last - first, ns * (k + 1) * n / max(last - first, 1))
+        for lo in range(first, last, per_call):
+            kernels.rows(data, params, hyper, g, lo, min(last, lo + per_call), seed, sweep)
+    return _sum_squares(params.e)
 
 
 # ---------------------------------------------------------------- posterior prediction

@@ -214,7 +214,7 @@ class BayesianMF(FactorModel):
         del data
         parallel = self._threads > 1 and len(targets) >= PARALLEL_MIN_RATINGS
         threads = self._threads if parallel else 1
-        sweep_kernel = gibbs._gibbs_sweep_parallel if parallel else gibbs._gibbs_sweep_serial
+        kernels = gibbs.PARALLEL if parallel else gibbs.SERIAL
         lo, hi = self._clip_range()
 
         burn_in, thin = self.n_burn_in_, self.thin_
@@ -228,7 +228,9 @@ class BayesianMF(FactorModel):
         try:
             for sweep in range(1, self.n_samples + 1):
                 start = time.perf_counter()
-                sse = with_threads(threads, sweep_kernel, chain, params, hyper, prior, seed, sweep)
+                sse = with_threads(
+                    threads, gibbs.gibbs_sweep, chain, params, hyper, prior, seed, sweep, kernels
+                )
                 seconds = time.perf_counter() - start
                 if not (math.isfinite(sse) and np.isfinite(params.V).all()):
                     raise DivergenceError(
