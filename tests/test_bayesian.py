@@ -151,15 +151,25 @@ def test_w0_conditional_matches_the_joint_density():
 def test_bias_conditional_matches_the_joint_density(j, g):
     problem = tiny()
     data, params, hyper = problem
-    mean, precision = gibbs._bias_conditional(j, g, data, params, hyper)
+    er, _ = gibbs._row_inputs(j, g, data, params)
+    mean, precision = gibbs._bias_conditional(
+        er, params.b[j], hyper.mu_b[g], hyper.lam_b[g], params.alpha[0]
+    )
     np.testing.assert_allclose(brute_gaussian(problem, "b", j), (mean, 1 / precision), rtol=1e-6)
+
+
+def factor_conditional(problem, j, g, f):
+    data, params, hyper = problem
+    er, H = gibbs._row_inputs(j, g, data, params)
+    return gibbs._factor_conditional(
+        er, H, f, params.V[j, f], hyper.mu_v[g, f], hyper.lam_v[g, f], params.alpha[0]
+    )
 
 
 @pytest.mark.parametrize("j, g, f", [(0, 0, 0), (2, 0, 1), (4, 1, 0), (6, 1, 1)])
 def test_factor_conditional_matches_the_joint_density(j, g, f):
     problem = tiny()
-    data, params, hyper = problem
-    mean, precision = gibbs._factor_conditional(j, g, f, data, params, hyper)
+    mean, precision = factor_conditional(problem, j, g, f)
     np.testing.assert_allclose(
         brute_gaussian(problem, "V", (j, f)), (mean, 1 / precision), rtol=1e-6
     )
@@ -167,8 +177,7 @@ def test_factor_conditional_matches_the_joint_density(j, g, f):
 
 def test_factor_conditional_with_three_groups_matches_the_joint_density():
     problem = tiny(seed=1, sizes=(3, 3, 2))
-    data, params, hyper = problem
-    mean, precision = gibbs._factor_conditional(4, 1, 1, data, params, hyper)
+    mean, precision = factor_conditional(problem, 4, 1, 1)
     np.testing.assert_allclose(
         brute_gaussian(problem, "V", (4, 1)), (mean, 1 / precision), rtol=1e-6
     )

@@ -194,41 +194,52 @@ def _w0_conditional(params, prior):
 
 
 @numba.njit(**JIT)
-def _bias_conditional(j, g, data, params, hyper):
-    """``(mean, precision)`` of feature ``j``'s bias (``j`` in group ``g``)."""
-    e, bj = params.e, params.b[j]
+def _row_inputs(j, g, data, params):
+    """What feature ``j``'s conditionals read, gathered once into contiguous arrays.
+
+    Returns ``(er, H)``: ``er`` (n_j,) the residuals of ``j``'s ratings and ``H``
+    (n_j, k) per rating d prediction / d ``V[j]``, the sum of the other groups'
+    vectors (fixed while group ``g`` is drawn). The ``k`` coordinate draws then
+    stream through ``H`` instead of gathering other groups' rows ``k`` times.
+    """
+    lo, hi = data.indptr[j], data.indptr[j + 1]
+    k = params.V.shape[1]
+    er = np.empty(hi - lo)
+    H = np.zeros((hi - lo, k))
+    for t in range(hi - lo):
+        r = data.members[lo + t]
+        er[t] = params.e[r]
+        for other in range(data.rows.shape[0]):
+            if other != g:
+                row = data.offsets[other] + data.rows[other, r]
+                for f in range(k):
+                    H[t, f] += params.V[row, f]
+    return er, H
+
+
+@numba.njit(**JIT)
+def _bias_conditional(er, b, mu, lam, alpha):
+    """``(mean, precision)`` of a bias now ``b`` whose ratings have residuals ``er``,
+    under its group's prior ``N(mu, 1/lam)`` and noise precision ``alpha``."""
     s = 0.0
-    for p in range(data.indptr[j], data.indptr[j + 1]):
-        s += e[data.members[p]] + bj
-    n = data.indptr[j + 1] - data.indptr[j]
-    precision = hyper.lam_b[g] + params.alpha[0] * n
-    return (hyper.lam_b[g] * hyper.mu_b[g] + params.alpha[0] * s) / precision, precision
+    for t in range(len(er)):
+        s += er[t] + b
+    precision = lam + alpha * len(er)
+    return (lam * mu + alpha * s) / precision, precision
 
 
 @numba.njit(**JIT)
-def _partner(r, g, f, data, V):
-    """d prediction / d V[j, f] for rating ``r``: the other groups' ``f``-th factors."""
-    h = 0.0
-    for other in range(data.rows.shape[0]):
-        if other != g:
-            h += V[data.offsets[other] + data.rows[other, r], f]
-    return h
-
-
-@numba.njit(**JIT)
-def _factor_conditional(j, g, f, data, params, hyper):
-    """``(mean, precision)`` of ``V[j, f]`` (feature ``j`` in group ``g``)."""
-    e, v = params.e, params.V[j, f]
+def _factor_conditional(er, H, f, v, mu, lam, alpha):
+    """``(mean, precision)`` of a factor coordinate now ``v`` (column ``f`` of ``H``
+    holds d prediction / d v per rating), under the prior ``N(mu, 1/lam)``."""
     s = 0.0
     hh = 0.0
-    for p in range(data.indptr[j], data.indptr[j + 1]):
-        r = data.members[p]
-        h = _partner(r, g, f, data, params.V)
-        s += h * (e[r] + v * h)
+    for t in range(len(er)):
+        h = H[t, f]
+        s += h * (er[t] + v * h)
         hh += h * h
-    alpha = params.alpha[0]
-    precision = hyper.lam_v[g, f] + alpha * hh
-    return (hyper.lam_v[g, f] * hyper.mu_v[g, f] + alpha * s) / precision, precision
+    precision = lam + alpha * hh
+    return (lam * mu + alpha * s) / precision, precision
 
 
 # ---------------------------------------------------------------- draws
@@ -254,23 +265,27 @@ def _prediction(r, data, params):
 @numba.njit(**JIT)
 def _draw_row(j, g, data, params, hyper, seed, sweep):
     """Draw feature ``j``'s bias, then its factors one coordinate at a time."""
-    e, members = params.e, data.members
-    lo, hi = data.indptr[j], data.indptr[j + 1]
+    er, H = _row_inputs(j, g, data, params)
+    b, V, alpha = params.b, params.V, params.alpha[0]
     state = stream_key(seed, sweep, TAG_ROW, j)
-    mean, precision = _bias_conditional(j, g, data, params, hyper)
+    mean, precision = _bias_conditional(er, b[j], hyper.mu_b[g], hyper.lam_b[g], alpha)
     state, new = _gaussian(state, mean, precision)
-    delta = new - params.b[j]
-    params.b[j] = new
-    for p in range(lo, hi):
-        e[members[p]] -= delta
-    for f in range(params.V.shape[1]):
-        mean, precision = _factor_conditional(j, g, f, data, params, hyper)
+    delta = new - b[j]
+    b[j] = new
+    for t in range(len(er)):
+        er[t] -= delta
+    for f in range(V.shape[1]):
+        mean, precision = _factor_conditional(
+            er, H, f, V[j, f], hyper.mu_v[g, f], hyper.lam_v[g, f], alpha
+        )
         state, new = _gaussian(state, mean, precision)
-        delta = new - params.V[j, f]
-        params.V[j, f] = new
-        for p in range(lo, hi):
-            r = members[p]
-            e[r] -= delta * _partner(r, g, f, data, params.V)
+        delta = new - V[j, f]
+        V[j, f] = new
+        for t in range(len(er)):
+            er[t] -= delta * H[t, f]
+    lo = data.indptr[j]
+    for t in range(len(er)):
+        params.e[data.members[lo + t]] = er[t]
 
 
 @numba.njit(**JIT)
