@@ -643,3 +643,9 @@ def test_verbose_prints_one_line_per_sweep(planted, capsys):
     BayesianMF(n_factors=2, n_samples=3, random_state=0, verbose=1).fit(planted[0])
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 3 and lines[-1].startswith("epoch 3/3")
+
+
+def test_constant_ratings_fit_and_predict_that_constant():
+    ratings = pd.DataFrame({"user": [1, 1, 2, 3], "item": [1, 2, 2, 3], "rating": [4.0] * 4})
+    model = BayesianMF(n_factors=2, n_samples=10, random_state=0).fit(ratings)
+    np.testing.assert_allclose(model.predict([1, 3], [2, 1]), 4.0)

@@ -181,6 +181,34 @@ class BayesianMF(FactorModel):
 
     # ---- fitting: a chain of sweeps, one per epoch
 
+    def fit(self, ratings, *, valid=None):
+        """Run the chain from scratch and keep its thinned samples.
+
+        Parameters
+        ----------
+        ratings : pandas.DataFrame or tuple of arrays
+            A frame with ``user``, ``item`` and ``rating`` columns, or
+            ``(users, items, ratings)``.
+        valid : same kinds, optional
+            Held-out ratings: each sweep reports the MSE of the posterior
+            predictive mean so far on them (nothing stops early: every sweep
+            after the burn-in adds to the posterior).
+
+        Returns
+        -------
+        self
+
+        Raises
+        ------
+        DivergenceError
+            If the parameters become NaN or infinite; the model is then left as
+            it was before this call, as after any other error. An interruption
+            (``KeyboardInterrupt``) once a sweep has ended leaves the samples
+            kept so far (the last sample while in the burn-in), so that the
+            model predicts and can be saved.
+        """
+        return super().fit(ratings, valid=valid)
+
     def _fit(self, ratings, valid):
         data = encode_train(ratings)
         valid_codes = _encode_valid(data, valid)
