@@ -554,10 +554,47 @@ def test_recommend_and_similar_items_use_the_posterior_means(fitted):
     )
 
 
-def test_fold_in_says_it_is_not_available(fitted):
-    item = fitted.item_index_.decode(np.array([0]))[0]
-    with pytest.raises(NotImplementedError, match="does not fold in new users yet"):
-        fitted.fold_in(pd.DataFrame({"item": [item], "rating": [4.0]}))
+def user_ratings(model, train, code=0):
+    user = model.user_index_.decode(np.array([code]))[0]
+    return user, train[train["user"] == user][["item", "rating"]]
+
+
+def test_fold_in_solves_each_samples_conditional_mean(fitted, dense):
+    """Against an independent solution: per sample, the prior as extra rows of a
+    weighted least-squares problem, solved by ``lstsq``."""
+    _, ratings = user_ratings(fitted, dense[0])
+    codes = fitted.item_index_.encode(ratings["item"].to_numpy())
+    r = ratings["rating"].to_numpy(np.float64)
+    solutions = []
+    for s in range(len(fitted.sample_w0_)):
+        Q = fitted.sample_item_factors_[s, codes].astype(np.float64)
+        X = np.hstack([np.ones((len(codes), 1)), Q])
+        t = r - fitted.sample_w0_[s] - fitted.sample_item_bias_[s, codes].astype(np.float64)
+        root_alpha = 1 / math.sqrt(fitted.sample_noise_var_[s])
+        mean0, precision0 = fitted.sample_user_prior_[s].astype(np.float64)
+        A = np.vstack([root_alpha * X, np.diag(np.sqrt(precision0))])
+        y = np.concatenate([root_alpha * t, np.sqrt(precision0) * mean0])
+        solutions.append(np.linalg.lstsq(A, y, rcond=None)[0])
+    expected = np.mean(solutions, axis=0)
+    vector, bias = fitted.fold_in(ratings)
+    assert vector.dtype == np.float32 and vector.shape == (fitted.n_factors,)
+    np.testing.assert_allclose(vector, expected[1:], rtol=1e-5, atol=1e-6)
+    assert bias == pytest.approx(expected[0], rel=1e-6, abs=1e-7)
+
+
+def test_a_folded_in_training_user_predicts_as_the_model_does(fitted, dense):
+    user, ratings = user_ratings(fitted, dense[0], code=3)
+    items = fitted.item_index_.decode(np.arange(len(fitted.item_index_)))
+    known = fitted.predict(np.full(len(items), user), items)
+    folded = fitted.predict_for(ratings, items)
+    assert np.max(np.abs(folded - known)) < 0.15
+    assert np.corrcoef(folded, known)[0, 1] > 0.99
+
+
+def test_recommend_for_a_new_user_leaves_out_what_they_rated(fitted, dense):
+    _, ratings = user_ratings(fitted, dense[0], code=5)
+    top = fitted.recommend_for(ratings, n=5)
+    assert len(top) == 5 and not set(top["item"]) & set(ratings["item"])
 
 
 def test_not_fitted_model_says_so():

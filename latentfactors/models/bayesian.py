@@ -92,6 +92,9 @@ class BayesianMF(FactorModel):
     sample_user_factors_, sample_item_factors_ : float32 arrays, (n_kept, n_users / n_items, k)
         The kept samples, in the ratings' own units (the sampler works in float64;
         samples are stored in float32 to halve their memory).
+    sample_user_prior_ : float32 array, (n_kept, 2, k + 1)
+        The user group's prior in each kept sample: means, then precisions, of
+        the bias and each factor (what ``fold_in`` needs).
     history_ : dict of lists
         Per sweep: ``train_mse`` and ``valid_mse`` of the posterior predictive
         mean so far (during the burn-in, of the current sample), ``seconds``.
@@ -107,7 +110,10 @@ class BayesianMF(FactorModel):
 
     ``recommend`` ranks by the posterior-mean vectors and biases, an
     approximation of the posterior mean of the score (which averages the
-    samples' dot products); ``fold_in`` is not available yet.
+    samples' dot products). ``fold_in`` gives a new user, per kept sample, the
+    conditional mean of their bias and vector with that sample's items held
+    fixed, averaged over the samples; ``predict_for`` then scores that user
+    against every kept sample's items.
     """
 
     def __init__(
@@ -177,6 +183,7 @@ class BayesianMF(FactorModel):
             "sample_item_bias_",
             "sample_user_factors_",
             "sample_item_factors_",
+            "sample_user_prior_",
         ]
 
     # ---- fitting: a chain of sweeps, one per epoch
@@ -264,8 +271,8 @@ class BayesianMF(FactorModel):
                     raise DivergenceError(
                         f"sampling diverged at sweep {sweep}: the parameters became NaN or infinite"
                     )
-                sample, noise_var = self._sample(params, n_users, scale)
-                current = (*sample, noise_var)
+                sample, noise_var, user_prior = self._sample(params, hyper, n_users, scale)
+                current = (*sample, noise_var, user_prior)
                 if sweep > burn_in:
                     n_averaged += 1
                     if (sweep - burn_in) % thin == 0:
@@ -298,9 +305,10 @@ class BayesianMF(FactorModel):
                 self._keep(kept or [current])
         return self
 
-    def _sample(self, params, n_users, scale):
+    def _sample(self, params, hyper, n_users, scale):
         """The current parameters in the ratings' own units: a one-sample float32
-        :class:`~latentfactors.kernels.gibbs.Samples`, and the noise variance."""
+        :class:`~latentfactors.kernels.gibbs.Samples`, the noise variance, and the
+        user group's prior (means, then precisions, of the bias and each factor)."""
         root = math.sqrt(scale)
 
         def f32(x):
@@ -313,7 +321,12 @@ class BayesianMF(FactorModel):
             f32(root * params.V[:n_users]),
             f32(root * params.V[n_users:]),
         )
-        return sample, f32(scale * scale / params.alpha[0])
+        user = GROUPS.index("user")
+        prior = [
+            [scale * hyper.mu_b[user], *(root * hyper.mu_v[user])],
+            [hyper.lam_b[user] / scale**2, *(hyper.lam_v[user] / scale)],
+        ]
+        return sample, f32(scale * scale / params.alpha[0]), f32(prior)
 
     def _keep(self, kept):
         """Stack the kept samples into the model's arrays and their posterior means."""
@@ -324,6 +337,7 @@ class BayesianMF(FactorModel):
             self.sample_user_factors_,
             self.sample_item_factors_,
             self.sample_noise_var_,
+            self.sample_user_prior_,
         ) = (np.concatenate(part) for part in zip(*kept))
         self._set_means()
 
@@ -402,10 +416,35 @@ class BayesianMF(FactorModel):
         )
 
     def _fold_in(self, item_codes, ratings):
-        raise NotImplementedError(
-            "BayesianMF does not fold in new users yet (that needs sampling the new user "
-            "given the kept item samples); refit with their ratings, or use BiasedMF"
+        """The new user's bias and vector: for each kept sample, their exact conditional
+        mean given that sample's items, intercept, noise and user prior (a Gaussian in
+        the ``k + 1`` unknowns, solved as one block), averaged over the samples."""
+        f64 = np.float64
+        Q = self.sample_item_factors_[:, item_codes].astype(f64)  # (S, m, k)
+        X = np.concatenate([np.ones(Q.shape[:2] + (1,)), Q], axis=2)
+        target = (
+            np.asarray(ratings, dtype=f64)[None]
+            - self.sample_w0_.astype(f64)[:, None]
+            - self.sample_item_bias_[:, item_codes].astype(f64)
         )
+        alpha = 1.0 / self.sample_noise_var_.astype(f64)
+        mean0, precision0 = (self.sample_user_prior_[:, i].astype(f64) for i in (0, 1))
+        A = alpha[:, None, None] * np.einsum("smi,smj->sij", X, X)
+        A[:, np.arange(X.shape[2]), np.arange(X.shape[2])] += precision0
+        rhs = precision0 * mean0 + alpha[:, None] * np.einsum("smi,sm->si", X, target)
+        solution = np.linalg.solve(A, rhs[..., None])[..., 0].mean(axis=0)
+        if not np.isfinite(solution).all():
+            raise FloatingPointError("the folded-in vector is not finite")
+        return solution[1:].astype(np.float32), float(solution[0])
+
+    def _for_user(self, vector, bias):
+        """A copy of the model whose only user, code 0, has that vector and bias in
+        every kept sample (see :meth:`RecommenderMixin._for_user`)."""
+        one = super()._for_user(vector, bias)
+        n_kept = len(self.sample_w0_)
+        one.sample_user_factors_ = np.repeat(one.user_factors_[None], n_kept, axis=0)
+        one.sample_user_bias_ = np.repeat(one.user_bias_[None], n_kept, axis=0)
+        return one
 
     # ---- persistence
 
@@ -420,6 +459,7 @@ class BayesianMF(FactorModel):
             "sample_item_bias_": (n_kept, ni),
             "sample_user_factors_": (n_kept, nu, k),
             "sample_item_factors_": (n_kept, ni, k),
+            "sample_user_prior_": (n_kept, 2, k + 1),
         }
         if n_kept == 0:
             raise ModelFileError("the model file holds no posterior samples")
@@ -430,3 +470,5 @@ class BayesianMF(FactorModel):
                 )
         if not (self.sample_noise_var_ > 0).all():
             raise ModelFileError("sample_noise_var_ holds a variance that is not positive")
+        if not (self.sample_user_prior_[:, 1] > 0).all():
+            raise ModelFileError("sample_user_prior_ holds a precision that is not positive")
