@@ -22,11 +22,15 @@ Gamma distributions are written with a *rate*.
 (so rounding never accumulates across sweeps), then draw ``alpha``, each group's
 hyperparameters (for the biases and each factor dimension: ``lam`` given ``mu``,
 then ``mu`` given ``lam``), ``w0``, and finally the rows group by group. A row
-(feature ``j``) draws its bias and then its ``k`` factor coordinates one at a
-time, each from its exact Gaussian conditional, updating the residuals of its
-ratings after every draw (coordinate-wise, as libFM does): a sweep costs
-O(k * ratings * groups) and needs no per-row Cholesky. Rows of one group share
+(feature ``j``) gathers the residuals of its ratings and, per rating, the sum of
+the other groups' vectors, then draws its bias and its ``k`` factor coordinates
+one at a time, each from its exact Gaussian conditional, updating the gathered
+residuals after every draw (coordinate-wise, as libFM does; a (k+1)-block draw
+with a Cholesky solve would mix better per sweep but cost O(k^2) per rating and
+O(k^3) per row). A sweep costs O(k * ratings * groups). Rows of one group share
 no rating, so they are conditionally independent and are drawn in parallel.
+Coordinate-wise draws move slowly along directions the data leave open, such
+as ``w0`` against the groups' bias means: those need long chains to mix.
 
 **Random numbers.** Every draw comes from a counter-based stream keyed by
 ``(seed, sweep, tag, index)`` (a splitmix64 hash): row ``j`` of any sweep uses
