@@ -27,6 +27,7 @@ _PUBLIC = {
     "random_split": "latentfactors.data",
     "temporal_split": "latentfactors.data",
     "user_holdout_split": "latentfactors.data",
+    "BayesianMF": "latentfactors.models",
     "BiasedMF": "latentfactors.models",
     "MLPMF": "latentfactors.models",
     "DivergenceError": "latentfactors.errors",

@@ -8,13 +8,15 @@ from latentfactors.errors import (
     UnstableTrainingWarning,
 )
 from latentfactors.models.base import FactorModel
+from latentfactors.models.bayesian import BayesianMF
 from latentfactors.models.biased_mf import BiasedMF
 from latentfactors.models.mlp import MLPMF
 from latentfactors.models.persistence import load_model
 
-MODEL_CLASSES = {"BiasedMF": BiasedMF, "MLPMF": MLPMF}
+MODEL_CLASSES = {"BiasedMF": BiasedMF, "MLPMF": MLPMF, "BayesianMF": BayesianMF}
 
 __all__ = [
+    "BayesianMF",
     "BiasedMF",
     "DivergenceError",
     "FactorModel",

@@ -150,6 +150,10 @@ class FactorModel(RecommenderMixin):
         check_int("patience", self.patience, 1)
         check_bool("clip", self.clip)
         check_bool("center", self.center)
+        self._validate_run()
+
+    def _validate_run(self):
+        """Check what every model has, however it trains: threads, output, seeding."""
         if self.n_threads != -1 and not (is_int(self.n_threads) and self.n_threads >= 1):
             raise ValueError(
                 f"n_threads must be an integer >= 1, or -1 for all cores, got {self.n_threads!r}"
@@ -227,16 +231,7 @@ class FactorModel(RecommenderMixin):
 
     def _fit(self, ratings, valid):
         data = encode_train(ratings)
-        valid_codes = None
-        if valid is not None:
-            vu, vi, vr = _columns(valid, need_rating=True, what="valid")
-            if len(vu) == 0:
-                raise ValueError("valid is empty: pass None, or at least one rating")
-            valid_codes = (
-                data.user_index.encode(vu),
-                data.item_index.encode(vi),
-                np.asarray(vr, dtype=np.float64),
-            )
+        valid_codes = _encode_valid(data, valid)
         rng = np.random.default_rng(self.random_state)
         self._threads = resolve_threads(self.n_threads)
         self.user_index_ = data.user_index
@@ -535,6 +530,10 @@ class FactorModel(RecommenderMixin):
             training rating range.
         """
         self._check_fitted()
+        return self._predict_codes(*self._pair_codes(users, items))
+
+    def _pair_codes(self, users, items):
+        """The codes (``-1`` = unknown) of the pairs :meth:`predict` is given."""
         if isinstance(users, pd.DataFrame):
             if items is not None:
                 raise ValueError("pass either a frame, or users and items, not both")
@@ -547,7 +546,7 @@ class FactorModel(RecommenderMixin):
                 need_rating=False,
                 what="predict",
             )
-        return self._predict_codes(self.user_index_.encode(u), self.item_index_.encode(i))
+        return self.user_index_.encode(u), self.item_index_.encode(i)
 
     def evaluate(self, ratings) -> dict:
         """``{"mse", "rmse", "mae"}`` of the predictions on held-out ratings."""
@@ -610,6 +609,20 @@ class FactorModel(RecommenderMixin):
         arrays extends this check.
         """
         persistence.check_state_shapes(self)
+
+
+def _encode_valid(data, valid):
+    """``(user codes, item codes, float64 ratings)`` of held-out ratings, or None."""
+    if valid is None:
+        return None
+    vu, vi, vr = _columns(valid, need_rating=True, what="valid")
+    if len(vu) == 0:
+        raise ValueError("valid is empty: pass None, or at least one rating")
+    return (
+        data.user_index.encode(vu),
+        data.item_index.encode(vi),
+        np.asarray(vr, dtype=np.float64),
+    )
 
 
 def rating_scale(rating_range) -> float:

@@ -1,0 +1,483 @@
+"""Gibbs sampling of a second-order factorization machine over feature groups.
+
+The model (Freudenthaler, Schmidt-Thieme & Rendle 2011, "Bayesian
+Factorization Machines"; libFM's MCMC) predicts rating ``r`` as
+
+    w0 + sum_g b[x_g(r)] + sum_{g < h} V[x_g(r)] . V[x_h(r)]
+
+where each group ``g`` (users, items, ...) contributes exactly one feature
+``x_g(r)`` to each rating. Features are numbered globally: group ``g`` owns
+features ``offsets[g] .. offsets[g+1]-1``. Priors:
+
+* noise: ``y ~ N(prediction, 1/alpha)``, ``alpha ~ Gamma(alpha_shape, alpha_rate)``;
+* ``w0 ~ N(0, 1/lam_w0)`` (the targets are centred);
+* per group ``g``: ``b[j] ~ N(mu_b[g], 1/lam_b[g])`` and, per factor dimension
+  ``f``, ``V[j, f] ~ N(mu_v[g, f], 1/lam_v[g, f])``;
+* each (mean, precision) pair is Normal-Gamma:
+  ``lam ~ Gamma(lam_shape, lam_rate)``, ``mu | lam ~ N(mu0, 1/(mu_strength * lam))``.
+
+Gamma distributions are written with a *rate*.
+
+**One sweep** (:func:`gibbs_sweep`): recompute the residuals ``e = y - prediction``
+(so rounding never accumulates across sweeps), then draw ``alpha``, each group's
+hyperparameters (for the biases and each factor dimension: ``lam`` given ``mu``,
+then ``mu`` given ``lam``), ``w0``, and finally the rows group by group. A row
+(feature ``j``) gathers the residuals of its ratings and, per rating, the sum of
+the other groups' vectors, then draws its bias and its ``k`` factor coordinates
+one at a time, each from its exact Gaussian conditional, updating the gathered
+residuals after every draw (coordinate-wise, as libFM does; a (k+1)-block draw
+with a Cholesky solve would mix better per sweep but cost O(k^2) per rating and
+O(k^3) per row). A sweep costs O(k * ratings * groups). Rows of one group share
+no rating, so they are conditionally independent and are drawn in parallel.
+Coordinate-wise draws move slowly along directions the data leave open, such
+as ``w0`` against the groups' bias means: those need long chains to mix.
+
+**Random numbers.** Every draw comes from a counter-based stream keyed by
+``(seed, sweep, tag, index)`` (a splitmix64 hash): row ``j`` of any sweep uses
+its own stream whichever thread runs it, so any thread count gives bit-identical
+samples, and reductions (sums of squares) run serially in a fixed order.
+
+**Dtypes.** Targets, parameters, residuals and hyperparameters are float64:
+precisions grow with the number of ratings and conditional means are
+differences of large sums.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import namedtuple
+
+import numba
+import numpy as np
+
+from latentfactors.kernels._config import JIT, serial_and_parallel, units_per_call
+
+#: The ratings as the sampler sees them.
+#: ``rows`` (n_groups, n) int32: the row within its group of each rating's feature;
+#: ``y`` (n,) float64 targets; ``indptr`` (n_features + 1,) int64 and ``members``
+#: int64: the ratings of feature ``j`` are ``members[indptr[j]:indptr[j+1]]``;
+#: ``offsets`` (n_groups + 1,) int64: the first feature of each group.
+GibbsData = namedtuple("GibbsData", "rows y indptr members offsets")
+
+#: The sampled parameters, updated in place (all float64): ``w0`` (1,), ``b``
+#: (n_features,), ``V`` (n_features, k), ``alpha`` (1,), the noise precision, and
+#: ``e`` (n,), the residuals ``y - prediction`` the sweep maintains.
+GibbsParams = namedtuple("GibbsParams", "w0 b V alpha e")
+
+#: Sampled per-group hyperparameters (float64): ``mu_b``, ``lam_b`` (n_groups,),
+#: ``mu_v``, ``lam_v`` (n_groups, k).
+GibbsHyper = namedtuple("GibbsHyper", "mu_b lam_b mu_v lam_v")
+
+#: Fixed constants of the priors (floats), see the module docstring.
+GibbsPrior = namedtuple(
+    "GibbsPrior", "lam_w0 alpha_shape alpha_rate lam_shape lam_rate mu0 mu_strength"
+)
+
+# Stream tags: which kind of draw a stream serves.
+TAG_ALPHA = 1
+TAG_HYPER = 2
+TAG_W0 = 3
+TAG_ROW = 4
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_MUL1 = np.uint64(0xBF58476D1CE4E5B9)
+_MUL2 = np.uint64(0x94D049BB133111EB)
+_TWO_POW_53 = 9007199254740992.0
+
+
+# ---------------------------------------------------------------- random streams
+
+
+@numba.njit(**JIT)
+def _mix(z):
+    """The splitmix64 finaliser: a bijective, well-mixing hash of a uint64."""
+    z = (z ^ (z >> np.uint64(30))) * _MUL1
+    z = (z ^ (z >> np.uint64(27))) * _MUL2
+    return z ^ (z >> np.uint64(31))
+
+
+@numba.njit(**JIT)
+def stream_key(seed, sweep, tag, index):
+    """The starting state of the stream for one ``(seed, sweep, tag, index)``."""
+    z = _mix(np.uint64(seed) + _GOLDEN)
+    z = _mix(z ^ np.uint64(sweep))
+    z = _mix(z ^ np.uint64(tag))
+    return _mix(z ^ np.uint64(index))
+
+
+@numba.njit(**JIT)
+def _uniform(state):
+    """Next state and a uniform draw in ``(0, 1]`` (53 bits)."""
+    state = state + _GOLDEN
+    z = _mix(state)
+    return state, (np.float64(z >> np.uint64(11)) + 1.0) / _TWO_POW_53
+
+
+@numba.njit(**JIT)
+def _normal(state):
+    """Next state and a standard normal draw (Box-Muller, one of the pair)."""
+    state, u1 = _uniform(state)
+    state, u2 = _uniform(state)
+    return state, math.sqrt(-2.0 * math.log(u1)) * math.cos(2.0 * math.pi * u2)
+
+
+@numba.njit(**JIT)
+def _gamma(state, shape, rate):
+    """Next state and a ``Gamma(shape, rate)`` draw (Marsaglia & Tsang 2000).
+
+    A shape below 1 is drawn as ``Gamma(shape + 1) * U ** (1 / shape)``.
+    """
+    boost = 1.0
+    if shape < 1.0:
+        state, u = _uniform(state)
+        boost = u ** (1.0 / shape)
+        shape += 1.0
+    d = shape - 1.0 / 3.0
+    c = 1.0 / math.sqrt(9.0 * d)
+    while True:
+        state, x = _normal(state)
+        v = 1.0 + c * x
+        if v <= 0.0:
+            continue
+        v = v * v * v
+        state, u = _uniform(state)
+        if math.log(u) < 0.5 * x * x + d - d * v + d * math.log(v):
+            return state, d * v * boost / rate
+
+
+@numba.njit(**JIT)
+def _gaussian(state, mean, precision):
+    state, z = _normal(state)
+    return state, mean + z / math.sqrt(precision)
+
+
+# ---------------------------------------------------------------- conditionals
+
+
+@numba.njit(**JIT)
+def _alpha_conditional(e, prior):
+    """``(shape, rate)`` of the noise precision given the residuals ``e``."""
+    sse = 0.0
+    for r in range(len(e)):
+        sse += e[r] * e[r]
+    return prior.alpha_shape + 0.5 * len(e), prior.alpha_rate + 0.5 * sse
+
+
+@numba.njit(**JIT)
+def _lambda_conditional(values, mu, prior):
+    """``(shape, rate)`` of a group's precision given its mean and its ``values``.
+
+    The Normal-Gamma prior contributes ``lam ** 0.5`` through ``mu`` besides
+    ``lam ** (p / 2)`` from the ``p`` values.
+    """
+    s = prior.mu_strength * (mu - prior.mu0) ** 2
+    for x in values:
+        s += (x - mu) ** 2
+    return prior.lam_shape + 0.5 * (len(values) + 1), prior.lam_rate + 0.5 * s
+
+
+@numba.njit(**JIT)
+def _mu_conditional(values, lam, prior):
+    """``(mean, precision)`` of a group's mean given its precision and its ``values``."""
+    total = 0.0
+    for x in values:
+        total += x
+    strength = prior.mu_strength + len(values)
+    return (prior.mu_strength * prior.mu0 + total) / strength, strength * lam
+
+
+@numba.njit(**JIT)
+def _w0_conditional(params, prior):
+    """``(mean, precision)`` of the global bias given everything else."""
+    e, w0, alpha = params.e, params.w0[0], params.alpha[0]
+    s = 0.0
+    for r in range(len(e)):
+        s += e[r] + w0
+    precision = prior.lam_w0 + alpha * len(e)
+    return alpha * s / precision, precision
+
+
+@numba.njit(**JIT)
+def _row_inputs(j, g, data, params):
+    """What feature ``j``'s conditionals read, gathered once into contiguous arrays.
+
+    Returns ``(er, H)``: ``er`` (n_j,) the residuals of ``j``'s ratings and ``H``
+    (n_j, k) per rating d prediction / d ``V[j]``, the sum of the other groups'
+    vectors (fixed while group ``g`` is drawn). The ``k`` coordinate draws then
+    stream through ``H`` instead of gathering other groups' rows ``k`` times.
+    """
+    lo, hi = data.indptr[j], data.indptr[j + 1]
+    k = params.V.shape[1]
+    er = np.empty(hi - lo)
+    H = np.zeros((hi - lo, k))
+    for t in range(hi - lo):
+        r = data.members[lo + t]
+        er[t] = params.e[r]
+        for other in range(data.rows.shape[0]):
+            if other != g:
+                row = data.offsets[other] + data.rows[other, r]
+                for f in range(k):
+                    H[t, f] += params.V[row, f]
+    return er, H
+
+
+@numba.njit(**JIT)
+def _bias_conditional(er, b, mu, lam, alpha):
+    """``(mean, precision)`` of a bias now ``b`` whose ratings have residuals ``er``,
+    under its group's prior ``N(mu, 1/lam)`` and noise precision ``alpha``."""
+    s = 0.0
+    for t in range(len(er)):
+        s += er[t] + b
+    precision = lam + alpha * len(er)
+    return (lam * mu + alpha * s) / precision, precision
+
+
+@numba.njit(**JIT)
+def _factor_conditional(er, H, f, v, mu, lam, alpha):
+    """``(mean, precision)`` of a factor coordinate now ``v`` (column ``f`` of ``H``
+    holds d prediction / d v per rating), under the prior ``N(mu, 1/lam)``."""
+    s = 0.0
+    hh = 0.0
+    for t in range(len(er)):
+        h = H[t, f]
+        s += h * (er[t] + v * h)
+        hh += h * h
+    precision = lam + alpha * hh
+    return (lam * mu + alpha * s) / precision, precision
+
+
+# ---------------------------------------------------------------- draws
+
+
+@numba.njit(**JIT)
+def _prediction(r, data, params):
+    """The prediction for rating ``r`` from the current parameters."""
+    rows, offsets, b, V = data.rows, data.offsets, params.b, params.V
+    n_groups = rows.shape[0]
+    s = params.w0[0]
+    for g in range(n_groups):
+        s += b[offsets[g] + rows[g, r]]
+    for g in range(n_groups):
+        j = offsets[g] + rows[g, r]
+        for h in range(g + 1, n_groups):
+            i = offsets[h] + rows[h, r]
+            for f in range(V.shape[1]):
+                s += V[j, f] * V[i, f]
+    return s
+
+
+@numba.njit(**JIT)
+def _draw_row(j, g, data, params, hyper, seed, sweep):
+    """Draw feature ``j``'s bias, then its factors one coordinate at a time."""
+    er, H = _row_inputs(j, g, data, params)
+    b, V, alpha = params.b, params.V, params.alpha[0]
+    state = stream_key(seed, sweep, TAG_ROW, j)
+    mean, precision = _bias_conditional(er, b[j], hyper.mu_b[g], hyper.lam_b[g], alpha)
+    state, new = _gaussian(state, mean, precision)
+    delta = new - b[j]
+    b[j] = new
+    for t in range(len(er)):
+        er[t] -= delta
+    for f in range(V.shape[1]):
+        mean, precision = _factor_conditional(
+            er, H, f, V[j, f], hyper.mu_v[g, f], hyper.lam_v[g, f], alpha
+        )
+        state, new = _gaussian(state, mean, precision)
+        delta = new - V[j, f]
+        V[j, f] = new
+        for t in range(len(er)):
+            er[t] -= delta * H[t, f]
+    lo = data.indptr[j]
+    for t in range(len(er)):
+        params.e[data.members[lo + t]] = er[t]
+
+
+@numba.njit(**JIT)
+def _draw_hyper(g, data, params, hyper, prior, seed, sweep):
+    """Draw group ``g``'s (mean, precision) of the biases and of each factor dimension."""
+    lo, hi = data.offsets[g], data.offsets[g + 1]
+    state = stream_key(seed, sweep, TAG_HYPER, g)
+    values = params.b[lo:hi]
+    shape, rate = _lambda_conditional(values, hyper.mu_b[g], prior)
+    state, lam = _gamma(state, shape, rate)
+    hyper.lam_b[g] = lam
+    mean, precision = _mu_conditional(values, lam, prior)
+    state, mu = _gaussian(state, mean, precision)
+    hyper.mu_b[g] = mu
+    for f in range(params.V.shape[1]):
+        values = params.V[lo:hi, f]
+        shape, rate = _lambda_conditional(values, hyper.mu_v[g, f], prior)
+        state, lam = _gamma(state, shape, rate)
+        hyper.lam_v[g, f] = lam
+        mean, precision = _mu_conditional(values, lam, prior)
+        state, mu = _gaussian(state, mean, precision)
+        hyper.mu_v[g, f] = mu
+
+
+def _residuals(data, params, lo, hi):
+    """``e[r] = y[r] - prediction(r)`` for the ratings ``lo <= r < hi``."""
+    e = params.e
+    for r in numba.prange(lo, hi):
+        e[r] = data.y[r] - _prediction(r, data, params)
+
+
+@numba.njit(**JIT)
+def _draw_globals(data, params, hyper, prior, seed, sweep):
+    """Draw the noise precision, every group's hyperparameters and ``w0`` (residuals current)."""
+    e = params.e
+    shape, rate = _alpha_conditional(e, prior)
+    _, alpha = _gamma(stream_key(seed, sweep, TAG_ALPHA, 0), shape, rate)
+    params.alpha[0] = alpha
+    for g in range(data.rows.shape[0]):
+        _draw_hyper(g, data, params, hyper, prior, seed, sweep)
+    mean, precision = _w0_conditional(params, prior)
+    _, new = _gaussian(stream_key(seed, sweep, TAG_W0, 0), mean, precision)
+    delta = new - params.w0[0]
+    params.w0[0] = new
+    for r in range(len(e)):
+        e[r] -= delta
+
+
+def _draw_rows(data, params, hyper, g, lo, hi, seed, sweep):
+    """Draw the features ``lo <= j < hi`` of group ``g`` (they share no rating)."""
+    for j in numba.prange(lo, hi):
+        _draw_row(j, g, data, params, hyper, seed, sweep)
+
+
+@numba.njit(**JIT)
+def _sum_squares(e):
+    s = 0.0
+    for r in range(len(e)):
+        s += e[r] * e[r]
+    return s
+
+
+_residuals_serial, _residuals_parallel = serial_and_parallel(_residuals)
+_draw_rows_serial, _draw_rows_parallel = serial_and_parallel(_draw_rows)
+
+#: The jitted steps of a sweep: ``residuals``, ``globals`` and ``rows`` as above.
+SweepKernels = namedtuple("SweepKernels", "residuals globals rows")
+SERIAL = SweepKernels(_residuals_serial, _draw_globals, _draw_rows_serial)
+PARALLEL = SweepKernels(_residuals_parallel, _draw_globals, _draw_rows_parallel)
+
+# Estimated nanoseconds of one core per rating and factor of a row update (a
+# rough figure, not a measurement). Only sizes a sweep's calls.
+GIBBS_NS_PER_RATING_FACTOR = 4.0
+
+
+def gibbs_sweep(data, params, hyper, prior, seed, sweep, kernels=SERIAL):
+    """One Gibbs sweep over every parameter, in place; returns the residuals' sum of squares.
+
+    Parameters
+    ----------
+    data : GibbsData
+    params : GibbsParams
+        Updated in place; ``params.e`` is recomputed first, so it need not be
+        current on entry.
+    hyper : GibbsHyper
+        Updated in place.
+    prior : GibbsPrior
+    seed : int
+        The chain's seed (uint64 range); with ``sweep`` it keys every stream.
+    sweep : int
+        The sweep's number: no two sweeps of a chain may share one.
+    kernels : SweepKernels
+        :data:`SERIAL` or :data:`PARALLEL` (run under
+        :func:`~latentfactors.kernels._config.with_threads`).
+
+    Returns
+    -------
+    float
+        ``sum(e ** 2)`` after the sweep (float64).
+
+    The residuals and each group's rows run in calls over consecutive ranges
+    of about :data:`~latentfactors.kernels._config.CALL_NS` of work, so that
+    Python handles an interrupt between them. A row's draws depend only on its
+    stream and on rows of other groups, so any cut gives bit-identical samples.
+    """
+    n, k = len(data.y), params.V.shape[1]
+    n_groups = data.rows.shape[0]
+    ns = GIBBS_NS_PER_RATING_FACTOR
+    per_call = units_per_call(n, ns * k * n_groups)
+    for lo in range(0, n, per_call):
+        kernels.residuals(data, params, lo, min(n, lo + per_call))
+    kernels.globals(data, params, hyper, prior, seed, sweep)
+    for g in range(n_groups):
+        first, last = int(data.offsets[g]), int(data.offsets[g + 1])
+        per_call = units_per_call(last - first, ns * (k + 1) * n / max(last - first, 1))
+        for lo in range(first, last, per_call):
+            kernels.rows(data, params, hyper, g, lo, min(last, lo + per_call), seed, sweep)
+    return _sum_squares(params.e)
+
+
+# ---------------------------------------------------------------- posterior prediction
+
+#: Kept posterior samples (any float dtype): ``w0`` (S,), ``bu`` (S, n_users),
+#: ``bi`` (S, n_items), ``P`` (S, n_users, k), ``Q`` (S, n_items, k).
+Samples = namedtuple("Samples", "w0 bu bi P Q")
+
+
+def _posterior_predict(users, items, samples, mean, var):
+    """Mean and variance over samples of each pair's prediction (float64 out).
+
+    Unknown codes (``-1``) contribute no bias and no interaction. Each output
+    depends only on its own pair, so threads cannot change results.
+    """
+    w0, bu, bi, P, Q = samples
+    n_samples, k = P.shape[0], P.shape[2]
+    for t in numba.prange(len(users)):
+        u, i = users[t], items[t]
+        s1 = 0.0
+        s2 = 0.0
+        for s in range(n_samples):
+            x = np.float64(w0[s])
+            if u >= 0:
+                x += bu[s, u]
+            if i >= 0:
+                x += bi[s, i]
+            if u >= 0 and i >= 0:
+                for f in range(k):
+                    x += np.float64(P[s, u, f]) * Q[s, i, f]
+            s1 += x
+            s2 += x * x
+        m = s1 / n_samples
+        mean[t] = m
+        var[t] = max(s2 / n_samples - m * m, 0.0)
+
+
+_posterior_predict_serial, _posterior_predict_parallel = serial_and_parallel(_posterior_predict)
+
+
+# ---------------------------------------------------------------- building the inputs
+
+
+def gibbs_data(rows, sizes, y) -> GibbsData:
+    """The sampler's view of the ratings.
+
+    Parameters
+    ----------
+    rows : sequence of int arrays, one per group, each of shape (n,)
+        The row (within its group) of every rating: user codes, item codes, ...
+    sizes : sequence of int
+        Rows per group.
+    y : array of shape (n,)
+        The targets (converted to float64).
+    """
+    rows = np.ascontiguousarray(np.stack([np.asarray(r, dtype=np.int32) for r in rows]))
+    offsets = np.zeros(len(sizes) + 1, dtype=np.int64)
+    offsets[1:] = np.cumsum(sizes)
+    n = rows.shape[1]
+    features = (rows.astype(np.int64) + offsets[:-1, None]).ravel()
+    # A stable sort keeps each feature's ratings in rating order.
+    members = (np.argsort(features, kind="stable") % n).astype(np.int64)
+    counts = np.bincount(features, minlength=int(offsets[-1]))
+    indptr = np.zeros(int(offsets[-1]) + 1, dtype=np.int64)
+    indptr[1:] = np.cumsum(counts)
+    return GibbsData(rows, np.ascontiguousarray(y, dtype=np.float64), indptr, members, offsets)
+
+
+def initial_hyper(n_groups: int, k: int) -> GibbsHyper:
+    """Hyperparameters before the first sweep: means 0, precisions 1."""
+    return GibbsHyper(
+        np.zeros(n_groups), np.ones(n_groups), np.zeros((n_groups, k)), np.ones((n_groups, k))
+    )

@@ -1,0 +1,474 @@
+"""BayesianMF: a factorization machine over user and item groups, sampled by Gibbs sampling.
+
+The model, its priors and one sweep of the sampler are described in
+:mod:`latentfactors.kernels.gibbs`; this module runs the chain (one sweep per
+"epoch"), keeps thinned samples and predicts with their posterior predictive
+distribution.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+
+from latentfactors._validation import check_bool, check_int, check_real
+from latentfactors.data.coerce import encode_train
+from latentfactors.errors import DivergenceError, ModelFileError
+from latentfactors.kernels import gibbs
+from latentfactors.kernels._config import resolve_threads, with_threads
+from latentfactors.kernels.scoring import csr_by_user
+from latentfactors.models.base import FactorModel, _encode_valid, rating_scale
+
+# The feature groups of a rating, in the order the sampler draws them.
+GROUPS = ("user", "item")
+
+# The fixed constants of the priors, in training units (ratings centred and
+# divided by their span / 4.5, see models/base.py REFERENCE_SPAN): vague but
+# proper, as libFM's (which uses shape and rate 0.5 where these use 1).
+DEFAULT_PRIOR = {
+    "lam_w0": 1.0,
+    "alpha_shape": 1.0,
+    "alpha_rate": 1.0,
+    "lam_shape": 1.0,
+    "lam_rate": 1.0,
+    "mu0": 0.0,
+    "mu_strength": 1.0,
+}
+
+# Threads pay off for a sweep only from this many ratings.
+PARALLEL_MIN_RATINGS = 20_000
+
+
+class BayesianMF(FactorModel):
+    """Bayesian biased matrix factorisation sampled by Gibbs sampling (as libFM's MCMC).
+
+    A rating is ``w0 + b_user + b_item + v_user . v_item + noise``. Every bias
+    and vector has a Gaussian prior whose mean and precision (per group, for
+    the biases and for each factor dimension) have Normal-Gamma hyperpriors;
+    the noise precision has a Gamma prior. There is no learning rate and no
+    regularisation to tune: the sampler draws them with the parameters.
+    Predictions average the predictions of the kept samples.
+
+    Parameters
+    ----------
+    n_factors : int, default 10
+        Length of each latent vector.
+    n_samples : int, default 200
+        Gibbs sweeps (one per entry of ``history_``).
+    n_burn_in : int, optional
+        Sweeps discarded before any is kept; ``None`` means ``n_samples // 4``.
+    max_kept : int, default 50
+        At most this many samples are kept for prediction: every ``thin``-th
+        sweep after the burn-in, ``thin = ceil((n_samples - n_burn_in) / max_kept)``,
+        so memory stays bounded however long the chain.
+    init_std : float, default 0.1
+        Standard deviation of the initial factors (biases start at 0).
+    clip : bool, default True
+        Keep the predictive mean within the range of the training ratings.
+    random_state : None, int or numpy.random.Generator
+        Seeds the initial factors and every sweep's random streams.
+    n_threads : int, default 1
+        Threads for sweeps and large predictions; ``-1`` = all cores. The
+        samples do not depend on it.
+    verbose : int, default 0
+        ``1`` prints one line per sweep.
+    callback : callable, optional
+        ``callback(epoch, logs)`` after each sweep, ``logs`` holding
+        ``train_mse``, ``seconds`` and, with ``valid``, ``valid_mse``.
+
+    Attributes
+    ----------
+    user_factors_, item_factors_ : float32 arrays, (n_users, k) and (n_items, k)
+        Posterior means of the vectors (what ``recommend`` and ``similar_items`` use).
+    user_bias_, item_bias_ : float32 arrays
+        Posterior means of the biases.
+    global_mean_ : float
+        The mean the ratings were centred on; the intercepts are in ``sample_w0_``.
+    sample_w0_, sample_noise_var_ : float32 arrays, (n_kept,)
+        Kept intercepts (global mean included) and noise variances ``1 / alpha``.
+    sample_user_bias_, sample_item_bias_ : float32 arrays, (n_kept, n_users / n_items)
+    sample_user_factors_, sample_item_factors_ : float32 arrays, (n_kept, n_users / n_items, k)
+        The kept samples, in the ratings' own units (the sampler works in float64;
+        samples are stored in float32 to halve their memory).
+    sample_user_prior_ : float32 array, (n_kept, 2, k + 1)
+        The user group's prior in each kept sample: means, then precisions, of
+        the bias and each factor (what ``fold_in`` needs).
+    history_ : dict of lists
+        Per sweep: ``train_mse`` and ``valid_mse`` of the posterior predictive
+        mean so far (during the burn-in, of the current sample), ``seconds``.
+    n_epochs_, best_epoch_ : int
+        Sweeps run (both).
+
+    Notes
+    -----
+    The predictive mean is clipped to the rating range after averaging; the
+    predictive standard deviation (``predict(..., return_std=True)``) is that
+    of the unclipped mixture: the spread of the samples' predictions plus the
+    noise variance averaged over the samples.
+
+    ``recommend`` ranks by the posterior-mean vectors and biases, an
+    approximation of the posterior mean of the score (which averages the
+    samples' dot products). ``fold_in`` gives a new user, per kept sample, the
+    conditional mean of their bias and vector with that sample's items held
+    fixed, averaged over the samples; ``predict_for`` then scores that user
+    against every kept sample's items.
+    """
+
+    def __init__(
+        self,
+        n_factors=10,
+        *,
+        n_samples=200,
+        n_burn_in=None,
+        max_kept=50,
+        init_std=0.1,
+        clip=True,
+        random_state=None,
+        n_threads=1,
+        verbose=0,
+        callback=None,
+    ):
+        self.n_factors = n_factors
+        self.n_samples = n_samples
+        self.n_burn_in = n_burn_in
+        self.max_kept = max_kept
+        self.init_std = init_std
+        self.clip = clip
+        self.random_state = random_state
+        self.n_threads = n_threads
+        self.verbose = verbose
+        self.callback = callback
+
+    @property
+    def n_epochs(self) -> int:
+        """Sweeps to run (the epoch loop's name for ``n_samples``)."""
+        return self.n_samples
+
+    def _validate(self):
+        check_int("n_factors", self.n_factors, 1, 100_000)
+        check_int("n_samples", self.n_samples, 1)
+        if self.n_burn_in is not None:
+            check_int("n_burn_in", self.n_burn_in, 0)
+            if self.n_burn_in >= self.n_samples:
+                raise ValueError(
+                    f"n_burn_in must be below n_samples ({self.n_samples}) so that a sample "
+                    f"is kept, got {self.n_burn_in}"
+                )
+        check_int("max_kept", self.max_kept, 1)
+        check_real("init_std", self.init_std, 0, low_open=True)
+        check_bool("clip", self.clip)
+        self._validate_run()
+
+    @property
+    def n_burn_in_(self) -> int:
+        """The burn-in in use (``n_burn_in``, or ``n_samples // 4``)."""
+        return self.n_samples // 4 if self.n_burn_in is None else int(self.n_burn_in)
+
+    @property
+    def thin_(self) -> int:
+        """Every how many sweeps after the burn-in a sample is kept."""
+        return math.ceil((self.n_samples - self.n_burn_in_) / self.max_kept)
+
+    def _state_names(self):
+        return [
+            "user_factors_",
+            "item_factors_",
+            "user_bias_",
+            "item_bias_",
+            "sample_w0_",
+            "sample_noise_var_",
+            "sample_user_bias_",
+            "sample_item_bias_",
+            "sample_user_factors_",
+            "sample_item_factors_",
+            "sample_user_prior_",
+        ]
+
+    # ---- fitting: a chain of sweeps, one per epoch
+
+    def fit(self, ratings, *, valid=None):
+        """Run the chain from scratch and keep its thinned samples.
+
+        Parameters
+        ----------
+        ratings : pandas.DataFrame or tuple of arrays
+            A frame with ``user``, ``item`` and ``rating`` columns, or
+            ``(users, items, ratings)``.
+        valid : same kinds, optional
+            Held-out ratings: each sweep reports the MSE of the posterior
+            predictive mean so far on them (nothing stops early: every sweep
+            after the burn-in adds to the posterior).
+
+        Returns
+        -------
+        self
+
+        Raises
+        ------
+        DivergenceError
+            If the parameters become NaN or infinite; the model is then left as
+            it was before this call, as after any other error. An interruption
+            (``KeyboardInterrupt``) once a sweep has ended leaves the samples
+            kept so far (the last sample while in the burn-in), so that the
+            model predicts and can be saved.
+        """
+        return super().fit(ratings, valid=valid)
+
+    def _fit(self, ratings, valid):
+        data = encode_train(ratings)
+        valid_codes = _encode_valid(data, valid)
+        rng = np.random.default_rng(self.random_state)
+        self._threads = resolve_threads(self.n_threads)
+        self.user_index_, self.item_index_ = data.user_index, data.item_index
+        n_users, n_items, k = len(data.user_index), len(data.item_index), self.n_factors
+        self.rating_range_ = (float(data.ratings.min()), float(data.ratings.max()))
+        self.rating_scale_ = scale = rating_scale(self.rating_range_)
+        targets = np.asarray(data.ratings, dtype=np.float64)
+        self.global_mean_ = float(targets.mean())
+        self.seen_indptr_, self.seen_items_ = csr_by_user(
+            data.users, data.items, n_users, self._threads
+        )
+        # Sampled in units of the reference span around the mean, so the priors
+        # mean the same on any rating scale (see DEFAULT_PRIOR).
+        chain = gibbs.gibbs_data(
+            [data.users, data.items], [n_users, n_items], (targets - self.global_mean_) / scale
+        )
+        n_features = n_users + n_items
+        params = gibbs.GibbsParams(
+            np.zeros(1),
+            np.zeros(n_features),
+            rng.standard_normal((n_features, k)) * float(self.init_std),
+            np.ones(1),
+            np.empty(len(targets)),
+        )
+        hyper = gibbs.initial_hyper(len(GROUPS), k)
+        prior = gibbs.GibbsPrior(**DEFAULT_PRIOR)
+        seed = int(rng.integers(0, 2**63, dtype=np.uint64))
+        del data
+        parallel = self._threads > 1 and len(targets) >= PARALLEL_MIN_RATINGS
+        threads = self._threads if parallel else 1
+        kernels = gibbs.PARALLEL if parallel else gibbs.SERIAL
+        lo, hi = self._clip_range()
+
+        burn_in, thin = self.n_burn_in_, self.thin_
+        kept = []
+        train_sum = np.zeros(len(targets))
+        valid_sum = np.zeros(len(valid_codes[0])) if valid_codes is not None else None
+        n_averaged = 0
+        self.history_ = {"epoch": [], "train_mse": [], "valid_mse": [], "seconds": []}
+        self.n_epochs_ = self.best_epoch_ = 0
+        current = None
+        try:
+            for sweep in range(1, self.n_samples + 1):
+                start = time.perf_counter()
+                sse = with_threads(
+                    threads, gibbs.gibbs_sweep, chain, params, hyper, prior, seed, sweep, kernels
+                )
+                seconds = time.perf_counter() - start
+                if not (math.isfinite(sse) and np.isfinite(params.V).all()):
+                    raise DivergenceError(
+                        f"sampling diverged at sweep {sweep}: the parameters became NaN or infinite"
+                    )
+                sample, noise_var, user_prior = self._sample(params, hyper, n_users, scale)
+                current = (*sample, noise_var, user_prior)
+                if sweep > burn_in:
+                    n_averaged += 1
+                    if (sweep - burn_in) % thin == 0:
+                        kept.append(current)
+                # The running posterior predictive mean (the current sample in the burn-in).
+                weight = 1 if n_averaged > 1 else 0
+                fitted = self.global_mean_ + scale * (chain.y - params.e)
+                train_sum = train_sum * weight + fitted
+                train_pred = np.clip(train_sum / max(n_averaged, 1), lo, hi)
+                logs = {
+                    "train_mse": float(np.mean((train_pred - targets) ** 2)),
+                    "seconds": seconds,
+                }
+                if valid_codes is not None:
+                    mean, _ = self._posterior(valid_codes[0], valid_codes[1], sample, 1)
+                    valid_sum = valid_sum * weight + mean
+                    valid_pred = np.clip(valid_sum / max(n_averaged, 1), lo, hi)
+                    logs["valid_mse"] = float(np.mean((valid_pred - valid_codes[2]) ** 2))
+                self.n_epochs_ = self.best_epoch_ = sweep
+                for key in ("train_mse", "valid_mse", "seconds"):
+                    self.history_[key].append(logs.get(key, math.nan))
+                self.history_["epoch"].append(sweep)
+                if self.callback is not None:
+                    self._keep(kept or [current])  # the callback may predict or save
+                self._report(sweep, logs)
+        finally:
+            # However the chain ends, the model holds what it kept (the last sample
+            # while still in the burn-in); without a finished sweep, fit restores it.
+            if current is not None:
+                self._keep(kept or [current])
+        return self
+
+    def _sample(self, params, hyper, n_users, scale):
+        """The current parameters in the ratings' own units: a one-sample float32
+        :class:`~latentfactors.kernels.gibbs.Samples`, the noise variance, and the
+        user group's prior (means, then precisions, of the bias and each factor)."""
+        root = math.sqrt(scale)
+
+        def f32(x):
+            return np.asarray(x, dtype=np.float32)[None]
+
+        sample = gibbs.Samples(
+            f32(self.global_mean_ + scale * params.w0[0]),
+            f32(scale * params.b[:n_users]),
+            f32(scale * params.b[n_users:]),
+            f32(root * params.V[:n_users]),
+            f32(root * params.V[n_users:]),
+        )
+        user = GROUPS.index("user")
+        prior = [
+            [scale * hyper.mu_b[user], *(root * hyper.mu_v[user])],
+            [hyper.lam_b[user] / scale**2, *(hyper.lam_v[user] / scale)],
+        ]
+        return sample, f32(scale * scale / params.alpha[0]), f32(prior)
+
+    def _keep(self, kept):
+        """Stack the kept samples into the model's arrays and their posterior means."""
+        (
+            self.sample_w0_,
+            self.sample_user_bias_,
+            self.sample_item_bias_,
+            self.sample_user_factors_,
+            self.sample_item_factors_,
+            self.sample_noise_var_,
+            self.sample_user_prior_,
+        ) = (np.concatenate(part) for part in zip(*kept))
+        self._set_means()
+
+    def _set_means(self):
+        for name in ("user_bias_", "item_bias_", "user_factors_", "item_factors_"):
+            samples = getattr(self, "sample_" + name)
+            setattr(self, name, samples.mean(axis=0, dtype=np.float64).astype(np.float32))
+
+    # ---- prediction
+
+    def _samples(self) -> gibbs.Samples:
+        return gibbs.Samples(
+            self.sample_w0_,
+            self.sample_user_bias_,
+            self.sample_item_bias_,
+            self.sample_user_factors_,
+            self.sample_item_factors_,
+        )
+
+    def _posterior(self, users, items, samples, n_threads):
+        """Mean and variance over ``samples`` of the predictions for pairs of codes."""
+        mean = np.empty(len(users))
+        var = np.empty(len(users))
+        users = np.ascontiguousarray(users, dtype=np.int32)
+        items = np.ascontiguousarray(items, dtype=np.int32)
+        if n_threads > 1 and len(users) * len(samples.w0) >= PARALLEL_MIN_RATINGS:
+            with_threads(
+                n_threads, gibbs._posterior_predict_parallel, users, items, samples, mean, var
+            )
+        else:
+            gibbs._posterior_predict_serial(users, items, samples, mean, var)
+        return mean, var
+
+    def _predict_codes(self, users, items):
+        lo, hi = self._clip_range()
+        mean, _ = self._posterior(users, items, self._samples(), resolve_threads(self.n_threads))
+        return np.clip(mean, lo, hi)
+
+    def predict(self, users, items=None, *, return_std=False):
+        """Posterior predictive mean (and standard deviation) for (user, item) pairs.
+
+        Parameters
+        ----------
+        users, items
+            As :meth:`FactorModel.predict`.
+        return_std : bool, default False
+            Also return the predictive standard deviation: the spread of the
+            kept samples' predictions plus their mean noise variance.
+
+        Returns
+        -------
+        mean : numpy.ndarray of float64, shape (n,)
+            Clipped to the training rating range with ``clip``.
+        std : numpy.ndarray of float64, shape (n,)
+            Only with ``return_std`` (of the unclipped predictive distribution).
+        """
+        self._check_fitted()
+        check_bool("return_std", return_std)
+        users, items = self._pair_codes(users, items)
+        if not return_std:
+            return self._predict_codes(users, items)
+        lo, hi = self._clip_range()
+        mean, var = self._posterior(users, items, self._samples(), resolve_threads(self.n_threads))
+        noise = float(np.mean(self.sample_noise_var_, dtype=np.float64))
+        return np.clip(mean, lo, hi), np.sqrt(var + noise)
+
+    # ---- recommending: hooks of RecommenderMixin (see models/recommend.py)
+
+    def _dot_parts(self):
+        return (
+            self.user_factors_,
+            self.item_factors_,
+            self.user_bias_,
+            self.item_bias_,
+            float(np.mean(self.sample_w0_, dtype=np.float64)),
+        )
+
+    def _fold_in(self, item_codes, ratings):
+        """The new user's bias and vector: for each kept sample, their exact conditional
+        mean given that sample's items, intercept, noise and user prior (a Gaussian in
+        the ``k + 1`` unknowns, solved as one block), averaged over the samples."""
+        f64 = np.float64
+        Q = self.sample_item_factors_[:, item_codes].astype(f64)  # (S, m, k)
+        X = np.concatenate([np.ones(Q.shape[:2] + (1,)), Q], axis=2)
+        target = (
+            np.asarray(ratings, dtype=f64)[None]
+            - self.sample_w0_.astype(f64)[:, None]
+            - self.sample_item_bias_[:, item_codes].astype(f64)
+        )
+        alpha = 1.0 / self.sample_noise_var_.astype(f64)
+        mean0, precision0 = (self.sample_user_prior_[:, i].astype(f64) for i in (0, 1))
+        A = alpha[:, None, None] * np.einsum("smi,smj->sij", X, X)
+        A[:, np.arange(X.shape[2]), np.arange(X.shape[2])] += precision0
+        rhs = precision0 * mean0 + alpha[:, None] * np.einsum("smi,sm->si", X, target)
+        solution = np.linalg.solve(A, rhs[..., None])[..., 0].mean(axis=0)
+        if not np.isfinite(solution).all():
+            raise FloatingPointError("the folded-in vector is not finite")
+        return solution[1:].astype(np.float32), float(solution[0])
+
+    def _for_user(self, vector, bias):
+        """A copy of the model whose only user, code 0, has that vector and bias in
+        every kept sample (see :meth:`RecommenderMixin._for_user`)."""
+        one = super()._for_user(vector, bias)
+        n_kept = len(self.sample_w0_)
+        one.sample_user_factors_ = np.repeat(one.user_factors_[None], n_kept, axis=0)
+        one.sample_user_bias_ = np.repeat(one.user_bias_[None], n_kept, axis=0)
+        return one
+
+    # ---- persistence
+
+    def _check_state_shapes(self):
+        super()._check_state_shapes()
+        n_kept = len(self.sample_w0_)
+        nu, ni, k = len(self.user_index_), len(self.item_index_), self.n_factors
+        expected = {
+            "sample_w0_": (n_kept,),
+            "sample_noise_var_": (n_kept,),
+            "sample_user_bias_": (n_kept, nu),
+            "sample_item_bias_": (n_kept, ni),
+            "sample_user_factors_": (n_kept, nu, k),
+            "sample_item_factors_": (n_kept, ni, k),
+            "sample_user_prior_": (n_kept, 2, k + 1),
+        }
+        if n_kept == 0:
+            raise ModelFileError("the model file holds no posterior samples")
+        for name, shape in expected.items():
+            if getattr(self, name).shape != shape:
+                raise ModelFileError(
+                    f"{name} has shape {getattr(self, name).shape}, expected {shape}"
+                )
+        if not (self.sample_noise_var_ > 0).all():
+            raise ModelFileError("sample_noise_var_ holds a variance that is not positive")
+        if not (self.sample_user_prior_[:, 1] > 0).all():
+            raise ModelFileError("sample_user_prior_ holds a precision that is not positive")
