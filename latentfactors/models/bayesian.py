@@ -69,7 +69,7 @@ class BayesianMF(FactorModel):
         Keep the predictive mean within the range of the training ratings.
     random_state : None, int or numpy.random.Generator
         Seeds the initial factors and every sweep's random streams.
-    n_threads : int, default 1
+    n_threads : int, default -1
         Threads for sweeps and large predictions; ``-1`` = all cores. The
         samples do not depend on it.
     verbose : int, default 0
@@ -126,7 +126,7 @@ class BayesianMF(FactorModel):
         init_std=0.1,
         clip=True,
         random_state=None,
-        n_threads=1,
+        n_threads=-1,
         verbose=0,
         callback=None,
     ):
