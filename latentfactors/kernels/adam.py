@@ -418,8 +418,8 @@ TASK = 64
 
 
 # Estimated nanoseconds per rating of a lazy Adam batch, on one core: the errors,
-# the gradient rows and the Adam step of its rows (0.65 us at k = 32,
-# benchmarks/results/sgd-adam-layout.txt). Only sizes the calls of an epoch.
+# the gradient rows and the Adam step of its rows, near what
+# benchmarks/results/sgd-adam-layout.txt measured. Only sizes the calls of an epoch.
 ADAM_NS_PER_RATING = 150
 ADAM_NS_PER_FACTOR = 15
 

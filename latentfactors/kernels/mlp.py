@@ -63,7 +63,7 @@ plain gradient descent or follow :mod:`latentfactors.kernels.adam`: lazily
 Keras does, where every row moves at every step (applied in closed form when
 a row is next touched). Every write of the head's parameters and Adam moments
 flushes tiny values to zero (:data:`TINY`, :data:`PARAM_FLOOR`), so that none
-decays into the subnormal floats that make every operation on them ~100x slower.
+decays into the subnormal floats that make every operation on them far slower.
 
 An epoch runs as calls of :func:`_mlp_batches` over consecutive batches, about
 a quarter second of work each, so that Ctrl-C takes effect between them
@@ -601,8 +601,8 @@ def _sgd_rows(rows, n_rows, W, gW, b, gb, lr):
 
 # Estimated nanoseconds of one core per rating of a batch: per weight of the head
 # (its forward and backward passes), per factor (the embedding rows), and per head
-# parameter per batch (its update). The defaults come to ~2.5 us a rating, near the
-# 2 us measured at ml-1m size (benchmarks/mlp_epochs.py). Only sizes an epoch's calls.
+# parameter per batch (its update), near what benchmarks/mlp_epochs.py measures at
+# ml-1m size (benchmarks/results/mlp-epochs-1M.txt). Only sizes an epoch's calls.
 NS_PER_WEIGHT = 0.3
 NS_PER_FACTOR = 20.0
 NS_PER_PARAMETER = 2.0

@@ -308,8 +308,8 @@ def _free_block(sync, after_u, after_i):
     return -1
 
 
-# Estimated nanoseconds of one core per rating of an SGD update (30 ns at k = 32,
-# benchmarks/results/sgd-adam-layout.txt). Only sizes an epoch's calls.
+# Estimated nanoseconds of one core per rating of an SGD update (near what
+# benchmarks/results/sgd-adam-layout.txt measured). Only sizes an epoch's calls.
 SGD_NS_PER_RATING = 10.0
 SGD_NS_PER_FACTOR = 0.6
 

@@ -165,9 +165,10 @@ class MLPMF(FactorModel):
     center=False, clip=False, init="uniform", init_std=0.029,
     early_stopping=False)`` (:func:`latentfactors.presets.notebook_mlp`;
     Keras starts embeddings uniform in +-0.05, whose standard deviation is
-    0.029). Fitted on the train part only, it gives a test MSE of 0.823
-    (median of seeds 0-4, range 0.809-0.836) in about 0.3 s; the same Keras
-    code gives 0.865-0.888 here in about 12 s.
+    0.029). Fitted on the train part only, it reproduces the notebook's test
+    MSE, and does so far faster than the Keras code (the figures are in the
+    README's accuracy table and ``benchmarks/results/accuracy-*.md``, from
+    ``python benchmarks/accuracy.py``).
 
     **New users** get a vector and bias without refitting: :meth:`fold_in`,
     :meth:`predict_for` and :meth:`recommend_for` minimise the training
