@@ -4,7 +4,8 @@ A model subclass supplies four things:
 
 * ``_init_state(rng, n_users, n_items)``: the initial parameter arrays;
 * ``_setup(data, rng)``: its optimizer's fit state (a small dataclass), built once per fit;
-* ``_epoch(state, epoch, rng)``: run ONE jitted epoch, return the sum of squared errors;
+* ``_epoch(state, epoch, rng)``: run one epoch (a few short kernel calls), return its sum
+  of squared errors;
 * ``_predict_codes(users, items)``: predictions for dense codes (``-1`` = unknown).
 
 The epoch loop, early stopping, history, progress and divergence checks live
@@ -33,6 +34,7 @@ from latentfactors.kernels.scoring import csr_by_user
 from latentfactors.metrics import error_metrics
 from latentfactors.models import persistence
 from latentfactors.models.recommend import RecommenderMixin
+from latentfactors.models.scaling import TrainingViews, rating_scale
 
 # Training has blown up when its MSE passes this many times that of predicting 0.
 MSE_BLOWUP = 1e6
@@ -40,19 +42,11 @@ MSE_BLOWUP = 1e6
 MSE_UNSTABLE = 100.0
 # Ratings beyond this size get a note in those messages: the wrong column, perhaps.
 RATING_SCALE_NOTE = 1000.0
-# The defaults were chosen on ratings spanning 0.5-5 stars; ratings of any other
-# span are trained on as if divided by span / REFERENCE_SPAN, and the fitted
-# arrays mapped back, so a linear rescaling of the ratings rescales the model.
-REFERENCE_SPAN = 4.5
 
 # How embedding rows start: "normal" draws vectors N(0, init_std) and zero
 # biases; "uniform" draws vectors *and* biases uniformly with the same standard
 # deviation, as a Keras ``Embedding`` layer does (+-0.05 is std 0.029).
 INITS = ("normal", "uniform")
-
-# The epoch loop reads the validation ratings through this name.
-_columns = rating_arrays
-
 
 # ---------------------------------------------------------------- the estimator
 
@@ -241,7 +235,7 @@ class FactorModel(RecommenderMixin):
         user_mean = float(np.mean(data.ratings, dtype=np.float64)) if self.center else 0.0
         largest = float(np.max(np.abs(data.ratings)))
         if scale != 1.0:
-            # Train in units of the reference span (see REFERENCE_SPAN).
+            # Train in units of the reference span (see models/scaling.py).
             data.ratings = (data.ratings / np.float64(scale)).astype(np.float32)
             self.global_mean_ = (
                 float(np.mean(data.ratings, dtype=np.float64)) if self.center else 0.0
@@ -259,7 +253,7 @@ class FactorModel(RecommenderMixin):
         # A training MSE this far above that of predicting 0 has blown up, finite or not.
         mse_zero = max(float(np.mean(np.square(data.ratings, dtype=np.float64))), 1.0)
         state = self._setup(data, rng)
-        views = _Views(self, scale, user_mean) if scale != 1.0 else None
+        views = TrainingViews(self, scale, user_mean) if scale != 1.0 else None
         mse_limit = MSE_BLOWUP * mse_zero
         note = ""
         if largest > RATING_SCALE_NOTE:
@@ -348,7 +342,7 @@ class FactorModel(RecommenderMixin):
 
     def _unscaled(self, arrays: dict, scale: float) -> dict:
         """The state ``arrays`` learned on ratings divided by ``scale``, as new
-        arrays in the ratings' own units (see :data:`REFERENCE_SPAN`)."""
+        arrays in the ratings' own units (see :mod:`latentfactors.models.scaling`)."""
         raise NotImplementedError
 
     def _penalty_scale(self) -> float:
@@ -615,7 +609,7 @@ def _encode_valid(data, valid):
     """``(user codes, item codes, float64 ratings)`` of held-out ratings, or None."""
     if valid is None:
         return None
-    vu, vi, vr = _columns(valid, need_rating=True, what="valid")
+    vu, vi, vr = rating_arrays(valid, need_rating=True, what="valid")
     if len(vu) == 0:
         raise ValueError("valid is empty: pass None, or at least one rating")
     return (
@@ -623,35 +617,3 @@ def _encode_valid(data, valid):
         data.item_index.encode(vi),
         np.asarray(vr, dtype=np.float64),
     )
-
-
-def rating_scale(rating_range) -> float:
-    """``span / REFERENCE_SPAN`` of the training ratings, or 1 for a single value."""
-    low, high = rating_range
-    span = float(high) - float(low)
-    return span / REFERENCE_SPAN if span > 0 else 1.0
-
-
-class _Views:
-    """The model's arrays in two units while a fit runs on rescaled ratings.
-
-    Training updates the arrays of the training view (ratings divided by
-    ``scale``); whenever anything outside training reads the model (validation,
-    a callback, the end of the fit) it holds fresh arrays in the ratings' own
-    units instead, and training gets its own back before the next epoch.
-    """
-
-    def __init__(self, model, scale: float, user_mean: float):
-        self.model = model
-        self.scale = scale
-        self.user_mean = user_mean
-        self.train_arrays = model._get_state()
-        self.train_mean = model.global_mean_
-
-    def training(self):
-        self.model._set_state(self.train_arrays)
-        self.model.global_mean_ = self.train_mean
-
-    def user(self):
-        self.model._set_state(self.model._unscaled(self.train_arrays, self.scale))
-        self.model.global_mean_ = self.user_mean

@@ -19,13 +19,14 @@ from latentfactors.errors import DivergenceError, ModelFileError
 from latentfactors.kernels import gibbs
 from latentfactors.kernels._config import resolve_threads, with_threads
 from latentfactors.kernels.scoring import csr_by_user
-from latentfactors.models.base import FactorModel, _encode_valid, rating_scale
+from latentfactors.models.base import FactorModel, _encode_valid
+from latentfactors.models.scaling import rating_scale
 
 # The feature groups of a rating, in the order the sampler draws them.
 GROUPS = ("user", "item")
 
 # The fixed constants of the priors, in training units (ratings centred and
-# divided by their span / 4.5, see models/base.py REFERENCE_SPAN): vague but
+# divided by their span / 4.5, see models/scaling.py): vague but
 # proper, as libFM's (which uses shape and rate 0.5 where these use 1).
 DEFAULT_PRIOR = {
     "lam_w0": 1.0,

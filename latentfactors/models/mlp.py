@@ -7,8 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from latentfactors._validation import check_choice, check_real
-from latentfactors._validation import is_int as _is_int
+from latentfactors._validation import check_choice, check_real, is_int
 from latentfactors.errors import ModelFileError
 from latentfactors.kernels import adam as adam_kernels
 from latentfactors.kernels import mlp as mlp_kernels
@@ -360,7 +359,7 @@ class MLPMF(FactorModel):
                 f"got {hidden!r}"
             )
         for n, width in enumerate(hidden):
-            if not _is_int(width) or not 1 <= width <= 100_000:
+            if not is_int(width) or not 1 <= width <= 100_000:
                 raise ValueError(
                     f"hidden[{n}] must be a positive integer layer width <= 100000, got {width!r}"
                 )
