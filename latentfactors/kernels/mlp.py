@@ -608,6 +608,13 @@ NS_PER_FACTOR = 20.0
 NS_PER_PARAMETER = 2.0
 
 
+#: The arguments of :func:`_mlp_epoch`, handed whole to each of its calls of
+#: :func:`_mlp_batches`.
+MLPEpoch = namedtuple(
+    "MLPEpoch", "data order batch_size emb mu head drop moments rows scratch hyper clock"
+)
+
+
 def _mlp_epoch(data, order, batch_size, emb, mu, head, drop, moments, rows, scratch, hyper, clock):
     """One epoch over ``order`` in batches of ``batch_size``; parameters change in place.
 
@@ -663,51 +670,23 @@ def _mlp_epoch(data, order, batch_size, emb, mu, head, drop, moments, rows, scra
     ) + NS_PER_PARAMETER * len(head.flat)
     n_batches = -(-len(order) // batch_size)
     per_call = units_per_call(n_batches, ns_per_batch)
+    epoch = MLPEpoch(
+        data, order, batch_size, emb, mu, head, drop, moments, rows, scratch, hyper, clock
+    )
     total = 0.0
     for first in range(0, n_batches, per_call):
         last = min(n_batches, first + per_call)
-        total = run_kernel(
-            _mlp_batches,
-            data,
-            order,
-            batch_size,
-            emb,
-            mu,
-            head,
-            drop,
-            moments,
-            rows,
-            scratch,
-            hyper,
-            clock,
-            first,
-            last,
-            total,
-        )
+        total = run_kernel(_mlp_batches, epoch, first, last, total)
     if hyper.embed_optimizer == ADAM_DENSE:
         _catch_up_all(emb, moments.embed, clock, clock.step0 + n_batches, hyper.beta1, hyper.beta2)
     return total
 
 
-def _mlp_batches(
-    data,
-    order,
-    batch_size,
-    emb,
-    mu,
-    head,
-    drop,
-    moments,
-    rows,
-    scratch,
-    hyper,
-    clock,
-    first,
-    last,
-    total,
-):
-    """Batches ``first .. last - 1`` of :func:`_mlp_epoch`; returns ``total`` plus their
-    squared errors, added in order."""
+def _mlp_batches(epoch, first, last, total):
+    """Batches ``first .. last - 1`` of :func:`_mlp_epoch` (``epoch`` is an
+    :class:`MLPEpoch` of its arguments); returns ``total`` plus their squared
+    errors, added in order."""
+    data, order, batch_size, emb, mu, head, drop, moments, rows, scratch, hyper, clock = epoch
     users = data.users
     items = data.items
     P, Q, bu, bi = emb
