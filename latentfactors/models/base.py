@@ -424,7 +424,8 @@ class FactorModel(RecommenderMixin):
                 seconds = time.perf_counter() - start
                 if reads_model:
                     self._sync(ctx)
-                train_mse = sse / n_train
+                # float(): a kernel run as plain Python (JIT disabled) returns a NumPy scalar.
+                train_mse = float(sse) / n_train
                 self._check_finite(epoch, train_mse, ctx)
                 if train_mse > unstable:
                     warnings.warn(
