@@ -36,10 +36,10 @@ test: $(VENV)/.stamp-test
 
 # Line coverage of the package, kernel bodies included: the kernels run as plain
 # Python (NUMBA_DISABLE_JIT=1), so tests marked `jit`, on real data or of notebooks
-# are left out. Report in the terminal and in coverage/html/index.html.
+# are left out. Report in the terminal and in htmlcov/index.html.
 coverage: $(VENV)/.stamp-coverage
 	NUMBA_DISABLE_JIT=1 $(PY) -m pytest -q -m "not jit and not slow and not notebooks" \
-		--cov=latentfactors --cov-report=term-missing --cov-report=html:coverage/html
+		--cov=latentfactors --cov-report=term-missing --cov-report=html
 
 lint: $(VENV)/.stamp-test
 	$(VENV)/bin/ruff check latentfactors tests benchmarks
