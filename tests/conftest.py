@@ -1,4 +1,8 @@
-"""Shared fixtures. Real-data tests read ../shared/data in place and skip without it."""
+"""Shared fixtures. Real-data tests read ../shared/data in place and skip without it.
+
+With ``NUMBA_DISABLE_JIT=1`` (``make coverage``) the kernels run as plain
+Python, and tests marked ``jit`` (they need compiled code) are skipped.
+"""
 
 from __future__ import annotations
 
@@ -25,6 +29,21 @@ two_threads = pytest.mark.skipif(
     numba.config.NUMBA_NUM_THREADS < 2,
     reason="needs 2 threads: NUMBA_NUM_THREADS is below 2 on this machine",
 )
+
+
+def pytest_collection_modifyitems(config, items):
+    """Skip the tests marked ``jit`` when Numba's compiler is disabled.
+
+    ``@pytest.mark.jit("why")``: the reason is shown with the skip, e.g. the
+    data size that plain Python would take minutes over.
+    """
+    if not numba.config.DISABLE_JIT:
+        return
+    for item in items:
+        marker = item.get_closest_marker("jit")
+        if marker is not None:
+            why = marker.args[0] if marker.args else "needs compiled code"
+            item.add_marker(pytest.mark.skip(reason=f"NUMBA_DISABLE_JIT is set: {why}"))
 
 
 @pytest.fixture(scope="session")

@@ -13,6 +13,8 @@ import pytest
 from latentfactors import BiasedMF, load_movielens, random_split
 from latentfactors.presets import notebook_dot
 
+pytestmark = pytest.mark.jit("fits MovieLens (100,000 ratings) many times")
+
 
 @pytest.fixture(scope="module")
 def splits(shared_data):

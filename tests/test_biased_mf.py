@@ -402,6 +402,7 @@ def test_optimizers_start_from_the_same_initialisation(ratings):
     assert np.array_equal(inits["sgd"], inits["adam"])
 
 
+@pytest.mark.jit("compares thread counts on 90,000 ratings")
 @two_threads
 @pytest.mark.parametrize("cache_bytes", [10**9, 1024])
 def test_threads_give_bit_identical_sgd(monkeypatch, synthetic, cache_bytes):
@@ -420,6 +421,7 @@ def test_threads_give_bit_identical_sgd(monkeypatch, synthetic, cache_bytes):
         assert np.array_equal(getattr(one, name), getattr(two, name))
 
 
+@pytest.mark.jit("compares thread counts on 90,000 ratings")
 @two_threads
 @pytest.mark.parametrize("optimizer", ["adam", "adam-dense"])
 def test_threads_give_bit_identical_adam(monkeypatch, synthetic, optimizer):
@@ -541,6 +543,7 @@ def _swap(arr, old, new):
     return atomic.compare_exchange(arr, 0, old, new)
 
 
+@pytest.mark.jit("checks Numba's typing errors")
 def test_atomics_refuse_arrays_other_than_int64():
     with pytest.raises(numba.core.errors.TypingError):
         _add_one(np.zeros(2, dtype=np.int32))
@@ -566,6 +569,7 @@ def test_grid_depends_on_data_not_threads():
     assert layout_kernels.grid_size(10**6, 10**6, 10_000, 128) ** 2 * 1024 <= 10_000 + 1024
 
 
+@pytest.mark.jit("fits 90,000 ratings for 25 epochs, twice")
 def test_block_schedule_converges_like_a_plain_shuffle(monkeypatch, synthetic):
     frame, truth = synthetic
     fresh = truth.sample(20_000, random_state=7)
@@ -579,6 +583,7 @@ def test_block_schedule_converges_like_a_plain_shuffle(monkeypatch, synthetic):
 # ---------------------------------------------------------------- learning
 
 
+@pytest.mark.jit("fits 90,000 ratings for many epochs")
 @pytest.mark.parametrize("optimizer, lr", [("sgd", 0.005), ("adam", 0.003)])
 def test_learns_planted_structure_close_to_noise_floor(synthetic, optimizer, lr):
     frame, truth = synthetic
@@ -1186,6 +1191,7 @@ def test_changing_n_factors_after_fit_is_a_clear_error(ratings, tmp_path):
     assert load_model(tmp_path / "m.npz").n_factors == 8
 
 
+@pytest.mark.jit("fits 90,000 ratings")
 @pytest.mark.parametrize("optimizer", ["sgd", "adam", "adam-dense"])
 def test_model_arrays_are_current_whenever_something_reads_them(monkeypatch, synthetic, optimizer):
     # SGD on a renumbered grid, and Adam in its interleaved records, train on copies

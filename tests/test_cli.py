@@ -542,6 +542,7 @@ def test_stale_sidecar_is_ignored(tmp_path):
 # ---------------------------------------------------------------- the demo on real data
 
 
+@pytest.mark.jit("runs the demo on 100,000 real ratings")
 def test_demo_quick_on_real_data(shared_data, tmp_path):
     dataset_dir(shared_data, "ml-latest-small")
     proc = run("demo", "--quick", "--seed", 1, "--json", cwd=tmp_path, data_home=shared_data)

@@ -80,6 +80,7 @@ def trained_x(model, user):
 # ---------------------------------------------------------------- the minimiser
 
 
+@pytest.mark.jit("fits an MLP on 8,000 ratings per case")
 @pytest.mark.parametrize("reg, reg_bias", [(0.05, 0.05), (0.1, 0.0)])
 def test_linear_head_gives_the_exact_ridge_solution(frame, reg, reg_bias):
     # A linear head is one affine map, head([p; q]) = p . w_u + q . w_i + c, so
@@ -108,6 +109,7 @@ def test_linear_head_gives_the_exact_ridge_solution(frame, reg, reg_bias):
         assert bias == pytest.approx(float(np.float32(b)), abs=1e-7)
 
 
+@pytest.mark.jit("fits an MLP on 8,000 ratings")
 def test_tanh_fold_in_has_zero_gradient_and_beats_the_trained_vector(tanh, frame):
     # tanh makes F smooth: its gradient (central differences in float64) must
     # vanish at the returned point, up to the differencing error.
@@ -178,6 +180,7 @@ def test_fold_in_is_deterministic_and_needs_finite_parameters(relu, frame):
 # ---------------------------------------------------------------- trained users
 
 
+@pytest.mark.jit("fits MLPs on 8,000 ratings for 40 epochs")
 def test_fold_in_reproduces_trained_users(frame):
     """Folding a trained user back in from their own ratings gives nearly their predictions.
 

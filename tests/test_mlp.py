@@ -337,6 +337,7 @@ def test_linear_head_is_additive():
     assert np.abs(diffs - diffs[0]).max() > 1e-3
 
 
+@pytest.mark.jit("fits MLPs for 40 epochs")
 def test_learns_planted_interaction_linear_head_cannot():
     rng = np.random.default_rng(0)
     n_users, n_items = 40, 40
@@ -534,6 +535,7 @@ def test_unknown_ids_fall_back_to_mean_known_bias_and_zero_vector(fitted):
     np.testing.assert_allclose(pred, expected, rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.jit("predicts 300,000 pairs, twice")
 def test_predict_frame_clip_evaluate_and_parallel_predict(fitted):
     model, frame = fitted
     pred = model.predict(frame)
@@ -724,6 +726,7 @@ def test_divergence_with_heavy_dropout_names_dropout(monkeypatch):
         MLPMF(**{**SMALL, "dropout": 0.9}).fit(synthetic())
 
 
+@pytest.mark.jit("fits the default MLP on 20,000 ratings, twice")
 def test_heavy_dropout_that_stays_finite_warns_once():
     """dropout=0.9 stays finite here but its training MSE runs in the thousands."""
     from latentfactors import UnstableTrainingWarning, make_synthetic_ratings
@@ -742,6 +745,7 @@ def test_heavy_dropout_that_stays_finite_warns_once():
         MLPMF(dropout=0.5, n_epochs=3, random_state=0).fit(frame)
 
 
+@pytest.mark.jit("fits the default MLP on 3,000 ratings, twice")
 def test_batches_larger_than_the_data():
     """One batch of all ratings: the reported step is the one training used."""
     from latentfactors import make_synthetic_ratings
@@ -755,6 +759,7 @@ def test_batches_larger_than_the_data():
     np.testing.assert_array_equal(model.dense_, same.dense_)
 
 
+@pytest.mark.jit("fits the default MLP on 3,000 ratings, twice")
 def test_divergence_hint_weighs_the_penalties_against_the_embedding_step():
     from latentfactors import make_synthetic_ratings
 

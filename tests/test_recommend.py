@@ -227,6 +227,7 @@ def test_exclude_extra_pairs(model, ratings):
     np.testing.assert_array_equal(only.items[0], [i for i in expected if i != first[0]][:3])
 
 
+@pytest.mark.jit("ranks 2,000 items for 3,000 users")
 def test_memory_stays_within_one_block():
     frame, _ = make_synthetic_ratings(3000, 2000, 30_000, rank=2, random_state=0)
     m = BiasedMF(8, n_epochs=1, random_state=0).fit(frame)
@@ -350,6 +351,7 @@ def converged():
     return frame, BiasedMF(8, n_epochs=100, clip=False, random_state=0).fit(frame)
 
 
+@pytest.mark.jit("fits 15,000 ratings for 100 epochs")
 def test_fold_in_reproduces_trained_users(converged):
     """Folding a trained user back in from their own ratings gives nearly their predictions.
 
@@ -490,6 +492,7 @@ def test_with_titles_keeps_order_and_marks_missing(model):
         model.recommend(3, 10, titles=text_ids)
 
 
+@pytest.mark.jit("fits 100,000 real ratings")
 def test_movielens_titles(shared_data):
     from latentfactors import load_movielens, load_movielens_items
 

@@ -83,6 +83,7 @@ def test_timestamps():
     assert fresh["timestamp"].dtype == np.int64
 
 
+@pytest.mark.jit("draws three noise floors of 200,000 pairs")
 def test_deterministic_with_seed_and_seeds_differ():
     a, ta = make_synthetic_ratings(300, 200, 5000, timestamps=True, random_state=11)
     b, tb = make_synthetic_ratings(300, 200, 5000, timestamps=True, random_state=11)
@@ -121,6 +122,7 @@ def test_full_matrix_and_high_density():
     assert_unique_pairs(df)
 
 
+@pytest.mark.jit("draws 1,000,000 ratings")
 def test_saturated_sparse_path_terminates():
     # Few items, steep popularity, a matrix above the all-pairs limit: popular items are
     # rated by every user and the sampler must fall back to flatter proposals.
@@ -129,6 +131,7 @@ def test_saturated_sparse_path_terminates():
     assert_unique_pairs(df)
 
 
+@pytest.mark.jit("draws 2,000,000 ratings")
 def test_two_million_ratings():
     df, truth = make_synthetic_ratings(50_000, 10_000, 2_000_000, timestamps=True, random_state=4)
     assert len(df) == 2_000_000
@@ -188,6 +191,7 @@ def test_noise_floor_with_rounding_matches_sheppard():
     "kwargs",
     [{}, {"step": None}, {"noise": 1.0, "scale": (1, 5), "step": 1}, {"noise": 0.8}],
 )
+@pytest.mark.jit("draws 50,000 ratings and 200,000 fresh ones per case")
 def test_predict_reaches_noise_floor_on_fresh_ratings(kwargs):
     _, truth = make_synthetic_ratings(3000, 1000, 50_000, random_state=7, **kwargs)
     fresh = truth.sample(200_000, random_state=8)

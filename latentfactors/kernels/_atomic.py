@@ -7,13 +7,17 @@ and returns the old value; ``compare_exchange(arr, i, old, new)`` sets
 i)`` and ``store(arr, i, v)`` read and write ``arr[i]`` so that every write a
 thread made before a ``store`` is seen by a thread that then ``load``s the
 stored value. The index is not checked.
+
+With ``NUMBA_DISABLE_JIT=1`` each is its plain-Python twin (``_py_*``): a
+read or a write of ``arr[idx]``, which is all it needs to be on one thread.
 """
 
 from __future__ import annotations
 
 from numba import types
 from numba.core import cgutils
-from numba.extending import intrinsic
+
+from latentfactors.kernels._config import intrinsic_or
 
 ORDER = "seq_cst"
 
@@ -43,7 +47,28 @@ def _int64_array(arr, idx, write=False):
     )
 
 
-@intrinsic
+def _py_fetch_add(arr, idx, value):
+    old = arr[idx]
+    arr[idx] = old + value
+    return old
+
+
+def _py_compare_exchange(arr, idx, expected, value):
+    if arr[idx] == expected:
+        arr[idx] = value
+        return True
+    return False
+
+
+def _py_load(arr, idx):
+    return arr[idx]
+
+
+def _py_store(arr, idx, value):
+    arr[idx] = value
+
+
+@intrinsic_or(_py_fetch_add)
 def fetch_add(typingctx, arr, idx, value):
     """``old = arr[idx]; arr[idx] += value; return old``, atomically."""
     if not (_int64_array(arr, idx, write=True) and isinstance(value, types.Integer)):
@@ -56,7 +81,7 @@ def fetch_add(typingctx, arr, idx, value):
     return types.int64(arr, idx, value), codegen
 
 
-@intrinsic
+@intrinsic_or(_py_compare_exchange)
 def compare_exchange(typingctx, arr, idx, expected, value):
     """If ``arr[idx] == expected``, set it to ``value`` and return True; else False. Atomic."""
     if not (
@@ -76,7 +101,7 @@ def compare_exchange(typingctx, arr, idx, expected, value):
     return types.boolean(arr, idx, expected, value), codegen
 
 
-@intrinsic
+@intrinsic_or(_py_load)
 def load(typingctx, arr, idx):
     """``arr[idx]``, atomically."""
     if not _int64_array(arr, idx):
@@ -89,7 +114,7 @@ def load(typingctx, arr, idx):
     return types.int64(arr, idx), codegen
 
 
-@intrinsic
+@intrinsic_or(_py_store)
 def store(typingctx, arr, idx, value):
     """``arr[idx] = value``, atomically."""
     if not (_int64_array(arr, idx, write=True) and isinstance(value, types.Integer)):

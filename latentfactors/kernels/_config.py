@@ -11,6 +11,8 @@ one thread, so a process that never asks for more never starts Numba's thread
 pool, and in a process forked from one whose pool had started: GNU OpenMP's
 pool does not survive ``fork()``, and the child would hang in its first
 parallel region. The two builds give bit-identical results.
+:func:`intrinsic_or` gives every intrinsic a pure-Python twin for runs with
+the JIT disabled.
 """
 
 import os
@@ -18,6 +20,7 @@ import sys
 import types
 
 import numba
+from numba.extending import intrinsic
 
 from latentfactors._numba_setup import CACHE
 
@@ -191,3 +194,21 @@ CALL_NS = 250_000_000
 def units_per_call(n_units: int, ns_per_unit: float) -> int:
     """How many consecutive units (batches, rounds) one call runs: at least 1, at most all."""
     return int(max(1, min(n_units, CALL_NS // max(ns_per_unit, 1.0))))
+
+
+def intrinsic_or(python_twin):
+    """Decorator: a Numba intrinsic, or ``python_twin`` when the JIT is disabled.
+
+    With ``NUMBA_DISABLE_JIT=1`` (the coverage run) kernels run as plain Python,
+    where an intrinsic cannot be called; its twin then takes the same arguments
+    (without the typing context) and gives the same result. Nothing runs on
+    several threads then (``prange`` is ``range``), so a twin need not be atomic.
+    Compiled kernels never see the twin.
+    """
+
+    def decorate(defn):
+        if numba.config.DISABLE_JIT:
+            return python_twin
+        return intrinsic(defn)
+
+    return decorate

@@ -12,6 +12,9 @@ line. NumPy puts a large array 16 bytes past a page boundary (the
 allocator's header), so every 128-byte row of 32 float32 factors straddles
 three cache lines instead of two: 1.5x the lines to fetch per update, and
 1.5x the cache an item stripe needs.
+
+With ``NUMBA_DISABLE_JIT=1`` a prefetch is a no-op and the values per line a
+plain number (their ``_py_*`` twins).
 """
 
 from __future__ import annotations
@@ -23,9 +26,9 @@ import numpy as np
 from llvmlite import ir
 from numba import types
 from numba.core import cgutils
-from numba.extending import intrinsic
 
 from latentfactors._numba_setup import CACHE
+from latentfactors.kernels._config import intrinsic_or
 
 LINE_BYTES = 64
 
@@ -65,7 +68,15 @@ def aligned_empty(shape, dtype) -> np.ndarray:
     return buf[skip : skip + nbytes].view(dtype).reshape(shape)
 
 
-@intrinsic
+def _py_prefetch(arr, *index):
+    """A hint the interpreter has no use for: nothing to do."""
+
+
+def _py_line_values(arr):
+    return max(1, LINE_BYTES // arr.itemsize)
+
+
+@intrinsic_or(_py_prefetch)
 def _prefetch(typingctx, arr, row, col):
     """Prefetch the cache line holding ``arr[row, col]`` (a 2-D array), for writing."""
     if not (
@@ -78,7 +89,7 @@ def _prefetch(typingctx, arr, row, col):
     return types.void(arr, row, col), _codegen
 
 
-@intrinsic
+@intrinsic_or(_py_prefetch)
 def prefetch_at(typingctx, arr, idx):
     """Prefetch the cache line holding ``arr[idx]`` (a 1-D array); ``idx`` must be valid."""
     if not (isinstance(arr, types.Array) and arr.ndim == 1 and isinstance(idx, types.Integer)):
@@ -86,7 +97,7 @@ def prefetch_at(typingctx, arr, idx):
     return types.void(arr, idx), _codegen
 
 
-@intrinsic
+@intrinsic_or(_py_line_values)
 def _line_values(typingctx, arr):
     """Values of ``arr``'s dtype per cache line, as a compile-time constant."""
     if not isinstance(arr, types.Array):

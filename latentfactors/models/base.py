@@ -281,7 +281,8 @@ class FactorModel(RecommenderMixin):
                     self._sync(state)
                     if views is not None:
                         views.user()
-                train_mse = sse / n_train
+                # float(): a kernel run as plain Python (JIT disabled) returns a NumPy scalar.
+                train_mse = float(sse) / n_train
                 self._check_finite(epoch, train_mse, state, mse_limit, note)
                 if train_mse > unstable:
                     warnings.warn(
