@@ -113,11 +113,14 @@ def with_threads(n_threads, kernel, *args):
     outer = _requested
     _requested = 1 if one else n_threads
     try:
-        if one:
+        # One thread: kernels called through run_kernel take their serial builds,
+        # and a pool that is not running stays so; one that is (started by other
+        # code) runs whatever the callable calls directly on one thread.
+        if one and not (threads_usable() and _threads_started()):
             return kernel(*args)
         _started_threads = True
         previous = numba.get_num_threads()
-        numba.set_num_threads(n_threads)
+        numba.set_num_threads(1 if one else n_threads)
         try:
             return kernel(*args)
         finally:
