@@ -25,7 +25,7 @@ $(VENV)/.stamp-test: setup.cfg pyproject.toml
 $(VENV)/.stamp-coverage: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[coverage]"
+	$(PY) -m pip install --quiet -e ".[test,coverage]"
 	touch $@ $(VENV)/.stamp-base
 
 demo: $(VENV)/.stamp-base
