@@ -196,8 +196,11 @@ def _dot_stage1(approx, prior32, cands, seen, s0, s1, hs, hc):
 
 
 @numba.njit(**JIT)
-def _dot_stage2(r, approx, threshold, prior, cands, seen, s0, s1, Pu, bu, Q, bi, mu, hs, hc):
-    """Exact top ``len(hs)`` among the candidates whose approximate score is >= threshold."""
+def _dot_stage2(r, approx, threshold, prior, cands, seen, s0, s1, emb, mu, heap):
+    """Exact top ``len(hs)`` among the candidates whose approximate score is >= threshold
+    (``emb`` the block's ``(Pu, Q, bu, bi)``, ``heap`` its row's ``(hs, hc)``)."""
+    Pu, Q, bu, bi = emb
+    hs, hc = heap
     size = 0
     p = s0
     for c in range(len(cands)):
@@ -216,43 +219,31 @@ def _dot_stage2(r, approx, threshold, prior, cands, seen, s0, s1, Pu, bu, Q, bi,
 
 
 @numba.njit(**JIT)
-def _dot_row(r, approx, prior32, prior, eps, cands, seen, s0, s1, Pu, bu, Q, bi, mu, hs, hc):
-    """Exact top ``len(hs)`` of block row ``r`` (see the module docstring).
+def _dot_row(r, approx, prior32, prior, eps, cands, seen, s0, s1, emb, mu, heap):
+    """Exact top ``len(hs)`` of block row ``r`` (see the module docstring), into
+    ``heap = (hs, hc)``; ``emb`` is the block's ``(Pu, Q, bu, bi)``.
 
     Two functions rather than one loop nest: LLVM optimises each scan better alone.
     """
+    hs, hc = heap
     size = _dot_stage1(approx, prior32, cands, seen, s0, s1, hs, hc)
     threshold = -np.inf
     if size == len(hs):
         # Stage 1's n-th best approximate score, less twice the error bound.
         threshold = hs[0] - 2.0 * eps
-    _dot_stage2(r, approx, threshold, prior, cands, seen, s0, s1, Pu, bu, Q, bi, mu, hs, hc)
+    _dot_stage2(r, approx, threshold, prior, cands, seen, s0, s1, emb, mu, heap)
 
 
 def _topn_dot_rows(approx, prior32, prior, eps, cands, seen, emb, mu, out_codes, out_scores):
     """Rows of :func:`_topn_dot`; ``seen`` is ``(seen_start, seen_end, seen)`` and
     ``emb`` the :class:`~latentfactors.kernels.bundles.Embeddings` ``(Pu, Q, bu, bi)``."""
     seen_start, seen_end, seen_codes = seen
-    Pu, Q, bu, bi = emb
     for r in numba.prange(approx.shape[0]):
+        heap = (out_scores[r], out_codes[r])
         _dot_row(
-            r,
-            approx[r],
-            prior32,
-            prior,
-            eps[r],
-            cands,
-            seen_codes,
-            seen_start[r],
-            seen_end[r],
-            Pu,
-            bu,
-            Q,
-            bi,
-            mu,
-            out_scores[r],
-            out_codes[r],
-        )
+            r, approx[r], prior32, prior, eps[r], cands, seen_codes, seen_start[r], seen_end[r],
+            emb, mu, heap,
+        )  # fmt: skip
 
 
 _topn_dot_serial, _topn_dot_parallel = serial_and_parallel(_topn_dot_rows)
