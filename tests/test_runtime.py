@@ -9,6 +9,7 @@ import stat
 import subprocess
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 import numba
@@ -212,6 +213,42 @@ def test_serial_build_calls_the_serial_builds_of_its_callees():
     assert "_batch_grads_serial" in serial_names and "_batch_grads" not in serial_names
     assert "_batch_grads" in parallel_names
     assert _config._serial_build_of(mlp_kernels._batch_grads) is mlp_kernels._batch_grads_serial
+    # The gradient checks' objective too: on one thread it must not start the pool.
+    loss_names = mlp_kernels._loss_grad_serial.py_func.__code__.co_names
+    assert "_batch_grads_serial" in loss_names and "_batch_grads" not in loss_names
+    assert _config._serial_build_of(mlp_kernels._loss_grad) is mlp_kernels._loss_grad_serial
+
+
+def test_each_python_thread_keeps_its_own_thread_choice():
+    # Two fits on two Python threads: the one asking for one thread must get serial
+    # builds while the other runs parallel ones, and both choices end with their calls.
+    serial = lambda tag: ("serial", tag)  # noqa: E731
+    parallel = lambda tag: ("parallel", tag)  # noqa: E731
+    monkey = {id(parallel): (parallel, serial)}
+    inside = threading.Barrier(2, timeout=30)
+    seen = {}
+
+    def epoch(tag):
+        inside.wait()  # both threads are inside with_threads now
+        seen[tag] = _config.run_kernel(parallel, tag)
+        inside.wait()
+
+    def fit(n_threads, tag):
+        _config.with_threads(n_threads, epoch, tag)
+
+    original = dict(_config._BUILDS)
+    _config._BUILDS.update(monkey)
+    try:
+        threads = [threading.Thread(target=fit, args=(n, f"t{n}")) for n in (1, 2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+    finally:
+        _config._BUILDS.clear()
+        _config._BUILDS.update(original)
+    assert seen == {"t1": ("serial", "t1"), "t2": ("parallel", "t2")}
+    assert getattr(_config._requested, "n", None) is None
 
 
 def test_with_threads_runs_the_serial_build_in_a_forked_child(monkeypatch):

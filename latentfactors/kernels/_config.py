@@ -17,6 +17,7 @@ the JIT disabled.
 
 import os
 import sys
+import threading
 import types
 
 import numba
@@ -102,7 +103,7 @@ def with_threads(n_threads, kernel, *args):
     kernels through :func:`run_kernel`, such as an epoch cut into several
     kernel calls) runs with that choice made for the kernels it calls.
     """
-    global _requested, _started_threads
+    global _started_threads
     if isinstance(kernel, tuple):
         serial, kernel = kernel
     else:
@@ -110,8 +111,8 @@ def with_threads(n_threads, kernel, *args):
     one = n_threads <= 1 or not threads_usable()
     if serial is not None and one:
         return serial(*args)
-    outer = _requested
-    _requested = 1 if one else n_threads
+    outer = getattr(_requested, "n", None)
+    _requested.n = 1 if one else n_threads
     try:
         # One thread: kernels called through run_kernel take their serial builds,
         # and a pool that is not running stays so; one that is (started by other
@@ -126,12 +127,13 @@ def with_threads(n_threads, kernel, *args):
         finally:
             numba.set_num_threads(previous)
     finally:
-        _requested = outer
+        _requested.n = outer
 
 
-# The thread count that with_threads runs Python code with, for run_kernel; None
-# outside with_threads.
-_requested = None
+# The thread count that with_threads runs Python code with, for run_kernel; unset
+# outside with_threads. Per Python thread, as Numba's own thread count is: two
+# fits on two Python threads each keep their own choice.
+_requested = threading.local()
 
 
 def run_kernel(kernel, *args):
@@ -139,7 +141,7 @@ def run_kernel(kernel, *args):
     where :func:`with_threads` chose one thread (or threads are unusable), else its
     parallel build on Numba's current thread count."""
     serial = _serial_build_of(kernel)
-    if serial is not None and (_requested == 1 or not threads_usable()):
+    if serial is not None and (getattr(_requested, "n", None) == 1 or not threads_usable()):
         return serial(*args)
     return kernel(*args)
 

@@ -499,7 +499,6 @@ def _row_grads(data, order, start, stop, emb, reg, reg_bias, scratch, rows):
             gQ[i, f] += gx[b, k + f] + scale * reg * Q[i, f]
 
 
-@numba.njit(**JIT)
 def _loss_grad(data, order, start, stop, emb, mu, head, drop, penalties, scratch, grads):
     """The batch objective ``L_b`` and its gradient for every parameter.
 
@@ -549,6 +548,11 @@ def _loss_grad(data, order, start, stop, emb, mu, head, drop, penalties, scratch
         for p in range(w0, w0 + sizes[layer] * sizes[layer + 1]):
             wpen += flat[p] * flat[p]
     return (sse + pen) / m + reg_weights * wpen
+
+
+# Compiled twice: its serial build calls the serial batch gradients and never starts
+# Numba's thread pool; run it through with_threads.
+_loss_grad_serial, _loss_grad = serial_and_parallel(_loss_grad, parallel_flags=JIT)
 
 
 # ---------------------------------------------------------------- updates
