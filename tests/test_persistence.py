@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import textwrap
 
 import numpy as np
@@ -95,10 +94,16 @@ def test_sigterm_handler_is_restored_after_save(model, tmp_path):
     assert signal.getsignal(signal.SIGTERM) is before
 
 
+def _temp(folder, pid, host=None):
+    """A temporary named as a save names its own (``host=None``: this machine)."""
+    host = persistence._host_tag() if host is None else host
+    return folder / f".tmp-{pid}-{host}-0123456789ab.npz"
+
+
 def test_stale_temporary_of_dead_writer_is_removed_on_next_save(model, tmp_path):
-    stale = tmp_path / f".tmp-{_dead_pid()}-abc123_x.npz"
+    stale = _temp(tmp_path, _dead_pid())
     stale.write_bytes(b"half a model")
-    live = tmp_path / f".tmp-{os.getppid()}-abc123_x.npz"  # a writer that still runs
+    live = _temp(tmp_path, os.getppid())  # a writer that still runs
     live.write_bytes(b"being written")
     other = tmp_path / ".tmp-foo.npz"  # not our naming: never ours to remove
     other.write_bytes(b"someone else's")
@@ -108,8 +113,27 @@ def test_stale_temporary_of_dead_writer_is_removed_on_next_save(model, tmp_path)
     )
 
 
+def test_another_machines_temporary_is_kept_until_old(model, tmp_path):
+    # On a shared network folder a pid names a process of another machine: that
+    # it does not run here says nothing. Older versions' names carry no host.
+    elsewhere = "ffffffff" if persistence._host_tag() != "ffffffff" else "00000000"
+    theirs = _temp(tmp_path, _dead_pid(), host=elsewhere)
+    untagged = tmp_path / f".tmp-{_dead_pid()}-abc123_x.npz"
+    for path in (theirs, untagged):
+        path.write_bytes(b"being written elsewhere")
+    model.save(tmp_path / "model.npz")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [theirs.name, untagged.name, "model.npz"]
+    )
+    for path in (theirs, untagged):
+        long_ago = path.stat().st_mtime - persistence.STALE_SECONDS - 60
+        os.utime(path, (long_ago, long_ago))
+    model.save(tmp_path / "model.npz")
+    assert [p.name for p in tmp_path.iterdir()] == ["model.npz"]
+
+
 def test_stale_temporary_of_a_live_pid_is_removed_once_old(model, tmp_path):
-    old = tmp_path / f".tmp-{os.getppid()}-abc123_x.npz"  # pid running, file long idle
+    old = _temp(tmp_path, os.getppid())  # pid running, file long idle
     old.write_bytes(b"abandoned long ago")
     long_ago = old.stat().st_mtime - persistence.STALE_SECONDS - 60
     os.utime(old, (long_ago, long_ago))
@@ -117,19 +141,42 @@ def test_stale_temporary_of_a_live_pid_is_removed_once_old(model, tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["model.npz"]
 
 
-def test_save_temporaries_are_named_with_the_writer_pid(model, tmp_path, monkeypatch):
+def _spy_on_temporaries(monkeypatch, after_open=None):
+    """Record the names of the files a save opens; ``after_open`` runs once each is."""
     names = []
-    mkstemp = tempfile.mkstemp
+    real_open = persistence.os.open
 
-    def spy(*args, **kwargs):
-        fd, name = mkstemp(*args, **kwargs)
-        names.append(os.path.basename(name))
-        return fd, name
+    def spy(path, *args, **kwargs):
+        fd = real_open(path, *args, **kwargs)
+        names.append(os.path.basename(path))
+        if after_open is not None:
+            os.close(fd)
+            after_open()
+        return fd
 
-    monkeypatch.setattr(tempfile, "mkstemp", spy)
+    monkeypatch.setattr(persistence.os, "open", spy)
+    return names
+
+
+def test_save_temporaries_are_named_with_the_writer_pid_and_host(model, tmp_path, monkeypatch):
+    names = _spy_on_temporaries(monkeypatch)
     model.save(tmp_path / "model.npz")
-    assert len(names) == 1 and names[0].startswith(f".tmp-{os.getpid()}-")
+    assert len(names) == 1
+    assert names[0].startswith(f".tmp-{os.getpid()}-{persistence._host_tag()}-")
     assert persistence._TEMP_NAME.fullmatch(names[0])
+
+
+def test_interrupt_right_after_the_temporary_is_created_leaves_nothing(
+    model, tmp_path, monkeypatch
+):
+    def interrupted():
+        raise KeyboardInterrupt  # as a signal arriving before open() returns its fd
+
+    names = _spy_on_temporaries(monkeypatch, after_open=interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        model.save(tmp_path / "model.npz")
+    assert len(names) == 1
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_save_to_a_directory_names_the_path(model, tmp_path):

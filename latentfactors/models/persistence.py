@@ -14,23 +14,28 @@ Loading checks every part against the others (id maps against array shapes,
 the history's lists against each other, the hyperparameters as ``fit`` would)
 and reports any mismatch as :class:`~latentfactors.errors.ModelFileError`.
 
-A save to a path writes ``.tmp-<pid>-<random>.npz`` beside the target and
-renames it into place. The temporary is removed when the save fails or is
+A save to a path writes ``.tmp-<pid>-<host>-<random>.npz`` beside the target
+and renames it into place. The temporary is removed when the save fails or is
 interrupted (Ctrl-C, or SIGTERM when the process leaves SIGTERM to its default
 action); one left by a process that was killed outright is removed by the
-next save into that folder (:func:`remove_stale_temporaries`).
+next save into that folder (:func:`remove_stale_temporaries`): at once when
+it names this machine and a process that no longer runs, else (a shared network
+folder, where another machine's writer may still run) once nothing has written
+to it for :data:`STALE_SECONDS`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import json
 import math
 import os
 import re
+import secrets
 import signal
-import tempfile
+import socket
 import threading
 import time
 
@@ -46,9 +51,10 @@ FORMAT_NAME = "latentfactors-model"
 FORMAT_VERSION = 1
 HISTORY_KEYS = ("epoch", "train_mse", "valid_mse", "seconds")
 
-# A save writes ``.tmp-<pid>-<random>.npz`` beside the target, then renames it.
-_TEMP_PREFIX = ".tmp-{pid}-"
-_TEMP_NAME = re.compile(r"\.tmp-(\d+)-[a-z0-9_]+\.npz")
+# A save writes ``.tmp-<pid>-<host>-<random>.npz`` beside the target, then renames
+# it. A pid means something only on its own machine, hence the host tag; names
+# without one (older versions) are treated as another machine's.
+_TEMP_NAME = re.compile(r"\.tmp-(\d+)-(?:([0-9a-f]{8})-)?[a-z0-9_]+\.npz")
 # A temporary whose writer still runs (or whose pid was reused) is left alone
 # until it has not been written to for this long.
 STALE_SECONDS = 24 * 3600
@@ -130,20 +136,21 @@ def save(model, file) -> None:
             )
     remove_stale_temporaries(folder)
     with _cleanup_on_sigterm():
+        # Named before it exists, so an interrupt at any point after its creation
+        # finds it to remove; the name (pid, host, random) is ours alone.
+        tmp = os.path.join(folder, _temp_name())
         try:
-            fd, tmp = tempfile.mkstemp(
-                prefix=_TEMP_PREFIX.format(pid=os.getpid()), suffix=".npz", dir=folder
-            )
-        except OSError as exc:
-            raise type(exc)(
-                exc.errno, f"cannot save to {path}: cannot write in {folder} ({exc.strerror})"
-            ) from exc
-        try:
+            try:
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_BINARY, 0o600)
+            except OSError as exc:
+                raise type(exc)(
+                    exc.errno, f"cannot save to {path}: cannot write in {folder} ({exc.strerror})"
+                ) from exc
             with os.fdopen(fd, "wb") as fh:
                 np.savez(fh, **arrays)
                 fh.flush()
                 os.fsync(fh.fileno())
-            os.chmod(tmp, mode)  # mkstemp makes the file private (0600)
+            os.chmod(tmp, mode)  # created private (0600) until complete
             os.replace(tmp, target)
         except BaseException:
             if os.path.exists(tmp):
@@ -187,12 +194,25 @@ def _cleanup_on_sigterm():
             os.kill(os.getpid(), signal.SIGTERM)
 
 
+_O_BINARY = getattr(os, "O_BINARY", 0)
+
+
+def _host_tag() -> str:
+    """Eight hex digits naming this machine, for the temporaries' names."""
+    return hashlib.blake2s(socket.gethostname().encode(), digest_size=4).hexdigest()
+
+
+def _temp_name() -> str:
+    return f".tmp-{os.getpid()}-{_host_tag()}-{secrets.token_hex(6)}.npz"
+
+
 def remove_stale_temporaries(folder: str) -> list[str]:
     """Remove temporaries that an earlier save left in ``folder``; return their paths.
 
     Only files named as :func:`save` names its temporaries are candidates:
-    those of a process that no longer runs, and any that nothing has written
-    to for :data:`STALE_SECONDS` (the pid may have been reused). A concurrent
+    those of a process of this machine that no longer runs, and any that
+    nothing has written to for :data:`STALE_SECONDS` (the pid may have been
+    reused; another machine's writer may share the folder). A concurrent
     save's temporary is never removed. Errors (a file already gone, a
     read-only folder) are ignored: the save itself reports what matters.
     """
@@ -202,6 +222,7 @@ def remove_stale_temporaries(folder: str) -> list[str]:
     except OSError:
         return removed
     now = time.time()
+    host = _host_tag()
     for entry in entries:
         match = _TEMP_NAME.fullmatch(entry.name)
         if match is None:
@@ -211,7 +232,8 @@ def remove_stale_temporaries(folder: str) -> list[str]:
                 continue
             idle = now - entry.stat(follow_symlinks=False).st_mtime
             pid = int(match.group(1))
-            if idle < STALE_SECONDS and (pid == os.getpid() or _process_exists(pid)):
+            ours = match.group(2) == host
+            if idle < STALE_SECONDS and (not ours or pid == os.getpid() or _process_exists(pid)):
                 continue
             os.remove(entry.path)
         except OSError:
