@@ -8,6 +8,7 @@ in-process through :func:`latentfactors.cli.main`.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -273,6 +274,58 @@ def test_ctrl_c_during_an_epoch_saves_the_last_finished_one(tmp_path, monkeypatc
     assert saved.history_["train_mse"] == two.history_["train_mse"]
     np.testing.assert_array_equal(saved.user_factors_, two.user_factors_)
     np.testing.assert_array_equal(saved.item_bias_, two.item_bias_)
+
+
+def test_ctrl_c_with_early_stopping_saves_the_best_epoch_so_far(tmp_path, monkeypatch, capsys):
+    """With a validation part and early stopping, Ctrl-C saves the epoch the fit would
+    have restored: the lowest validation MSE so far, not the last finished epoch."""
+    from latentfactors import BiasedMF
+    from latentfactors.cli import training
+
+    epoch = BiasedMF._epoch
+    script = {1: 1.0, 2: 0.5, 3: 0.7, 4: 0.8}  # validation MSE the callback sees
+    callback = training._EpochEnd.__call__
+
+    def scripted(self, number, logs):
+        callback(self, number, {**logs, "valid_mse": script[number]})
+
+    def ctrl_c_during_epoch_5(self, state, number, rng):
+        if number == 5:
+            raise KeyboardInterrupt
+        return epoch(self, state, number, rng)
+
+    monkeypatch.chdir(tmp_path)
+    write_small_ratings(tmp_path / "r.csv")
+    argv = ["train", "--ratings", "r.csv", "--quiet", "--n-epochs", "9", "--patience", "9"]
+    monkeypatch.setattr(training._EpochEnd, "__call__", scripted)
+    monkeypatch.setattr(BiasedMF, "_epoch", ctrl_c_during_epoch_5)
+    assert cli.main([*argv, "--save", "m.npz"]) == 130
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "latentfactors: error: interrupted: saved m.npz as it was after epoch 2, the lowest "
+        "validation MSE of the 4 epochs that finished (early stopping keeps it)"
+    )
+    assert load_model("m.npz").n_epochs_ == 2
+
+
+def test_ctrl_c_while_the_first_copy_is_taken_says_so(tmp_path, monkeypatch, capsys):
+    from latentfactors import BiasedMF
+
+    save = BiasedMF.save
+
+    def interrupted_copy(self, file):
+        if isinstance(file, io.BytesIO):
+            raise KeyboardInterrupt
+        save(self, file)
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(BiasedMF, "save", interrupted_copy)
+    write_small_ratings(tmp_path / "r.csv")
+    assert cli.main(["train", "--ratings", "r.csv", "--quiet", "--save", "m.npz"]) == 130
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "latentfactors: error: interrupted before the first epoch could be kept: "
+        "nothing saved to m.npz"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.csv"]
 
 
 def test_ctrl_c_after_training_saves_the_model_without_metrics(tmp_path, monkeypatch, capsys):

@@ -123,26 +123,32 @@ class _Interrupted(CLIError):
 
 class _EpochEnd:
     """``train``'s epoch callback: the progress line, and with ``--save`` a copy of
-    the model as each epoch left it.
+    the model the fit would keep if it ended now.
 
     Ctrl-C takes effect within about a second, usually part-way through an
     epoch, where the model holds parameters the history does not describe: the
-    copy is what ``--save`` writes then, the last finished epoch.
+    copy is what ``--save`` writes then. It is the last finished epoch, or with
+    early stopping the finished epoch of lowest validation MSE, as the fit
+    itself would restore. A copy is replaced only once the next one is complete.
     """
 
-    def __init__(self, progress, model, keep: bool):
+    def __init__(self, progress, model, keep: bool, *, best_only: bool = False):
         self.progress = progress
         self.model = model
         self.keep = keep
+        self.best_only = best_only
         self.snapshot = None
+        self.kept = 0  # the epoch the snapshot holds
+        self.best_mse = math.inf
         self.finished = 0
 
     def __call__(self, epoch: int, logs: dict) -> None:
-        if self.keep:
+        self.finished = epoch
+        if self.keep and (not self.best_only or logs["valid_mse"] < self.best_mse):
             buffer = io.BytesIO()
             self.model.save(buffer)
-            self.snapshot = buffer
-        self.finished = epoch
+            self.snapshot, self.kept = buffer, epoch
+            self.best_mse = logs.get("valid_mse", math.inf)
         if self.progress is not None:
             self.progress(epoch, logs)
 
@@ -170,42 +176,47 @@ def _save(model, args, titles_file, metrics) -> None:
     )
 
 
-def _save_interrupted(model, args, titles_file, interrupted, *, trained: bool, snapshot):
+def _save_interrupted(model, args, titles_file, interrupted, *, trained: bool, epoch_end):
     """After Ctrl-C, save what training reached to ``--save`` (if an epoch finished); then stop.
 
-    ``snapshot`` is the model as the last finished epoch left it (saved by
-    :class:`_EpochEnd`), or None when none finished; ``trained`` says the fit
-    had ended when Ctrl-C came, so the model itself is what to save. No
+    ``trained`` says the fit had ended when Ctrl-C came, so the model itself is
+    what to save; otherwise it is the copy :class:`_EpochEnd` kept, if any. No
     metrics are computed: the user asked to stop.
     """
     if not args.save:
         raise interrupted
-    if snapshot is None:
-        raise _Interrupted(
-            f"interrupted before the first epoch finished: nothing saved to {args.save}"
-        ) from interrupted
-    if not trained:
-        from latentfactors.models import load_model
-
-        snapshot.seek(0)
-        model = load_model(snapshot)
-    _save(model, args, titles_file, None)
     if trained:
+        _save(model, args, titles_file, None)
         raise _Interrupted(
             f"interrupted after training had finished: saved {args.save} (kept epoch "
             f"{model.best_epoch_} of {model.n_epochs_}) without its metrics"
         ) from interrupted
-    raise _Interrupted(
-        f"interrupted: saved {args.save} as it was after epoch {model.n_epochs_} of "
-        f"{model.n_epochs}, the last finished epoch"
-    ) from interrupted
+    if epoch_end.snapshot is None:
+        when = "first epoch finished" if not epoch_end.finished else "first epoch could be kept"
+        raise _Interrupted(
+            f"interrupted before the {when}: nothing saved to {args.save}"
+        ) from interrupted
+    from latentfactors.models import load_model
+
+    epoch_end.snapshot.seek(0)
+    _save(load_model(epoch_end.snapshot), args, titles_file, None)
+    kept, finished = epoch_end.kept, epoch_end.finished
+    if kept == finished:
+        which = f"epoch {kept} of {model.n_epochs}, the last finished epoch"
+    else:
+        which = (
+            f"epoch {kept}, the lowest validation MSE of the {finished} epochs that finished "
+            "(early stopping keeps it)"
+        )
+    raise _Interrupted(f"interrupted: saved {args.save} as it was after {which}") from interrupted
 
 
 def cmd_train(args, out: Output) -> int:
     """``latentfactors train``: fit, report per-epoch progress and metrics, save.
 
-    Interrupted (Ctrl-C) once an epoch has finished, it saves the model as the
-    last finished epoch left it to ``--save`` and exits with status 130.
+    Interrupted (Ctrl-C) once an epoch has finished, it saves to ``--save`` the
+    model the fit would have kept had it ended there (the last finished epoch,
+    or with early stopping the best one so far) and exits with status 130.
     """
     from latentfactors.models import DivergenceError
 
@@ -235,7 +246,7 @@ def cmd_train(args, out: Output) -> int:
     out.note(f"model: {model!r}")
     stops_early = valid is not None and bool(model.get_params().get("early_stopping"))
     progress = out.progress(model.n_epochs, early_stopping=stops_early)
-    epoch_end = _EpochEnd(progress, model, keep=bool(args.save))
+    epoch_end = _EpochEnd(progress, model, keep=bool(args.save), best_only=stops_early)
     model.set_params(callback=epoch_end)
     start = time.perf_counter()
     interrupted = None
@@ -253,9 +264,7 @@ def cmd_train(args, out: Output) -> int:
     seconds = time.perf_counter() - start
     model.set_params(callback=None)
     if interrupted is not None:
-        _save_interrupted(
-            model, args, titles_file, interrupted, trained=False, snapshot=epoch_end.snapshot
-        )
+        _save_interrupted(model, args, titles_file, interrupted, trained=False, epoch_end=epoch_end)
     try:
         metrics = {
             "train": _metrics_dict(model, train),
@@ -263,7 +272,7 @@ def cmd_train(args, out: Output) -> int:
             "test": _metrics_dict(model, test),
         }
     except KeyboardInterrupt as exc:
-        _save_interrupted(model, args, titles_file, exc, trained=True, snapshot=epoch_end.snapshot)
+        _save_interrupted(model, args, titles_file, exc, trained=True, epoch_end=epoch_end)
     saved = None
     if args.save:
         _save(model, args, titles_file, metrics)
