@@ -390,8 +390,9 @@ def _catch_up_pair(users, nu, items, ni, emb, moments, clock, target, beta1, bet
 @numba.njit(**JIT)
 def _catch_up_all(emb, moments, clock, target, beta1, beta2):
     """Bring every row up to step ``target`` (dense mode, at the end of an epoch)."""
-    all_u = np.arange(len(clock.last_u))
-    all_i = np.arange(len(clock.last_i))
+    # int32, as the batches' touched-row lists are: one compilation of _catch_up_pair.
+    all_u = np.arange(len(clock.last_u)).astype(np.int32)
+    all_i = np.arange(len(clock.last_i)).astype(np.int32)
     _catch_up_pair(all_u, len(all_u), all_i, len(all_i), emb, moments, clock, target, beta1, beta2)
 
 

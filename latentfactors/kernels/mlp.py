@@ -446,7 +446,10 @@ def _batch_grads(data, order, start, stop, emb, mu, head, drop, reg_weights, scr
         for c in range(g * n_chunks // n_groups, (g + 1) * n_chunks // n_groups):
             lo = start + c * CHUNK
             hi = min(stop, lo + CHUNK)
-            _chunk_grads(data, order, lo, hi, start, emb, mu, head, drop, inv_m, scratch, g)
+            # int64 in both builds (prange's index is unsigned): one compilation serves both.
+            _chunk_grads(
+                data, order, lo, hi, start, emb, mu, head, drop, inv_m, scratch, np.int64(g)
+            )
     for p in range(n_par):
         gflat[p] = 0.0
     for g in range(n_groups):

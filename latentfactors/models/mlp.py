@@ -559,6 +559,8 @@ class MLPMF(FactorModel):
     def _predict_codes(self, users, items):
         sizes, offsets, uoff = self._layout()
         out = np.empty(len(users), dtype=np.float64)
+        # Read-only, as training's ids are: the forward pass compiles once for both.
+        users, items = _read_only(users), _read_only(items)
         args = (
             users,
             items,
@@ -577,3 +579,10 @@ class MLPMF(FactorModel):
         else:
             mlp_kernels._predict_serial(*args, mlp_kernels.predict_scratch(1, sizes))
         return out
+
+
+def _read_only(array: np.ndarray) -> np.ndarray:
+    """A read-only view of ``array`` (the array itself stays writable)."""
+    view = array.view()
+    view.flags.writeable = False
+    return view
