@@ -615,7 +615,7 @@ def test_demo_quick_on_real_data(shared_data, tmp_path):
     assert all(r["title"] for r in got["recommendations"])
     assert "2016 snapshot" in " ".join(got["notes"])
     # Per-epoch progress went to stderr, labelled by model.
-    assert "[3/4] ours: BiasedMF defaults: epoch 2/2" in proc.stderr
+    assert "[2/4] ours: BiasedMF defaults: epoch 2/2" in proc.stderr  # fitted second
 
 
 def test_format_demo_renders_rows_notes_and_recommendations():

@@ -280,3 +280,119 @@ def test_all_cores_respects_cpu_affinity_and_numba_num_threads(monkeypatch):
     monkeypatch.setattr(numba.config, "NUMBA_NUM_THREADS", 2)
     assert _config.resolve_threads(-1) == 2
     assert _config.resolve_threads(6) == 2
+
+
+COMPILE_AHEAD_SCRIPT = """
+import numpy as np, pandas as pd
+from latentfactors import MLPMF
+from latentfactors._compile_ahead import _cached, compile_ahead
+from latentfactors.kernels import mlp
+from latentfactors.kernels._config import resolve_threads
+
+model = MLPMF(n_factors=4, hidden=(4,), n_epochs=2, n_threads=2, random_state=0)
+threads = resolve_threads(2)
+print("cached before", _cached("MLPMF", threads))
+helper = compile_ahead([model], (20, 15, 300, 40, 30))
+print("helper", helper is not None)
+print("finished", helper.wait(600))
+print("cached after", _cached("MLPMF", threads))
+rng = np.random.default_rng(1)
+frame = lambda n: pd.DataFrame({"user": rng.integers(0, 20, n), "item": rng.integers(0, 15, n),
+                                "rating": rng.integers(1, 11, n) / 2})
+model.fit(frame(300), valid=frame(40))
+kernel = mlp._mlp_batches if threads > 1 else mlp._mlp_batches_serial
+print("compiled here", kernel.stats.cache_misses.most_common())
+print("second", compile_ahead([model], (20, 15, 300, 40, 30)))
+"""
+
+
+@pytest.mark.skipif(_config.available_cores() < 2, reason="compiling ahead needs two cores")
+def test_compile_ahead_fills_the_cache_a_later_fit_loads(tmp_path):
+    run = subprocess.run(
+        [sys.executable, "-c", COMPILE_AHEAD_SCRIPT],
+        env={**os.environ, "PYTHONPATH": str(PACKAGE.parent), "NUMBA_CACHE_DIR": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.splitlines() == [
+        "cached before False",
+        "helper True",
+        "finished True",
+        "cached after True",
+        "compiled here []",  # the fit loaded every signature the helper compiled
+        "second None",  # nothing left to compile: no helper
+    ]
+
+
+def test_compile_ahead_only_where_it_can_help(monkeypatch):
+    from latentfactors import _compile_ahead
+
+    shape = (2, 2, 4, 0, 0)
+    monkeypatch.setattr(_compile_ahead, "_cached", lambda name, threads: False)
+    started = []
+    monkeypatch.setattr(
+        _compile_ahead.subprocess, "Popen", lambda *a, **k: started.append(a) or object()
+    )
+    monkeypatch.setattr(_config, "available_cores", lambda: 1)
+    assert _compile_ahead.compile_ahead([MLPMF()], shape) is None
+    monkeypatch.setattr(_config, "available_cores", lambda: 2)
+    monkeypatch.setattr(numba.config, "DISABLE_JIT", True)
+    assert _compile_ahead.compile_ahead([MLPMF()], shape) is None
+    monkeypatch.setattr(numba.config, "DISABLE_JIT", False)
+    monkeypatch.setattr("latentfactors._numba_setup.CACHE", False)
+    assert _compile_ahead.compile_ahead([MLPMF()], shape) is None
+    assert started == []
+    monkeypatch.setattr("latentfactors._numba_setup.CACHE", True)
+    assert _compile_ahead.compile_ahead([MLPMF()], shape) is not None
+    assert len(started) == 1
+
+
+def test_demo_fits_the_mlp_rows_once_their_helper_has_finished(monkeypatch, tmp_path):
+    # The helper compiles the MLP's kernels while the dot-product rows fit; the MLP
+    # rows wait for it, then fit on what it compiled.
+    from latentfactors import _compile_ahead, demo
+
+    events = []
+
+    class Helper:
+        def wait(self, timeout=None):
+            events.append("wait")
+            return True
+
+        def stop(self):
+            events.append("stop")
+
+    def fake_compile_ahead(models, shape, *, random_state=0):
+        events.append(("helper", [type(m).__name__ for m in models], shape[2:]))
+        return Helper()
+
+    from latentfactors.models.base import FactorModel
+
+    fit = FactorModel.fit
+
+    def logged_fit(self, *args, **kwargs):
+        events.append(type(self).__name__)
+        return fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(_compile_ahead, "compile_ahead", fake_compile_ahead)
+    monkeypatch.setattr(FactorModel, "fit", logged_fit)
+    result = demo.run_demo(
+        "ml-latest-small", quick=True, data_home=tmp_path, download=False, fallback=True
+    )
+    split = result.split
+    assert events == [
+        ("helper", ["MLPMF", "MLPMF"], (split["train"], split["valid"], split["test"])),
+        "BiasedMF",
+        "BiasedMF",
+        "wait",
+        "MLPMF",
+        "MLPMF",
+    ]
+    assert [row.name for row in result.rows] == [
+        "notebook: dot product",
+        "notebook: MLP head",
+        "ours: BiasedMF defaults",
+        "ours: MLPMF defaults",
+    ]
