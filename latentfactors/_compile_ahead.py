@@ -42,6 +42,10 @@ class CompileAhead:
     def __init__(self, process: subprocess.Popen):
         self._process = process
 
+    def running(self) -> bool:
+        """Whether the helper is still at work."""
+        return self._process.poll() is None
+
     def wait(self, timeout: float | None = None) -> bool:
         """Wait for the helper; ``True`` if it finished its work.
 

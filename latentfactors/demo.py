@@ -223,6 +223,16 @@ def _load(dataset, data_home, download, verify, fallback):
 HELPER_TIMEOUT = 600
 
 
+def _demo_user(train, seed: int):
+    """The user the demo recommends for: drawn among those with 20 training ratings or more."""
+    counts = train["user"].value_counts()
+    candidates = np.sort(counts.index[counts >= 20].to_numpy())
+    if len(candidates) == 0:
+        candidates = np.sort(counts.index.to_numpy())
+    user = candidates[np.random.default_rng(seed).integers(len(candidates))]
+    return user.item() if isinstance(user, np.generic) else user
+
+
 def _fit_row(row, model, step, train, valid, test, progress) -> None:
     """Fit one row's model with its progress line; fill in the row's figures."""
     row.config = describe_model(model, row.uses_valid)
@@ -353,6 +363,15 @@ def run_demo(
     ahead = [m for m in models.values() if isinstance(m, MLPMF)]
     shape = (train["user"].nunique(), train["item"].nunique(), len(train), len(valid), len(test))
     helper = compile_ahead(ahead, shape, random_state=seed) if ahead else None
+    user = _demo_user(train, seed)
+    recommendations = {}
+
+    def recommend(name):
+        """The demo user's list by one fitted model (without titles), computed once."""
+        if name not in recommendations:
+            recommendations[name] = fitted[name].recommend(user, n=n_recommendations)
+        return recommendations[name]
+
     order = sorted(result.rows, key=lambda r: isinstance(models.get(r.name), MLPMF))
     try:
         for k, row in enumerate(order, 1):
@@ -360,6 +379,11 @@ def run_demo(
             if model is None:
                 continue
             if helper is not None and isinstance(model, MLPMF):
+                # Rather than wait idle, make the lists the fitted rows may be asked for.
+                for done in order[: k - 1]:
+                    ready = done.uses_valid and done.name in fitted and n_recommendations > 0
+                    if ready and helper.running():
+                        recommend(done.name)
                 helper.wait(timeout=HELPER_TIMEOUT)
                 helper = None
             _fit_row(row, model, f"[{k}/{len(order)}]", train, valid, test, progress)
@@ -375,7 +399,6 @@ def run_demo(
     ours = [r for r in result.rows if r.uses_valid and r.mse is not None]
     if ours and n_recommendations > 0:
         best = min(ours, key=lambda r: r.mse)
-        model = fitted[best.name]
         result.recommender = best.name
         items = planted_titles
         try:
@@ -385,13 +408,10 @@ def run_demo(
         except (OSError, ValueError) as exc:
             items = None
             result.notes.append(f"Titles unavailable ({exc}).")
-        counts = train["user"].value_counts()
-        candidates = np.sort(counts.index[counts >= 20].to_numpy())
-        if len(candidates) == 0:
-            candidates = np.sort(counts.index.to_numpy())
-        user = candidates[np.random.default_rng(seed).integers(len(candidates))]
-        result.user = user.item() if isinstance(user, np.generic) else user
-        recs = model.recommend(result.user, n=n_recommendations, titles=items)
+        result.user = user
+        recs = recommend(best.name)
+        if items is not None:
+            recs = with_titles(recs, items)
         liked = train[train["user"] == user].sort_values(
             ["rating", "item"], ascending=[False, True], kind="stable"
         )

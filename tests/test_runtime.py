@@ -357,6 +357,9 @@ def test_demo_fits_the_mlp_rows_once_their_helper_has_finished(monkeypatch, tmp_
     events = []
 
     class Helper:
+        def running(self):
+            return False
+
         def wait(self, timeout=None):
             events.append("wait")
             return True
