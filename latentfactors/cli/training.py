@@ -203,6 +203,11 @@ def _save_interrupted(model, args, titles_file, interrupted, *, trained: bool, e
     kept, finished = epoch_end.kept, epoch_end.finished
     if kept == finished:
         which = f"epoch {kept} of {model.n_epochs}, the last finished epoch"
+    elif not epoch_end.best_only:
+        which = (
+            f"epoch {kept} of {model.n_epochs} (Ctrl-C came while epoch {finished} "
+            "was being copied)"
+        )
     else:
         which = (
             f"epoch {kept}, the lowest validation MSE of the {finished} epochs that finished "
