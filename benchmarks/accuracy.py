@@ -80,6 +80,17 @@ def _ours():
         ),
         ("MLPMF defaults + valid", "mlp", lambda s: MLPMF(random_state=s), True, None),
     ]
+    from latentfactors import BayesianMF
+
+    rows.append(
+        (
+            "BayesianMF defaults (users + items)",
+            "bayes",
+            lambda s: BayesianMF(random_state=s),
+            False,
+            None,
+        )
+    )
     return rows
 
 
@@ -200,7 +211,7 @@ def main(argv=None):
     )
     parser.add_argument("--data-home", default=None)
     parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--only", choices=["biased", "mlp"], default=None)
+    parser.add_argument("--only", choices=["biased", "mlp", "bayes"], default=None)
     parser.add_argument("--no-peers", action="store_true")
     parser.add_argument("--no-throughput", action="store_true")
     args = parser.parse_args(argv)
@@ -288,7 +299,12 @@ def _print(row):
 def _write(args, results, throughput):
     out = HERE / "results"
     out.mkdir(exist_ok=True)
-    stem = out / f"accuracy-{args.dataset}"
+    # A partial run (--only) must not overwrite the full table.
+    stem = (
+        out / f"accuracy-{args.dataset}"
+        if not args.only
+        else out / f"accuracy-{args.dataset}-{args.only}"
+    )
     meta = {
         "dataset": args.dataset,
         "seeds": args.seeds,
