@@ -356,6 +356,24 @@ def test_ctrl_c_while_a_later_copy_is_taken_saves_the_one_before(tmp_path, monke
     assert load_model("m.npz").n_epochs_ == 2
 
 
+def test_train_bayes_samples_saves_and_recommends(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    write_small_ratings(tmp_path / "r.csv")
+    argv = ["train", "--ratings", "r.csv", "--model", "bayes", "--n-factors", "3",
+            "--n-samples", "12", "--n-burn-in", "4", "--max-kept", "4",
+            "--save", "m.npz"]  # fmt: skip
+    assert cli.main(argv) == 0
+    assert "trained BayesianMF" in capsys.readouterr().out
+    model = load_model("m.npz")
+    assert type(model).__name__ == "BayesianMF"
+    assert (model.n_factors, model.n_samples, model.n_burn_in_, model.max_kept) == (3, 12, 4, 4)
+    assert model.sample_w0_.shape == (4,)
+    assert cli_files.read_sidecar("m.npz")["model_class"] == "BayesianMF"
+    user = open("r.csv").read().splitlines()[1].split(",")[0]
+    assert cli.main(["recommend", "m.npz", "--user", user, "-n", "2"]) == 0
+    assert f"top 2 for user {user}" in capsys.readouterr().out
+
+
 def test_ctrl_c_after_training_saves_the_model_without_metrics(tmp_path, monkeypatch, capsys):
     from latentfactors.cli import training
 
@@ -515,6 +533,14 @@ def test_usage_errors_exit_2_with_one_line(argv, message, capsys, tmp_path, monk
          "bad hyperparameter: activation must be one of"),
         (["train", "--ratings", "r.csv", "--model", "mlp", "--embedding-optimizer", "lbfgs"], 2,
          "bad hyperparameter: embedding_optimizer must be one of"),
+        (["train", "--ratings", "r.csv", "--model", "bayes", "--reg", "0.1"], 2,
+         "--reg does not apply to --model bayes (only to --model biased-mf, mlp)"),
+        (["train", "--ratings", "r.csv", "--model", "bayes", "--n-samples", "40",
+          "--n-burn-in", "40"], 2, "bad hyperparameter: n_burn_in must be below n_samples (40)"),
+        (["train", "--ratings", "r.csv", "--model", "bayes", "--n-burn-in", "2.5"], 2,
+         "expected an integer, got '2.5'"),
+        (["train", "--ratings", "r.csv", "--n-samples", "40"], 2,
+         "--n-samples does not apply to --model biased-mf (only to --model bayes)"),
         (["train", "--ratings", "r.csv", "--embedding-optimizer", "adam"], 2,
          "--embedding-optimizer does not apply to --model biased-mf (only to --model mlp)"),
         (["train", "--ratings", "missing.csv"], 1, "ratings file not found: missing.csv"),

@@ -3,9 +3,10 @@
 Commands::
 
     latentfactors demo [--dataset NAME] [--seed N] [--quick] [--n-threads N]
-    latentfactors train (--dataset NAME | --ratings FILE [--columns ...]) [--model biased-mf|mlp]
-                        [hyperparameters] [--split random|user|time] [--valid-fraction F]
-                        [--test-fraction F] [--seed N] [--items FILE] [--save model.npz]
+    latentfactors train (--dataset NAME | --ratings FILE [--columns ...])
+                        [--model biased-mf|mlp|bayes] [hyperparameters]
+                        [--split random|user|time] [--valid-fraction F] [--test-fraction F]
+                        [--seed N] [--items FILE] [--save model.npz]
     latentfactors evaluate model.npz (--ratings FILE | --dataset NAME) [--k 10 [--threshold 4]]
     latentfactors recommend model.npz --user ID [--n 10] [--include-seen]
                             [--popularity-weight W] [--items FILE | --dataset NAME]

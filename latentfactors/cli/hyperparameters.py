@@ -15,7 +15,7 @@ from latentfactors.cli.errors import CLIError, UsageError
 
 __all__ = ["MODEL_NAMES", "add_model_flags", "build_model"]
 
-MODEL_NAMES = {"biased-mf": "BiasedMF", "mlp": "MLPMF"}
+MODEL_NAMES = {"biased-mf": "BiasedMF", "mlp": "MLPMF", "bayes": "BayesianMF"}
 
 # (model parameter name, metavar, help); the order of ``train --help``.
 FLAGS = [
@@ -43,6 +43,9 @@ FLAGS = [
     ("hidden", "W1,W2", "mlp: hidden layer widths, e.g. 64,32"),
     ("activation", "NAME", "mlp: relu, tanh or linear"),
     ("dropout", "P", "mlp: dropout probability of the hidden units"),
+    ("n_samples", "N", "bayes: Gibbs sweeps, burn-in included"),
+    ("n_burn_in", "N", "bayes: sweeps discarded before any is kept (default: n_samples // 4)"),
+    ("max_kept", "N", "bayes: at most N thinned samples kept for prediction"),
     ("patience", "N", "epochs without a better valid MSE before stopping"),
     ("n_threads", "N", "threads, -1 for all cores (results do not depend on it)"),
     ("early_stopping", None, "stop when the valid MSE stops improving, keep the best epoch"),
@@ -93,11 +96,18 @@ def _integers(text):
         ) from None
 
 
-def _converter(default):
+# Parameters whose default is None (the model chooses) but whose values are counts.
+COUNTS = {"n_burn_in"}
+
+
+def _converter(name, default):
     """How to read a flag's text, from the type of the parameter's default.
 
-    ``None`` stands for a value the model chooses (a learning rate): a number.
+    ``None`` stands for a value the model chooses: a count for the names in
+    ``COUNTS``, a number (a learning rate) otherwise.
     """
+    if default is None and name in COUNTS:
+        return _integer
     if isinstance(default, tuple):
         return _integers
     if isinstance(default, int):
@@ -111,7 +121,7 @@ def _shown(name: str, value) -> str:
     if isinstance(value, tuple):
         return ",".join(str(v) for v in value)
     if value is None:
-        return "auto" if name == "learning_rate" else "none"
+        return "auto" if name in ("learning_rate", "n_burn_in") else "none"
     return str(value)
 
 
@@ -122,7 +132,7 @@ def add_model_flags(group) -> None:
         "--model",
         choices=list(MODEL_NAMES),
         default="biased-mf",
-        help="biased-mf (BiasedMF, default) or mlp (MLPMF)",
+        help="biased-mf (BiasedMF, default), mlp (MLPMF) or bayes (BayesianMF)",
     )
     for name, metavar, help_text in FLAGS:
         values = {model: params[name] for model, params in defaults.items() if name in params}
@@ -141,7 +151,7 @@ def add_model_flags(group) -> None:
             group.add_argument(
                 flag(name),
                 dest="hp_" + name,
-                type=_converter(default),
+                type=_converter(name, default),
                 metavar=metavar,
                 default=None,
                 help=help_text,
