@@ -33,7 +33,6 @@ import numba
 import numpy as np
 
 from latentfactors.kernels._config import JIT, serial_and_parallel, with_threads
-from latentfactors.kernels.bundles import Embeddings
 from latentfactors.kernels.scoring import _predict_one
 
 
@@ -249,24 +248,7 @@ def _topn_dot_rows(approx, prior32, prior, eps, cands, seen, emb, mu, out_codes,
 _topn_dot_serial, _topn_dot_parallel = serial_and_parallel(_topn_dot_rows)
 
 
-def _topn_dot(
-    approx,
-    prior32,
-    prior,
-    eps,
-    cands,
-    seen_start,
-    seen_end,
-    seen,
-    Pu,
-    bu,
-    Q,
-    bi,
-    mu,
-    out_codes,
-    out_scores,
-    n_threads,
-):
+def _topn_dot(approx, prior32, prior, eps, cands, seen, emb, mu, out_codes, out_scores, n_threads):
     """Exact top ``n`` for a dot-product model from a block of approximate scores.
 
     Parameters
@@ -281,12 +263,13 @@ def _topn_dot(
     eps : float64 array, (b,)
         Bound on ``|approx + prior32 - (bi + p . q + prior)|`` plus the exact
         score's own rounding error (see :func:`dot_error_bound`).
-    cands, seen_start, seen_end, seen, out_codes, out_scores :
+    cands, out_codes, out_scores :
         As :func:`_topn_scores`.
-    Pu : float32 array, (b, k)
-        The block's user vectors; ``bu`` (b,) float32 their biases.
-    Q : float32 array, (n_items, k); bi : float32 array, (n_items,)
-        All item vectors and biases (indexed by code).
+    seen : tuple
+        ``(seen_start, seen_end, seen)`` as :func:`_topn_scores` takes them.
+    emb : :class:`~latentfactors.kernels.bundles.Embeddings`
+        ``(Pu, Q, bu, bi)``: the block's user vectors (b, k) and biases (b,),
+        all item vectors (n_items, k) and biases (n_items,), float32, by code.
     mu : float
         Global mean.
     n_threads : int
@@ -299,8 +282,8 @@ def _topn_dot(
         prior,
         eps,
         cands,
-        (seen_start, seen_end, seen),
-        Embeddings(Pu, Q, bu, bi),
+        seen,
+        emb,
         float(mu),
         out_codes,
         out_scores,

@@ -16,6 +16,7 @@ import pandas as pd
 
 from latentfactors.data.ids import IdIndex
 from latentfactors.kernels import topn as topn_kernels
+from latentfactors.kernels.bundles import Embeddings
 
 __all__ = ["TopN", "decode_padded", "rank", "with_titles"]
 
@@ -205,13 +206,8 @@ def rank(model, n, cands, exclusion, *, user_codes, weight=0.0, batch_size=None)
                 prior,
                 eps,
                 cands,
-                starts[sl],
-                ends[sl],
-                seen,
-                Pu,
-                bub,
-                Q,
-                bi,
+                (starts[sl], ends[sl], seen),
+                Embeddings(Pu, Q, bub, bi),
                 mu,
                 out_codes[sl],
                 out_scores[sl],
