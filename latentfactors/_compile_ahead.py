@@ -24,7 +24,7 @@ import sys
 
 import numba
 
-__all__ = ["CompileAhead", "compile_ahead"]
+__all__ = ["CompileAhead", "compile_ahead", "compile_prediction", "compiled"]
 
 # The kernel whose cache tells whether a class's training kernels are compiled:
 # (module, name of the parallel build, name of the serial build).
@@ -71,6 +71,14 @@ class CompileAhead:
         self.stop()
 
 
+def compiled(cls_name: str, n_threads: int) -> bool | None:
+    """Whether the class's main training kernel, in its build for ``n_threads``,
+    has a compilation cached for this source (``None`` for a class not tracked)."""
+    if cls_name not in _ENTRY_KERNELS:
+        return None
+    return _cached(cls_name, n_threads)
+
+
 def _cached(cls_name: str, n_threads: int) -> bool:
     """Whether the class's main training kernel has a compilation cached for this source."""
     module_name, parallel, serial = _ENTRY_KERNELS[cls_name]
@@ -82,7 +90,27 @@ def _cached(cls_name: str, n_threads: int) -> bool:
         return True
 
 
-def compile_ahead(models, shape, *, random_state: int = 0) -> CompileAhead | None:
+def compile_prediction(model, n_pairs: int) -> None:
+    """Compile the kernels that ``model`` will predict ``n_pairs`` pairs with, here.
+
+    Works on an untrained copy of two users and two items, so it can run
+    while the helper compiles the training kernels: the two processes then
+    share the work instead of both compiling the prediction kernels.
+    """
+    import numpy as np
+
+    copy = type(model)(**{**model.get_params(), "callback": None})
+    copy.global_mean_ = 0.0
+    copy.rating_range_ = (0.0, 1.0)
+    copy.rating_scale_ = 1.0
+    copy._set_state(copy._init_state(np.random.default_rng(0), 2, 2))
+    codes = np.zeros(max(int(n_pairs), 1), dtype=np.int32)
+    copy._predict_codes(codes, codes)
+
+
+def compile_ahead(
+    models, shape, *, random_state: int = 0, predict: bool = True
+) -> CompileAhead | None:
     """Start compiling what fitting ``models`` will need, in a helper process.
 
     Parameters
@@ -93,6 +121,9 @@ def compile_ahead(models, shape, *, random_state: int = 0) -> CompileAhead | Non
         The sizes of the data the fits will see; ``n_valid`` or ``n_test`` of
         0 leaves that step out. Some kernels switch between serial and
         parallel builds by size, so the helper works at the same sizes.
+    predict : bool
+        Whether the helper also compiles the prediction kernels; without, the
+        caller compiles them with :func:`compile_prediction` meanwhile.
 
     Returns
     -------
@@ -118,7 +149,14 @@ def compile_ahead(models, shape, *, random_state: int = 0) -> CompileAhead | Non
         jobs.append({"class": name, "params": json.loads(hyperparams_json(model))})
     if not jobs:
         return None
-    request = json.dumps({"jobs": jobs, "shape": [int(n) for n in shape], "seed": random_state})
+    request = json.dumps(
+        {
+            "jobs": jobs,
+            "shape": [int(n) for n in shape],
+            "seed": random_state,
+            "predict": bool(predict),
+        }
+    )
     package_parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     path = os.environ.get("PYTHONPATH")
     env = {**os.environ, "PYTHONPATH": package_parent + (os.pathsep + path if path else "")}
@@ -149,17 +187,33 @@ def _random_ratings(n_users: int, n_items: int, n: int, rng):
     )
 
 
+def _seen_lists(users, items, n_users, n_threads=1):
+    """NumPy stand-in for :func:`~latentfactors.kernels.scoring.csr_by_user` (same result)."""
+    import numpy as np
+
+    order = np.lexsort((items, users))
+    indptr = np.zeros(n_users + 1, dtype=np.int64)
+    np.cumsum(np.bincount(users, minlength=n_users), out=indptr[1:])
+    return indptr, items[order].astype(np.int32, copy=False)
+
+
 def _run(request: dict) -> None:
     """The helper's work: fit and predict with each requested model.
 
     Recommending is left out: which model recommends is often decided after
-    the fits, and its kernels compile in seconds.
+    the fits, and its kernels compile in seconds. So are the kernels of the
+    seen lists: every fit in the parent compiles them at once, so compiling
+    them here too would only delay the helper's own work.
     """
     import numpy as np
 
-    from latentfactors.models import MODEL_CLASSES
+    from latentfactors.models import MODEL_CLASSES, base
+
+    base.csr_by_user = _seen_lists  # this process's throw-away models only
 
     n_users, n_items, n_train, n_valid, n_test = request["shape"]
+    if not request.get("predict", True):
+        n_valid = n_test = 0  # a fit without validation data never predicts
     rng = np.random.default_rng(request["seed"])
     train = _random_ratings(n_users, n_items, max(n_train, 1), rng)
     valid = _random_ratings(n_users, n_items, n_valid, rng) if n_valid else None

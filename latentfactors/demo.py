@@ -221,6 +221,30 @@ def _load(dataset, data_home, download, verify, fallback):
 
 # Seconds to wait for the compiling helper before compiling here instead.
 HELPER_TIMEOUT = 600
+# BiasedMF fits on training sets up to this size run on one thread while the
+# parallel SGD build is not compiled: on ml-latest-small a second thread saves
+# about 0.06 s a fit, and compiling its build costs 5-6 s
+# (benchmarks/results/cold-start.txt). MLPMF's second thread saves more than
+# a second a fit, so its parallel build is compiled (by the helper).
+FIRST_RUN_SERIAL_MAX = 200_000
+FIRST_RUN_SERIAL = ("BiasedMF",)
+
+
+def _serial_where_uncompiled(models) -> bool:
+    """Set ``n_threads=1`` on the models whose parallel training build is not
+    compiled yet (all cores are asked for); whether any was set."""
+    from latentfactors._compile_ahead import compiled
+    from latentfactors.kernels._config import resolve_threads
+
+    threads = resolve_threads(-1)
+    changed = False
+    for model in models:
+        if type(model).__name__ not in FIRST_RUN_SERIAL:
+            continue
+        if threads > 1 and compiled(type(model).__name__, threads) is False:
+            model.set_params(n_threads=1)
+            changed = True
+    return changed
 
 
 def _demo_user(train, seed: int):
@@ -355,14 +379,23 @@ def run_demo(
         result.rows.append(row)
         if factory is not None:
             models[row.name] = factory()
-    # A first run spends most of its time compiling: the MLP's kernels are compiled
-    # by a helper on the second core while the dot-product rows fit here.
-    from latentfactors._compile_ahead import compile_ahead
+    if n_threads == -1 and len(train) <= FIRST_RUN_SERIAL_MAX:
+        if _serial_where_uncompiled(models.values()):
+            result.notes.append(
+                "BiasedMF rows fitted on one thread: their multi-threaded kernels are not "
+                "compiled on this machine yet, and on data this size they would take "
+                "longer to compile than they save (results do not depend on the thread "
+                "count; --n-threads chooses)."
+            )
+    # A first run spends most of its time compiling: the MLP's training kernels are
+    # compiled by a helper on the second core while the dot-product rows fit here,
+    # and its prediction kernels here while the helper finishes.
+    from latentfactors._compile_ahead import compile_ahead, compile_prediction
     from latentfactors.models import MLPMF
 
     ahead = [m for m in models.values() if isinstance(m, MLPMF)]
     shape = (train["user"].nunique(), train["item"].nunique(), len(train), len(valid), len(test))
-    helper = compile_ahead(ahead, shape, random_state=seed) if ahead else None
+    helper = compile_ahead(ahead, shape, random_state=seed, predict=False) if ahead else None
     user = _demo_user(train, seed)
     recommendations = {}
 
@@ -384,6 +417,9 @@ def run_demo(
                     ready = done.uses_valid and done.name in fitted and n_recommendations > 0
                     if ready and helper.running():
                         recommend(done.name)
+                for mlp in ahead:
+                    for n_pairs in {len(valid), len(test)}:
+                        compile_prediction(mlp, n_pairs)
                 helper.wait(timeout=HELPER_TIMEOUT)
                 helper = None
             _fit_row(row, model, f"[{k}/{len(order)}]", train, valid, test, progress)

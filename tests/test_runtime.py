@@ -326,6 +326,67 @@ def test_compile_ahead_fills_the_cache_a_later_fit_loads(tmp_path):
     ]
 
 
+@pytest.mark.parametrize("n_ratings", [0, 1, 500])
+def test_compile_ahead_seen_lists_match_the_kernel(n_ratings):
+    # The helper replaces the seen-list kernel by NumPy; its models must not change.
+    import numpy as np
+
+    from latentfactors._compile_ahead import _seen_lists
+    from latentfactors.kernels.scoring import csr_by_user
+
+    rng = np.random.default_rng(n_ratings)
+    users = rng.integers(0, 30, n_ratings).astype(np.int32)
+    items = rng.integers(0, 50, n_ratings).astype(np.int32)
+    want, got = csr_by_user(users, items, 31), _seen_lists(users, items, 31)
+    for w, g in zip(want, got):
+        assert g.dtype == w.dtype
+        np.testing.assert_array_equal(g, w)
+
+
+COMPILE_PREDICTION_SCRIPT = """
+import numpy as np, pandas as pd
+from latentfactors import MLPMF
+from latentfactors._compile_ahead import compile_prediction
+from latentfactors.kernels import mlp
+
+rng = np.random.default_rng(1)
+frame = pd.DataFrame({"user": rng.integers(0, 20, 300), "item": rng.integers(0, 15, 300),
+                      "rating": rng.integers(1, 11, 300) / 2})
+model = MLPMF(n_factors=4, hidden=(4,), n_epochs=1, n_threads=1, random_state=0)
+print("before", len(mlp._predict_serial.signatures))
+compile_prediction(MLPMF(n_factors=4, hidden=(4,), n_threads=1), 50)
+print("compiled", len(mlp._predict_serial.signatures))
+model.fit(frame)
+model.predict(frame.head(50))
+print("after predicting", len(mlp._predict_serial.signatures))
+"""
+
+
+def test_compile_prediction_compiles_what_a_fitted_model_predicts_with(tmp_path):
+    # A fresh process: the dispatcher starts without signatures, whatever the disk cache holds.
+    run = subprocess.run(
+        [sys.executable, "-c", COMPILE_PREDICTION_SCRIPT],
+        env={**os.environ, "PYTHONPATH": str(PACKAGE.parent), "NUMBA_CACHE_DIR": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.splitlines() == ["before 0", "compiled 1", "after predicting 1"]
+
+
+def test_demo_fits_biasedmf_on_one_thread_until_its_parallel_build_is_compiled(monkeypatch):
+    from latentfactors import MLPMF, BiasedMF, _compile_ahead, demo
+
+    monkeypatch.setattr(_config, "resolve_threads", lambda n_threads: 2)
+    for parallel_compiled in (False, True):
+        monkeypatch.setattr(_compile_ahead, "_cached", lambda name, threads, c=parallel_compiled: c)
+        models = [BiasedMF(), MLPMF()]
+        assert demo._serial_where_uncompiled(models) is not parallel_compiled
+        assert models[0].n_threads == (-1 if parallel_compiled else 1)
+        assert models[1].n_threads == -1  # its second thread saves more than it costs
+
+
 def test_compile_ahead_only_where_it_can_help(monkeypatch):
     from latentfactors import _compile_ahead
 
@@ -367,9 +428,12 @@ def test_demo_fits_the_mlp_rows_once_their_helper_has_finished(monkeypatch, tmp_
         def stop(self):
             events.append("stop")
 
-    def fake_compile_ahead(models, shape, *, random_state=0):
-        events.append(("helper", [type(m).__name__ for m in models], shape[2:]))
+    def fake_compile_ahead(models, shape, *, random_state=0, predict=True):
+        events.append(("helper", [type(m).__name__ for m in models], shape[2:], predict))
         return Helper()
+
+    def fake_compile_prediction(model, n_pairs):
+        events.append(("prediction", type(model).__name__))
 
     from latentfactors.models.base import FactorModel
 
@@ -380,15 +444,18 @@ def test_demo_fits_the_mlp_rows_once_their_helper_has_finished(monkeypatch, tmp_
         return fit(self, *args, **kwargs)
 
     monkeypatch.setattr(_compile_ahead, "compile_ahead", fake_compile_ahead)
+    monkeypatch.setattr(_compile_ahead, "compile_prediction", fake_compile_prediction)
     monkeypatch.setattr(FactorModel, "fit", logged_fit)
     result = demo.run_demo(
         "ml-latest-small", quick=True, data_home=tmp_path, download=False, fallback=True
     )
     split = result.split
     assert events == [
-        ("helper", ["MLPMF", "MLPMF"], (split["train"], split["valid"], split["test"])),
+        # The helper compiles the training kernels, this process the prediction ones.
+        ("helper", ["MLPMF", "MLPMF"], (split["train"], split["valid"], split["test"]), False),
         "BiasedMF",
         "BiasedMF",
+        *[("prediction", "MLPMF")] * (2 if split["valid"] != split["test"] else 1) * 2,
         "wait",
         "MLPMF",
         "MLPMF",
