@@ -1,7 +1,8 @@
 """A slow, obvious twin of one Gibbs sweep (:func:`latentfactors.kernels.gibbs.gibbs_sweep`).
 
-Written from the model's definition with NumPy on dense per-feature lists:
-every conditional is recomputed from the full residual vector. It draws from
+Written from the FM's definition with NumPy on its dense design matrix, implicit
+sets included: every conditional is recomputed from the full residual vector,
+with no relation blocks and no running sums. It draws from
 the same counter-based streams as the kernel (their generators are the
 kernel's own, called from Python), so the two must give the same samples to
 float tolerance. The generators themselves are tested by their moments.
@@ -16,15 +17,26 @@ import numpy as np
 from latentfactors.kernels import gibbs
 
 
+def design(data):
+    """The FM's dense design matrix: one row per rating, one column per feature
+    (1 for a rating's one-hot features, the weights of its anchors' sets)."""
+    n_onehot = data.rows.shape[0]
+    X = np.zeros((len(data.y), int(data.offsets[-1])))
+    for r in range(len(data.y)):
+        for g in range(n_onehot):
+            a = data.offsets[g] + data.rows[g, r]
+            X[r, a] = 1.0
+            for t in range(data.set_indptr[a], data.set_indptr[a + 1]):
+                X[r, data.set_feat[t]] += data.set_w[t]
+    return X
+
+
 def predictions(data, w0, b, V):
-    """Every rating's prediction, from the model's definition."""
-    features = data.rows.astype(np.int64) + data.offsets[:-1, None]
-    pred = w0 + b[features].sum(axis=0)
-    n_groups = len(features)
-    for g in range(n_groups):
-        for h in range(g + 1, n_groups):
-            pred = pred + np.sum(V[features[g]] * V[features[h]], axis=1)
-    return pred, features
+    """Every rating's prediction, from the FM's definition:
+    ``w0 + X b + sum_f ((X V_f)^2 - X^2 V_f^2) / 2``; also the design matrix."""
+    X = design(data)
+    pred = w0 + X @ b + 0.5 * np.sum((X @ V) ** 2 - (X**2) @ (V**2), axis=1)
+    return pred, X
 
 
 # Numba returns a uint64 state as a Python int, which it would read back as int64.
@@ -54,7 +66,7 @@ def sweep(data, params, hyper, prior, seed, number):
     w0, b, V, alpha, e = params
     n = len(data.y)
     k = V.shape[1]
-    pred, features = predictions(data, w0[0], b, V)
+    pred, X = predictions(data, w0[0], b, V)
     e[:] = data.y - pred
 
     _, alpha[0] = gamma(
@@ -94,24 +106,39 @@ def sweep(data, params, hyper, prior, seed, number):
     e -= new - w0[0]
     w0[0] = new
 
-    for g in range(n_groups):
-        for j in range(data.offsets[g], data.offsets[g + 1]):
-            mine = np.flatnonzero(features[g] == j)
-            state = key(seed, number, gibbs.TAG_ROW, j)
-            precision = hyper.lam_b[g] + alpha[0] * len(mine)
-            mean = (hyper.lam_b[g] * hyper.mu_b[g] + alpha[0] * np.sum(e[mine] + b[j])) / precision
-            state, new = gaussian(state, mean, precision)
-            e[mine] -= new - b[j]
+    def draw(state, j, f, prior_mean, prior_precision):
+        """Draw ``b[j]`` (``f = -1``) or ``V[j, f]`` from its conditional, given ``e``."""
+        mine = np.flatnonzero(X[:, j])
+        x = X[mine, j]
+        if f < 0:
+            h, old = x, b[j]
+        else:
+            s = X[mine] @ V[:, f]
+            h, old = x * (s - x * V[j, f]), V[j, f]
+        precision = prior_precision + alpha[0] * np.sum(h * h)
+        mean = (
+            prior_precision * prior_mean + alpha[0] * np.sum(h * (e[mine] + old * h))
+        ) / precision
+        state, new = gaussian(state, mean, precision)
+        e[mine] -= (new - old) * h
+        if f < 0:
             b[j] = new
+        else:
+            V[j, f] = new
+        return state
+
+    n_onehot = data.rows.shape[0]
+    for g in range(n_onehot):
+        for j in range(data.offsets[g], data.offsets[g + 1]):
+            state = key(seed, number, gibbs.TAG_ROW, j)
+            state = draw(state, j, -1, hyper.mu_b[g], hyper.lam_b[g])
             for f in range(k):
-                h = sum(V[features[o][mine], f] for o in range(n_groups) if o != g)
-                h = np.asarray(h, dtype=np.float64) * np.ones(len(mine))
-                precision = hyper.lam_v[g, f] + alpha[0] * np.sum(h * h)
-                mean = (
-                    hyper.lam_v[g, f] * hyper.mu_v[g, f]
-                    + alpha[0] * np.sum(h * (e[mine] + V[j, f] * h))
-                ) / precision
-                state, new = gaussian(state, mean, precision)
-                e[mine] -= (new - V[j, f]) * h
-                V[j, f] = new
+                state = draw(state, j, f, hyper.mu_v[g, f], hyper.lam_v[g, f])
+    for g in range(n_onehot, n_groups):
+        for f in range(-1, k):
+            mu, lam = (
+                (hyper.mu_b[g], hyper.lam_b[g]) if f < 0 else (hyper.mu_v[g, f], hyper.lam_v[g, f])
+            )
+            for j in range(data.offsets[g], data.offsets[g + 1]):
+                draw(key(seed, number, gibbs.TAG_IMPLICIT, j * (k + 1) + f + 1), j, f, mu, lam)
     return float(np.sum(e**2))

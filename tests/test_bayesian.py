@@ -39,15 +39,34 @@ PRIOR = gibbs.GibbsPrior(
 )
 
 
-def tiny(seed=0, sizes=(4, 3), k=2, n=10):
-    """A small problem in an arbitrary (not fixed-point) state, residuals current."""
+def implicit_sets(rows, sizes):
+    """SVD++'s sets, flipped: for each user the items they rated, for each item the
+    users who rated it, each weighted 1/sqrt(n) (as BayesianMF builds them)."""
+    groups = []
+    for anchor, other in ((0, 1), (1, 0)):
+        pairs = sorted(set(zip(rows[anchor].tolist(), rows[other].tolist())))
+        counts = np.bincount([p[0] for p in pairs], minlength=sizes[anchor])
+        indptr = np.concatenate([[0], np.cumsum(counts)])
+        members = np.array([p[1] for p in pairs])
+        weights = 1.0 / np.sqrt(counts[[p[0] for p in pairs]])
+        groups.append((anchor, sizes[other], indptr, members, weights))
+    return groups
+
+
+def tiny(seed=0, sizes=(4, 3), k=2, n=10, implicit=False):
+    """A small problem in an arbitrary (not fixed-point) state, residuals current.
+
+    With ``implicit``, two implicit groups follow the one-hot ones: the items
+    each user rated (features ``sum(sizes) ..``) and the users who rated each item.
+    """
     rng = np.random.default_rng(seed)
     rows = [rng.integers(0, s, n) for s in sizes]
     for r, s in zip(rows, sizes):  # every row rated at least once
         r[:s] = np.arange(s)
     y = rng.normal(0.0, 1.0, n)
-    data = gibbs.gibbs_data(rows, list(sizes), y)
-    nf = sum(sizes)
+    sets = implicit_sets(rows, sizes) if implicit else ()
+    data = gibbs.gibbs_data(rows, list(sizes), y, sets)
+    nf = int(data.offsets[-1])
     params = gibbs.GibbsParams(
         np.array([0.3]),
         rng.normal(0, 0.5, nf),
@@ -55,7 +74,7 @@ def tiny(seed=0, sizes=(4, 3), k=2, n=10):
         np.array([2.0]),
         np.zeros(n),
     )
-    g = len(sizes)
+    g = len(data.offsets) - 1
     hyper = gibbs.GibbsHyper(
         rng.normal(0, 0.3, g),
         rng.uniform(0.5, 2.0, g),
@@ -69,6 +88,13 @@ def tiny(seed=0, sizes=(4, 3), k=2, n=10):
 def refresh_residuals(data, params):
     pred, _ = naive_gibbs.predictions(data, params.w0[0], params.b, params.V)
     params.e[:] = data.y - pred
+
+
+def cache_of(data, params):
+    """The sets' sums and effective vectors for the current parameters."""
+    cache = gibbs.new_cache(data, params.V.shape[1])
+    gibbs._aggregates_serial(data, params, cache, 0, int(data.offsets[data.rows.shape[0]]))
+    return cache
 
 
 def log_normal(x, mean, precision):
@@ -151,7 +177,7 @@ def test_w0_conditional_matches_the_joint_density():
 def test_bias_conditional_matches_the_joint_density(j, g):
     problem = tiny()
     data, params, hyper = problem
-    er, _ = gibbs._row_inputs(j, g, data, params)
+    er, _ = gibbs._row_inputs(j, g, data, params, cache_of(data, params))
     mean, precision = gibbs._bias_conditional(
         er, params.b[j], hyper.mu_b[g], hyper.lam_b[g], params.alpha[0]
     )
@@ -160,7 +186,7 @@ def test_bias_conditional_matches_the_joint_density(j, g):
 
 def factor_conditional(problem, j, g, f):
     data, params, hyper = problem
-    er, H = gibbs._row_inputs(j, g, data, params)
+    er, H = gibbs._row_inputs(j, g, data, params, cache_of(data, params))
     return gibbs._factor_conditional(
         er, H, f, params.V[j, f], hyper.mu_v[g, f], hyper.lam_v[g, f], params.alpha[0]
     )
@@ -181,6 +207,81 @@ def test_factor_conditional_with_three_groups_matches_the_joint_density():
     np.testing.assert_allclose(
         brute_gaussian(problem, "V", (4, 1)), (mean, 1 / precision), rtol=1e-6
     )
+
+
+@pytest.mark.parametrize("j, g, f", [(1, 0, 0), (5, 1, 1)])
+def test_one_hot_conditionals_with_implicit_sets_match_the_joint_density(j, g, f):
+    # A user's vector meets its own set as well as the item side's effective vector.
+    problem = tiny(seed=2, implicit=True)
+    mean, precision = factor_conditional(problem, j, g, f)
+    np.testing.assert_allclose(
+        brute_gaussian(problem, "V", (j, f)), (mean, 1 / precision), rtol=1e-6
+    )
+
+
+def block_sums(data, params):
+    n1 = int(data.offsets[data.rows.shape[0]])
+    z = np.zeros(n1)
+    sums = gibbs.BlockSums(
+        np.diff(data.indptr).astype(np.float64), z.copy(), z.copy(), np.zeros((n1, 2)),
+        z.copy(), z.copy(),
+    )  # fmt: skip
+    return sums, np.zeros(len(data.y))
+
+
+def implicit_conditional(problem, cache, sums, j, g, f):
+    data, params, hyper = problem
+    a = params.b[j] if f < 0 else params.V[j, f]
+    mu, lam = (hyper.mu_b[g], hyper.lam_b[g]) if f < 0 else (hyper.mu_v[g, f], hyper.lam_v[g, f])
+    return gibbs._block_conditional(j, a, f, data, cache, sums, mu, lam, params.alpha[0])
+
+
+# Implicit groups of tiny(implicit=True): group 2 (features 7-9, the items in
+# users' sets) and group 3 (features 10-13, the users in items' sets).
+@pytest.mark.parametrize("j, g, f", [(7, 2, -1), (9, 2, 1), (10, 3, -1), (12, 3, 0)])
+def test_implicit_conditionals_match_the_joint_density(j, g, f):
+    problem = tiny(seed=2, implicit=True)
+    data, params, _ = problem
+    cache = cache_of(data, params)
+    sums, O = block_sums(data, params)
+    gibbs._block_start(g, f, data, params, cache, sums, O)
+    mean, precision = implicit_conditional(problem, cache, sums, j, g, f)
+    field, index = ("b", j) if f < 0 else ("V", (j, f))
+    np.testing.assert_allclose(
+        brute_gaussian(problem, field, index), (mean, 1 / precision), rtol=1e-6
+    )
+
+
+@pytest.mark.parametrize("f", [-1, 0, 1])
+def test_relation_block_sums_follow_each_move_exactly(f):
+    # After features of the group move, the running sums give the next feature's
+    # conditional as the joint does, and finishing the dimension leaves the
+    # residuals and the sets' sums as computed afresh.
+    problem = tiny(seed=5, implicit=True)
+    data, params, hyper = problem
+    g = 2
+    cache = cache_of(data, params)
+    sums, O = block_sums(data, params)
+    gibbs._block_start(g, f, data, params, cache, sums, O)
+    for j, delta in ((7, 0.7), (8, -1.3)):
+        a = params.b[j] if f < 0 else params.V[j, f]
+        if f < 0:
+            params.b[j] = a + delta
+        else:
+            params.V[j, f] = a + delta
+        gibbs._block_update(j, a, delta, f, data, cache, sums)
+    mean, precision = implicit_conditional(problem, cache, sums, 9, g, f)
+    field, index = ("b", 9) if f < 0 else ("V", (9, f))
+    np.testing.assert_allclose(
+        brute_gaussian(problem, field, index), (mean, 1 / precision), rtol=1e-6
+    )
+    gibbs._block_finish(g, f, data, params, cache, sums, O)
+    e = params.e.copy()
+    refresh_residuals(data, params)
+    np.testing.assert_allclose(e, params.e, rtol=1e-12, atol=1e-12)
+    fresh = cache_of(data, params)
+    for name in fresh._fields:
+        np.testing.assert_allclose(getattr(cache, name), getattr(fresh, name), atol=1e-12)
 
 
 def test_noise_precision_conditional_matches_the_joint_density():
@@ -254,11 +355,15 @@ def copies(problem):
     )
 
 
-@pytest.mark.parametrize("sizes", [(4, 3), (3, 3, 2)], ids=["users-items", "three-groups"])
+@pytest.mark.parametrize(
+    "sizes, implicit",
+    [((4, 3), False), ((3, 3, 2), False), ((4, 3), True), ((3, 3, 2), True)],
+    ids=["users-items", "three-groups", "implicit", "three-groups-implicit"],
+)
 @pytest.mark.parametrize("kernel", ["serial", "parallel"])
-def test_sweep_matches_its_naive_twin(sizes, kernel):
+def test_sweep_matches_its_naive_twin(sizes, implicit, kernel):
     kernels = {"serial": gibbs.SERIAL, "parallel": gibbs.PARALLEL}[kernel]
-    data, p1, h1 = copies(tiny(seed=3, sizes=sizes))
+    data, p1, h1 = copies(tiny(seed=3, sizes=sizes, implicit=implicit))
     _, p2, h2 = copies((data, p1, h1))
     for number in (1, 2, 3):
         sse1 = gibbs.gibbs_sweep(data, p1, h1, PRIOR, 11, number, kernels)
@@ -275,7 +380,7 @@ def test_sweeps_cut_into_one_row_calls_stay_bit_identical(monkeypatch):
     rows = gibbs.SERIAL.rows
 
     def counted(*args):
-        calls.append(args[5] - args[4])
+        calls.append(args[6] - args[5])
         return rows(*args)
 
     gibbs.gibbs_sweep(data, p1, h1, PRIOR, 5, 1)
@@ -306,13 +411,25 @@ SBC_THIN = 5
 CHI2_19_999 = 43.82
 
 
-def sbc_ranks(kernels, seed=0):
+def pair_prediction(data, u, i, w0, b, V):
+    """The FM's prediction for user row ``u`` and item row ``i``, rated or not."""
+    x = np.zeros(len(b))
+    for a in (data.offsets[0] + u, data.offsets[1] + i):
+        x[a] = 1.0
+        for t in range(data.set_indptr[a], data.set_indptr[a + 1]):
+            x[data.set_feat[t]] += data.set_w[t]
+    xv = x @ V
+    return w0 + x @ b + 0.5 * np.sum(xv**2 - (x**2) @ (V**2))
+
+
+def sbc_ranks(kernels, seed=0, implicit=False):
     """Ranks of the true value among posterior draws, per statistic, over replicates.
 
     Each replicate draws hyperparameters, parameters and ratings from the prior
     (in NumPy, independent of the sampler's streams), then runs the chain from
     a fixed start. The statistics are the noise precision, the prediction for
-    a rated and an unrated pair, and one precision hyperparameter.
+    a rated and an unrated pair, and one precision hyperparameter (with
+    ``implicit``, that of the implicit group of the items users rated).
 
     ``w0`` and the groups' means are left out: the data identify only their sum
     with the biases, along which coordinate-wise Gibbs moves slowly, so their
@@ -324,31 +441,35 @@ def sbc_ranks(kernels, seed=0):
     rows = [np.array([0, 1, 2, 3, 4, 0, 1, 2, 3, 0, 4, 2, 1, 3]),
             np.array([0, 1, 2, 3, 0, 1, 2, 3, 0, 2, 3, 1, 3, 2])]  # fmt: skip
     n = len(rows[0])
+    sets = implicit_sets(rows, SBC_SIZES) if implicit else ()
+    sizes = [*SBC_SIZES, *(group[1] for group in sets)]
+    n_groups, nf = len(sizes), sum(sizes)
+    watched = 2 if implicit else 0
     ranks = np.zeros((SBC_REPLICATES, 4), dtype=np.int64)
     P = SBC_PRIOR
     for rep in range(SBC_REPLICATES):
-        lam = rng.gamma(P.lam_shape, 1 / P.lam_rate, size=(2, 2))  # (group, bias/factor)
+        lam = rng.gamma(P.lam_shape, 1 / P.lam_rate, size=(n_groups, 2))  # (group, bias/factor)
         mu = rng.normal(P.mu0, 1 / np.sqrt(P.mu_strength * lam))
         alpha = rng.gamma(P.alpha_shape, 1 / P.alpha_rate)
         w0 = rng.normal(0, 1 / math.sqrt(P.lam_w0))
         b = np.concatenate([rng.normal(mu[g, 0], 1 / math.sqrt(lam[g, 0]), s)
-                            for g, s in enumerate(SBC_SIZES)])  # fmt: skip
+                            for g, s in enumerate(sizes)])  # fmt: skip
         V = np.concatenate([rng.normal(mu[g, 1], 1 / math.sqrt(lam[g, 1]), (s, 1))
-                            for g, s in enumerate(SBC_SIZES)])  # fmt: skip
-        u, i = rows[0], rows[1] + SBC_SIZES[0]
-        y = w0 + b[u] + b[i] + V[u, 0] * V[i, 0] + rng.normal(0, 1 / math.sqrt(alpha), n)
-        data = gibbs.gibbs_data(rows, list(SBC_SIZES), y)
+                            for g, s in enumerate(sizes)])  # fmt: skip
+        data = gibbs.gibbs_data(rows, list(SBC_SIZES), np.zeros(n), sets)
+        clean, _ = naive_gibbs.predictions(data, w0, b, V)
+        data = data._replace(y=clean + rng.normal(0, 1 / math.sqrt(alpha), n))
 
-        def stats(w0, b, V, alpha, lam_v):
-            rated = w0 + b[0] + b[5] + V[0, 0] * V[5, 0]
-            unrated = w0 + b[4] + b[6] + V[4, 0] * V[6, 0]
+        def stats(w0, b, V, alpha, lam_v, data=data):
+            rated = pair_prediction(data, 0, 0, w0, b, V)
+            unrated = pair_prediction(data, 4, 1, w0, b, V)
             return np.array([alpha, rated, unrated, lam_v])
 
-        truth = stats(w0, b, V, alpha, lam[0, 1])
+        truth = stats(w0, b, V, alpha, lam[watched, 1])
         params = gibbs.GibbsParams(
-            np.zeros(1), np.zeros(9), np.full((9, 1), 0.5), np.ones(1), np.zeros(n)
+            np.zeros(1), np.zeros(nf), np.full((nf, 1), 0.5), np.ones(1), np.zeros(n)
         )
-        hyper = gibbs.initial_hyper(2, 1)
+        hyper = gibbs.initial_hyper(n_groups, 1)
         count = np.zeros(4, dtype=np.int64)
         number = 0
         for _ in range(SBC_BURN_IN):
@@ -358,7 +479,9 @@ def sbc_ranks(kernels, seed=0):
             for _ in range(SBC_THIN):
                 number += 1
                 gibbs.gibbs_sweep(data, params, hyper, P, rep, number, kernels)
-            drawn = stats(params.w0[0], params.b, params.V, params.alpha[0], hyper.lam_v[0, 0])
+            drawn = stats(
+                params.w0[0], params.b, params.V, params.alpha[0], hyper.lam_v[watched, 0]
+            )
             count += drawn < truth
         ranks[rep] = count
     return ranks
@@ -382,21 +505,36 @@ def broken_kernels(name):
         return mean, precision / 2
 
     names[name] = numba.njit(halved)
-    for caller in ("_draw_row", "_draw_hyper", "_draw_globals", "_draw_rows"):
+    callers = ("_draw_row", "_draw_hyper", "_draw_globals", "_draw_rows", "_draw_implicit")
+    for caller in callers:
         func = getattr(gibbs, caller)
         func = getattr(func, "py_func", func)
         names[caller] = numba.njit(types.FunctionType(func.__code__, names, caller))
-    return gibbs.SweepKernels(gibbs._residuals_serial, names["_draw_globals"], names["_draw_rows"])
+    return gibbs.SweepKernels(
+        gibbs._aggregates_serial,
+        gibbs._residuals_serial,
+        names["_draw_globals"],
+        names["_draw_rows"],
+        names["_draw_implicit"],
+    )
 
 
-def test_sbc_ranks_are_uniform():
-    stat = chi_square(sbc_ranks(gibbs.SERIAL))
+@pytest.mark.parametrize("implicit", [False, True], ids=["users-items", "implicit"])
+def test_sbc_ranks_are_uniform(implicit):
+    stat = chi_square(sbc_ranks(gibbs.SERIAL, implicit=implicit))
     assert (stat < CHI2_19_999).all(), stat
 
 
-@pytest.mark.parametrize("name", ["_bias_conditional", "_factor_conditional"])
-def test_sbc_fails_when_a_conditional_is_broken(name):
-    stat = chi_square(sbc_ranks(broken_kernels(name)))
+@pytest.mark.parametrize(
+    "name, implicit",
+    [
+        ("_bias_conditional", False),
+        ("_factor_conditional", False),
+        ("_block_conditional", True),
+    ],
+)
+def test_sbc_fails_when_a_conditional_is_broken(name, implicit):
+    stat = chi_square(sbc_ranks(broken_kernels(name), implicit=implicit))
     assert stat.max() > 2 * CHI2_19_999, stat
 
 

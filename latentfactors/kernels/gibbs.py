@@ -5,9 +5,24 @@ Factorization Machines"; libFM's MCMC) predicts rating ``r`` as
 
     w0 + sum_g b[x_g(r)] + sum_{g < h} V[x_g(r)] . V[x_h(r)]
 
-where each group ``g`` (users, items, ...) contributes exactly one feature
-``x_g(r)`` to each rating. Features are numbered globally: group ``g`` owns
-features ``offsets[g] .. offsets[g+1]-1``. Priors:
+where each *one-hot* group ``g`` (users, items, ...) contributes exactly one
+feature ``x_g(r)`` to each rating. Features are numbered globally: group ``g``
+owns features ``offsets[g] .. offsets[g+1]-1``, the one-hot groups first.
+
+An *implicit* group (SVD++'s implicit feedback, "flipped" into an FM) adds a
+weighted set of its features to each rating through an *anchor*, a feature of
+a one-hot group: the items a user rated, each weighted ``1/sqrt(n)``, are the
+user's set. Following Rendle's relation blocks ("Scaling factorization
+machines to relational data", VLDB 2013), a set is summed once per anchor,
+not once per rating: the anchor ``u`` carries ``S[u] = sum_j w_uj V[j]``,
+``B[u] = sum_j w_uj b[j]`` and the set's pairwise term
+``Z[u] = V[u] . S[u] + (|S[u]|^2 - sum_j w_uj^2 |V[j]|^2) / 2``, so that the
+FM's prediction is
+
+    w0 + sum_g beff[x_g(r)] + sum_{g < h} Veff[x_g(r)] . Veff[x_h(r)]
+
+over the one-hot groups only, with ``Veff = V + S`` and ``beff = b + B + Z``
+(:class:`GibbsCache`). Priors:
 
 * noise: ``y ~ N(prediction, 1/alpha)``, ``alpha ~ Gamma(alpha_shape, alpha_rate)``;
 * ``w0 ~ N(0, 1/lam_w0)`` (the targets are centred);
@@ -27,8 +42,19 @@ the other groups' vectors, then draws its bias and its ``k`` factor coordinates
 one at a time, each from its exact Gaussian conditional, updating the gathered
 residuals after every draw (coordinate-wise, as libFM does; a (k+1)-block draw
 with a Cholesky solve would mix better per sweep but cost O(k^2) per rating and
-O(k^3) per row). A sweep costs O(k * ratings * groups). Rows of one group share
-no rating, so they are conditionally independent and are drawn in parallel.
+O(k^3) per row). Rows of one one-hot group share no rating, so they are
+conditionally independent and are drawn in parallel.
+
+An implicit group is drawn after the one-hot groups, its biases and then one
+factor dimension at a time (:func:`_draw_implicit`). A feature ``j`` of the
+group enters every rating of every anchor whose set holds it; its conditional
+needs, per anchor ``u``, sums over ``u``'s ratings of the residuals and of the
+other features' vectors (``E``, ``EO``, ``P1``, ``P2`` below), which change by
+O(1) arithmetic when ``V[j, f]`` moves. The residuals themselves are brought up
+to date once per dimension. Features of one implicit group share anchors, so
+they are drawn one after another. A sweep costs
+O(k * (ratings * groups + total size of the sets)).
+
 Coordinate-wise draws move slowly along directions the data leave open, such
 as ``w0`` against the groups' bias means: those need long chains to mix.
 
@@ -57,7 +83,24 @@ from latentfactors.kernels._config import JIT, serial_and_parallel, units_per_ca
 #: ``y`` (n,) float64 targets; ``indptr`` (n_features + 1,) int64 and ``members``
 #: int64: the ratings of feature ``j`` are ``members[indptr[j]:indptr[j+1]]``;
 #: ``offsets`` (n_groups + 1,) int64: the first feature of each group.
-GibbsData = namedtuple("GibbsData", "rows y indptr members offsets")
+#: The implicit groups' sets follow, as two CSR tables (int64 pointers, int64
+#: feature numbers, float64 weights): ``set_*`` by one-hot feature (the anchor),
+#: listing the features of its set and their weights; ``inv_*`` by implicit
+#: feature ``j`` (row ``j - offsets[rows.shape[0]]``), listing the anchors whose
+#: sets hold it. ``anchor`` (n_groups,) int64: each implicit group's anchor
+#: group, ``-1`` for the one-hot groups. Without implicit groups the tables are
+#: empty. (One flat tuple: Numba's parallel loops do not take nested tuples.)
+GibbsData = namedtuple(
+    "GibbsData",
+    "rows y indptr members offsets set_indptr set_feat set_w inv_indptr inv_anchor inv_w anchor",
+)
+
+#: What the implicit groups add to each one-hot feature (float64; zeros without
+#: implicit groups): ``S`` (n_onehot, k) and ``B`` (n_onehot,) its set's weighted
+#: sums, ``Zs`` (n_onehot,) the set's own pairwise term ``(|S|^2 - sum w^2
+#: |V_j|^2) / 2``, and the effective ``Veff = V + S`` and ``beff = b + B + V . S +
+#: Zs`` that the predictions use. Recomputed at the start of every sweep.
+GibbsCache = namedtuple("GibbsCache", "S B Zs Veff beff")
 
 #: The sampled parameters, updated in place (all float64): ``w0`` (1,), ``b``
 #: (n_features,), ``V`` (n_features, k), ``alpha`` (1,), the noise precision, and
@@ -78,6 +121,7 @@ TAG_ALPHA = 1
 TAG_HYPER = 2
 TAG_W0 = 3
 TAG_ROW = 4
+TAG_IMPLICIT = 5
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MUL1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -198,13 +242,14 @@ def _w0_conditional(params, prior):
 
 
 @numba.njit(**JIT)
-def _row_inputs(j, g, data, params):
-    """What feature ``j``'s conditionals read, gathered once into contiguous arrays.
+def _row_inputs(j, g, data, params, cache):
+    """What one-hot feature ``j``'s conditionals read, gathered once into contiguous arrays.
 
     Returns ``(er, H)``: ``er`` (n_j,) the residuals of ``j``'s ratings and ``H``
-    (n_j, k) per rating d prediction / d ``V[j]``, the sum of the other groups'
-    vectors (fixed while group ``g`` is drawn). The ``k`` coordinate draws then
-    stream through ``H`` instead of gathering other groups' rows ``k`` times.
+    (n_j, k) per rating d prediction / d ``V[j]``: the other groups' effective
+    vectors plus ``j``'s own set's sum (fixed while group ``g`` is drawn). The
+    ``k`` coordinate draws then stream through ``H`` instead of gathering other
+    groups' rows ``k`` times.
     """
     lo, hi = data.indptr[j], data.indptr[j + 1]
     k = params.V.shape[1]
@@ -217,7 +262,9 @@ def _row_inputs(j, g, data, params):
             if other != g:
                 row = data.offsets[other] + data.rows[other, r]
                 for f in range(k):
-                    H[t, f] += params.V[row, f]
+                    H[t, f] += cache.Veff[row, f]
+        for f in range(k):
+            H[t, f] += cache.S[j, f]
     return er, H
 
 
@@ -250,9 +297,9 @@ def _factor_conditional(er, H, f, v, mu, lam, alpha):
 
 
 @numba.njit(**JIT)
-def _prediction(r, data, params):
-    """The prediction for rating ``r`` from the current parameters."""
-    rows, offsets, b, V = data.rows, data.offsets, params.b, params.V
+def _prediction(r, data, params, cache):
+    """The prediction for rating ``r`` from the current effective vectors and biases."""
+    rows, offsets, b, V = data.rows, data.offsets, cache.beff, cache.Veff
     n_groups = rows.shape[0]
     s = params.w0[0]
     for g in range(n_groups):
@@ -267,9 +314,20 @@ def _prediction(r, data, params):
 
 
 @numba.njit(**JIT)
-def _draw_row(j, g, data, params, hyper, seed, sweep):
-    """Draw feature ``j``'s bias, then its factors one coordinate at a time."""
-    er, H = _row_inputs(j, g, data, params)
+def _effective(j, params, cache):
+    """Set one-hot feature ``j``'s effective vector and bias from its parameters and set."""
+    V, S = params.V, cache.S
+    dot = 0.0
+    for f in range(V.shape[1]):
+        cache.Veff[j, f] = V[j, f] + S[j, f]
+        dot += V[j, f] * S[j, f]
+    cache.beff[j] = params.b[j] + cache.B[j] + dot + cache.Zs[j]
+
+
+@numba.njit(**JIT)
+def _draw_row(j, g, data, params, cache, hyper, seed, sweep):
+    """Draw one-hot feature ``j``'s bias, then its factors one coordinate at a time."""
+    er, H = _row_inputs(j, g, data, params, cache)
     b, V, alpha = params.b, params.V, params.alpha[0]
     state = stream_key(seed, sweep, TAG_ROW, j)
     mean, precision = _bias_conditional(er, b[j], hyper.mu_b[g], hyper.lam_b[g], alpha)
@@ -290,6 +348,7 @@ def _draw_row(j, g, data, params, hyper, seed, sweep):
     lo = data.indptr[j]
     for t in range(len(er)):
         params.e[data.members[lo + t]] = er[t]
+    _effective(j, params, cache)
 
 
 @numba.njit(**JIT)
@@ -314,11 +373,41 @@ def _draw_hyper(g, data, params, hyper, prior, seed, sweep):
         hyper.mu_v[g, f] = mu
 
 
-def _residuals(data, params, lo, hi):
+def _residuals(data, params, cache, lo, hi):
     """``e[r] = y[r] - prediction(r)`` for the ratings ``lo <= r < hi``."""
     e = params.e
     for r in numba.prange(lo, hi):
-        e[r] = data.y[r] - _prediction(r, data, params)
+        e[r] = data.y[r] - _prediction(r, data, params, cache)
+
+
+@numba.njit(**JIT)
+def _aggregate(j, data, params, cache):
+    """One-hot feature ``j``'s set sums, then its effective vector and bias."""
+    V, b = params.V, params.b
+    k = V.shape[1]
+    bias = 0.0
+    squares = 0.0
+    for f in range(k):
+        cache.S[j, f] = 0.0
+    for t in range(data.set_indptr[j], data.set_indptr[j + 1]):
+        m = data.set_feat[t]
+        w = data.set_w[t]
+        bias += w * b[m]
+        for f in range(k):
+            cache.S[j, f] += w * V[m, f]
+            squares += w * w * V[m, f] * V[m, f]
+    norm = 0.0
+    for f in range(k):
+        norm += cache.S[j, f] * cache.S[j, f]
+    cache.B[j] = bias
+    cache.Zs[j] = 0.5 * (norm - squares)
+    _effective(j, params, cache)
+
+
+def _aggregates(data, params, cache, lo, hi):
+    """The sets' sums and the effective vectors and biases of one-hot features ``lo .. hi - 1``."""
+    for j in numba.prange(lo, hi):
+        _aggregate(j, data, params, cache)
 
 
 @numba.njit(**JIT)
@@ -328,7 +417,7 @@ def _draw_globals(data, params, hyper, prior, seed, sweep):
     shape, rate = _alpha_conditional(e, prior)
     _, alpha = _gamma(stream_key(seed, sweep, TAG_ALPHA, 0), shape, rate)
     params.alpha[0] = alpha
-    for g in range(data.rows.shape[0]):
+    for g in range(len(data.offsets) - 1):
         _draw_hyper(g, data, params, hyper, prior, seed, sweep)
     mean, precision = _w0_conditional(params, prior)
     _, new = _gaussian(stream_key(seed, sweep, TAG_W0, 0), mean, precision)
@@ -338,10 +427,155 @@ def _draw_globals(data, params, hyper, prior, seed, sweep):
         e[r] -= delta
 
 
-def _draw_rows(data, params, hyper, g, lo, hi, seed, sweep):
-    """Draw the features ``lo <= j < hi`` of group ``g`` (they share no rating)."""
+def _draw_rows(data, params, cache, hyper, g, lo, hi, seed, sweep):
+    """Draw the features ``lo <= j < hi`` of one-hot group ``g`` (they share no rating)."""
     for j in numba.prange(lo, hi):
-        _draw_row(j, g, data, params, hyper, seed, sweep)
+        _draw_row(j, g, data, params, cache, hyper, seed, sweep)
+
+
+#: Per-anchor running sums of :func:`_draw_implicit` (float64, indexed by one-hot
+#: feature): ``count`` the anchor's ratings; over them, ``E`` the residuals,
+#: ``EO`` residual times ``O``, ``P1`` and ``P2`` the sums of ``O`` and ``O**2``,
+#: where ``O`` is a rating's sum of the other features' vectors in the current
+#: dimension; ``dS`` and ``dQ`` what the dimension's draws added to the anchor's
+#: ``S`` and to its set's pairwise term.
+BlockSums = namedtuple("BlockSums", "count E EO P1P2 dS dQ")
+
+
+@numba.njit(**JIT)
+def _block_gather(j, a, f, data, cache, sums):
+    """``(sum h e + a sum h^2, sum h^2)`` over the ratings implicit feature ``j``
+    enters, ``h`` being d prediction / d ``V[j, f]`` (``f = -1``: the bias) and
+    ``a`` its current value, from the anchors' running sums."""
+    row = j - data.offsets[data.rows.shape[0]]
+    he = 0.0
+    hh = 0.0
+    for t in range(data.inv_indptr[row], data.inv_indptr[row + 1]):
+        u = data.inv_anchor[t]
+        w = data.inv_w[t]
+        n = sums.count[u]
+        if f < 0:
+            he += w * sums.E[u]
+            hh += w * w * n
+        else:
+            c = cache.S[u, f] - w * a  # the rest of the anchor's set
+            p1 = sums.P1P2[u, 0]
+            he += w * (sums.EO[u] + c * sums.E[u])
+            hh += w * w * (sums.P1P2[u, 1] + 2.0 * c * p1 + n * c * c)
+    return he + a * hh, hh
+
+
+@numba.njit(**JIT)
+def _block_conditional(j, a, f, data, cache, sums, mu, lam, alpha):
+    """``(mean, precision)`` of implicit feature ``j``'s bias (``f = -1``) or factor
+    ``f``, now ``a``, under its group's prior ``N(mu, 1/lam)``."""
+    he, hh = _block_gather(j, a, f, data, cache, sums)
+    precision = lam + alpha * hh
+    return (lam * mu + alpha * he) / precision, precision
+
+
+@numba.njit(**JIT)
+def _block_update(j, a, delta, f, data, cache, sums):
+    """Bring the anchors' running sums up to date after ``V[j, f]`` (``f = -1``: the
+    bias) moved from ``a`` by ``delta``."""
+    row = j - data.offsets[data.rows.shape[0]]
+    for t in range(data.inv_indptr[row], data.inv_indptr[row + 1]):
+        u = data.inv_anchor[t]
+        w = data.inv_w[t]
+        n = sums.count[u]
+        if f < 0:
+            sums.E[u] -= delta * w * n
+            sums.dS[u] += delta * w
+        else:
+            c = cache.S[u, f] - w * a
+            p1 = sums.P1P2[u, 0]
+            sums.E[u] -= delta * w * (p1 + n * c)
+            sums.EO[u] -= delta * w * (sums.P1P2[u, 1] + c * p1)
+            cache.S[u, f] += delta * w
+            sums.dS[u] += delta * w
+            sums.dQ[u] += delta * w * c
+
+
+@numba.njit(**JIT)
+def _block_start(g, f, data, params, cache, sums, O):
+    """Fill the running sums of implicit group ``g``'s anchors for dimension ``f``
+    (``f = -1``: the biases), and ``O`` per rating."""
+    anchor = data.anchor[g]
+    e = params.e
+    n_onehot = data.rows.shape[0]
+    for u in range(data.offsets[anchor], data.offsets[anchor + 1]):
+        lo, hi = data.indptr[u], data.indptr[u + 1]
+        sums.count[u] = hi - lo
+        total = 0.0
+        eo = 0.0
+        p1 = 0.0
+        p2 = 0.0
+        for t in range(lo, hi):
+            r = data.members[t]
+            total += e[r]
+            if f >= 0:
+                o = -cache.S[u, f]
+                for h in range(n_onehot):
+                    o += cache.Veff[data.offsets[h] + data.rows[h, r], f]
+                O[r] = o
+                eo += e[r] * o
+                p1 += o
+                p2 += o * o
+        sums.E[u] = total
+        sums.EO[u] = eo
+        sums.P1P2[u, 0] = p1
+        sums.P1P2[u, 1] = p2
+        sums.dS[u] = 0.0
+        sums.dQ[u] = 0.0
+
+
+@numba.njit(**JIT)
+def _block_finish(g, f, data, params, cache, sums, O):
+    """Apply dimension ``f``'s moves (``f = -1``: the biases') to the residuals and
+    to the anchors' effective vectors and biases."""
+    anchor = data.anchor[g]
+    e = params.e
+    for u in range(data.offsets[anchor], data.offsets[anchor + 1]):
+        dS, dQ = sums.dS[u], sums.dQ[u]
+        for t in range(data.indptr[u], data.indptr[u + 1]):
+            r = data.members[t]
+            if f < 0:
+                e[r] -= dS
+            else:
+                e[r] -= dS * O[r] + dQ
+        if f < 0:
+            cache.B[u] += dS
+        else:
+            cache.Zs[u] += dQ  # each step moved it by delta * w * c
+        _effective(u, params, cache)
+
+
+@numba.njit(**JIT)
+def _draw_implicit(g, data, params, cache, hyper, sums, O, seed, sweep):
+    """Draw implicit group ``g``: every bias, then every factor, one dimension at a time.
+
+    Its features share anchors, so they are drawn one after another; each draw
+    reads and updates only the running sums of the anchors whose sets hold it.
+    """
+    alpha = params.alpha[0]
+    k = params.V.shape[1]
+    for f in range(-1, k):
+        _block_start(g, f, data, params, cache, sums, O)
+        if f < 0:
+            mu, lam = hyper.mu_b[g], hyper.lam_b[g]
+        else:
+            mu, lam = hyper.mu_v[g, f], hyper.lam_v[g, f]
+        for j in range(data.offsets[g], data.offsets[g + 1]):
+            a = params.b[j] if f < 0 else params.V[j, f]
+            mean, precision = _block_conditional(j, a, f, data, cache, sums, mu, lam, alpha)
+            state = stream_key(seed, sweep, TAG_IMPLICIT, j * (k + 1) + f + 1)
+            _, new = _gaussian(state, mean, precision)
+            if f < 0:
+                params.b[j] = new
+            else:
+                params.V[j, f] = new
+            _block_update(j, a, new - a, f, data, cache, sums)
+        _block_finish(g, f, data, params, cache, sums, O)
 
 
 @numba.njit(**JIT)
@@ -353,12 +587,18 @@ def _sum_squares(e):
 
 
 _residuals_serial, _residuals_parallel = serial_and_parallel(_residuals)
+_aggregates_serial, _aggregates_parallel = serial_and_parallel(_aggregates)
 _draw_rows_serial, _draw_rows_parallel = serial_and_parallel(_draw_rows)
 
-#: The jitted steps of a sweep: ``residuals``, ``globals`` and ``rows`` as above.
-SweepKernels = namedtuple("SweepKernels", "residuals globals rows")
-SERIAL = SweepKernels(_residuals_serial, _draw_globals, _draw_rows_serial)
-PARALLEL = SweepKernels(_residuals_parallel, _draw_globals, _draw_rows_parallel)
+#: The jitted steps of a sweep: ``aggregates``, ``residuals``, ``globals``,
+#: ``rows`` and ``implicit`` as above.
+SweepKernels = namedtuple("SweepKernels", "aggregates residuals globals rows implicit")
+SERIAL = SweepKernels(
+    _aggregates_serial, _residuals_serial, _draw_globals, _draw_rows_serial, _draw_implicit
+)
+PARALLEL = SweepKernels(
+    _aggregates_parallel, _residuals_parallel, _draw_globals, _draw_rows_parallel, _draw_implicit
+)
 
 # Estimated nanoseconds of one core per rating and factor of a row update (a
 # rough figure, not a measurement). Only sizes a sweep's calls.
@@ -396,18 +636,42 @@ def gibbs_sweep(data, params, hyper, prior, seed, sweep, kernels=SERIAL):
     stream and on rows of other groups, so any cut gives bit-identical samples.
     """
     n, k = len(data.y), params.V.shape[1]
-    n_groups = data.rows.shape[0]
+    n_onehot = data.rows.shape[0]
+    n_groups = len(data.offsets) - 1
     ns = GIBBS_NS_PER_RATING_FACTOR
-    per_call = units_per_call(n, ns * k * n_groups)
+    cache = new_cache(data, k)
+    n_anchors = int(data.offsets[n_onehot])
+    per_call = units_per_call(n_anchors, ns * (k + 1) * (1 + len(data.set_feat) / n_anchors))
+    for lo in range(0, n_anchors, per_call):
+        kernels.aggregates(data, params, cache, lo, min(n_anchors, lo + per_call))
+    per_call = units_per_call(n, ns * k * n_onehot)
     for lo in range(0, n, per_call):
-        kernels.residuals(data, params, lo, min(n, lo + per_call))
+        kernels.residuals(data, params, cache, lo, min(n, lo + per_call))
     kernels.globals(data, params, hyper, prior, seed, sweep)
-    for g in range(n_groups):
+    for g in range(n_onehot):
         first, last = int(data.offsets[g]), int(data.offsets[g + 1])
         per_call = units_per_call(last - first, ns * (k + 1) * n / max(last - first, 1))
         for lo in range(first, last, per_call):
-            kernels.rows(data, params, hyper, g, lo, min(last, lo + per_call), seed, sweep)
+            kernels.rows(data, params, cache, hyper, g, lo, min(last, lo + per_call), seed, sweep)
+    if n_groups > n_onehot:
+        sums = BlockSums(
+            np.diff(data.indptr).astype(np.float64),
+            np.zeros(n_anchors),
+            np.zeros(n_anchors),
+            np.zeros((n_anchors, 2)),
+            np.zeros(n_anchors),
+            np.zeros(n_anchors),
+        )
+        O = np.zeros(n)
+        for g in range(n_onehot, n_groups):
+            kernels.implicit(g, data, params, cache, hyper, sums, O, seed, sweep)
     return _sum_squares(params.e)
+
+
+def new_cache(data, k: int) -> GibbsCache:
+    """A :class:`GibbsCache` for ``data``'s one-hot features (filled by a sweep)."""
+    n = int(data.offsets[data.rows.shape[0]])
+    return GibbsCache(np.zeros((n, k)), np.zeros(n), np.zeros(n), np.zeros((n, k)), np.zeros(n))
 
 
 # ---------------------------------------------------------------- posterior prediction
@@ -451,29 +715,81 @@ _posterior_predict_serial, _posterior_predict_parallel = serial_and_parallel(_po
 # ---------------------------------------------------------------- building the inputs
 
 
-def gibbs_data(rows, sizes, y) -> GibbsData:
+def gibbs_data(rows, sizes, y, implicit=()) -> GibbsData:
     """The sampler's view of the ratings.
 
     Parameters
     ----------
-    rows : sequence of int arrays, one per group, each of shape (n,)
+    rows : sequence of int arrays, one per one-hot group, each of shape (n,)
         The row (within its group) of every rating: user codes, item codes, ...
     sizes : sequence of int
-        Rows per group.
+        Rows per one-hot group.
     y : array of shape (n,)
         The targets (converted to float64).
+    implicit : sequence of ``(anchor, size, indptr, members, weights)``
+        One per implicit group: the one-hot group ``anchor`` whose rows carry
+        the sets, the group's number of features, and the sets as CSR over the
+        anchor's rows (``members[indptr[u]:indptr[u + 1]]`` are row ``u``'s
+        features, numbered within the implicit group, with ``weights``).
     """
     rows = np.ascontiguousarray(np.stack([np.asarray(r, dtype=np.int32) for r in rows]))
-    offsets = np.zeros(len(sizes) + 1, dtype=np.int64)
-    offsets[1:] = np.cumsum(sizes)
+    all_sizes = [*sizes, *(int(group[1]) for group in implicit)]
+    offsets = np.zeros(len(all_sizes) + 1, dtype=np.int64)
+    offsets[1:] = np.cumsum(all_sizes)
+    n_onehot = len(sizes)
     n = rows.shape[1]
-    features = (rows.astype(np.int64) + offsets[:-1, None]).ravel()
+    n1 = int(offsets[n_onehot])
+    features = (rows.astype(np.int64) + offsets[:n_onehot, None]).ravel()
     # A stable sort keeps each feature's ratings in rating order.
     members = (np.argsort(features, kind="stable") % n).astype(np.int64)
-    counts = np.bincount(features, minlength=int(offsets[-1]))
-    indptr = np.zeros(int(offsets[-1]) + 1, dtype=np.int64)
+    counts = np.bincount(features, minlength=n1)
+    indptr = np.zeros(n1 + 1, dtype=np.int64)
     indptr[1:] = np.cumsum(counts)
-    return GibbsData(rows, np.ascontiguousarray(y, dtype=np.float64), indptr, members, offsets)
+    sets = _implicit_sets(offsets, n_onehot, implicit)
+    y = np.ascontiguousarray(y, dtype=np.float64)
+    return GibbsData(rows, y, indptr, members, offsets, *sets)
+
+
+def _implicit_sets(offsets, n_onehot, implicit):
+    """The sets' fields of :class:`GibbsData` from each group's sets by anchor row."""
+    n1 = int(offsets[n_onehot])
+    anchor_of = np.full(len(offsets) - 1, -1, dtype=np.int64)
+    owner, feat, weight = [], [], []
+    for h, (anchor, size, ptr, mem, w) in enumerate(implicit):
+        g = n_onehot + h
+        if not 0 <= anchor < n_onehot or anchor in anchor_of:
+            raise ValueError(f"implicit group {h}: its anchor must be a one-hot group of its own")
+        anchor_of[g] = anchor
+        ptr = np.asarray(ptr, dtype=np.int64)
+        mem = np.asarray(mem, dtype=np.int64)
+        w = np.asarray(w, dtype=np.float64)
+        n_rows = int(offsets[anchor + 1] - offsets[anchor])
+        if len(ptr) != n_rows + 1 or ptr[-1] != len(mem) or len(w) != len(mem):
+            raise ValueError(f"implicit group {h}: the sets do not match the anchor's rows")
+        if len(mem) and (mem.min() < 0 or mem.max() >= size):
+            raise ValueError(f"implicit group {h}: a set holds a feature out of range")
+        owner.append(np.repeat(offsets[anchor] + np.arange(n_rows), np.diff(ptr)))
+        feat.append(mem + offsets[g])
+        weight.append(w)
+    owner = np.concatenate(owner) if owner else np.zeros(0, dtype=np.int64)
+    feat = np.concatenate(feat) if feat else np.zeros(0, dtype=np.int64)
+    weight = np.concatenate(weight) if weight else np.zeros(0)
+    by_owner = np.argsort(owner, kind="stable")
+    set_indptr = np.zeros(n1 + 1, dtype=np.int64)
+    set_indptr[1:] = np.cumsum(np.bincount(owner, minlength=n1))
+    n_implicit = int(offsets[-1]) - n1
+    by_feat = np.argsort(feat, kind="stable")  # each feature's anchors in ascending order
+    inv_indptr = np.zeros(n_implicit + 1, dtype=np.int64)
+    inv_indptr[1:] = np.cumsum(np.bincount(feat - n1, minlength=n_implicit))
+    return (
+        set_indptr,
+        np.ascontiguousarray(feat[by_owner], dtype=np.int64),
+        np.ascontiguousarray(weight[by_owner]),
+        inv_indptr,
+        np.ascontiguousarray(owner[by_feat], dtype=np.int64),
+        np.ascontiguousarray(weight[by_feat]),
+        anchor_of,
+    )
 
 
 def initial_hyper(n_groups: int, k: int) -> GibbsHyper:
