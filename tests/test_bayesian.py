@@ -220,20 +220,14 @@ def test_one_hot_conditionals_with_implicit_sets_match_the_joint_density(j, g, f
 
 
 def block_sums(data, params):
-    n1 = int(data.offsets[data.rows.shape[0]])
-    z = np.zeros(n1)
-    sums = gibbs.BlockSums(
-        np.diff(data.indptr).astype(np.float64), z.copy(), z.copy(), np.zeros((n1, 2)),
-        z.copy(), z.copy(),
-    )  # fmt: skip
-    return sums, np.zeros(len(data.y))
+    return gibbs.new_block_sums(data), np.zeros(len(data.y))
 
 
 def implicit_conditional(problem, cache, sums, j, g, f):
     data, params, hyper = problem
     a = params.b[j] if f < 0 else params.V[j, f]
     mu, lam = (hyper.mu_b[g], hyper.lam_b[g]) if f < 0 else (hyper.mu_v[g, f], hyper.lam_v[g, f])
-    return gibbs._block_conditional(j, a, f, data, cache, sums, mu, lam, params.alpha[0])
+    return gibbs._block_conditional(j, a, f, data, sums, mu, lam, params.alpha[0])
 
 
 # Implicit groups of tiny(implicit=True): group 2 (features 7-9, the items in
@@ -269,7 +263,7 @@ def test_relation_block_sums_follow_each_move_exactly(f):
             params.b[j] = a + delta
         else:
             params.V[j, f] = a + delta
-        gibbs._block_update(j, a, delta, f, data, cache, sums)
+        gibbs._block_update(j, a, delta, f, data, sums)
     mean, precision = implicit_conditional(problem, cache, sums, 9, g, f)
     field, index = ("b", 9) if f < 0 else ("V", (9, f))
     np.testing.assert_allclose(
@@ -750,6 +744,7 @@ def test_not_fitted_model_says_so():
         ({"init_std": 0.0}, "init_std"),
         ({"n_threads": 0}, "n_threads"),
         ({"clip": "yes"}, "clip"),
+        ({"implicit": 1}, "implicit"),
     ],
 )
 def test_bad_hyperparameters_are_refused(params, message, planted):
@@ -810,6 +805,7 @@ def test_a_callback_can_save_the_model_mid_chain(planted, tmp_path):
         {"max_kept": 2},
         {"init_std": 0.3},
         {"random_state": 1},
+        {"implicit": True},
     ],
 )
 def test_every_hyperparameter_changes_the_model(planted, change):
@@ -830,3 +826,85 @@ def test_constant_ratings_fit_and_predict_that_constant():
     ratings = pd.DataFrame({"user": [1, 1, 2, 3], "item": [1, 2, 2, 3], "rating": [4.0] * 4})
     model = BayesianMF(n_factors=2, n_samples=10, random_state=0).fit(ratings)
     np.testing.assert_allclose(model.predict([1, 3], [2, 1]), 4.0)
+
+
+# ---------------------------------------------------------------- implicit groups
+
+
+@pytest.fixture(scope="module")
+def fitted_implicit(dense):
+    train, valid, _ = dense
+    model = BayesianMF(n_factors=2, n_samples=120, implicit=True, random_state=0)
+    return model.fit(train, valid=valid)
+
+
+def test_implicit_model_reaches_the_noise_floor(fitted_implicit, dense):
+    _, valid, truth = dense
+    mse = fitted_implicit.evaluate(valid)["mse"]
+    assert mse < 1.06 * truth.noise_floor, (mse, truth.noise_floor)
+
+
+def test_implicit_samples_reproduce_the_chain_predictions(planted):
+    # One kept sample, the last sweep's: its effective vectors and biases must give
+    # the predictions the chain computed from all four groups (its training MSE).
+    train, _, _ = planted
+    model = BayesianMF(n_factors=3, n_samples=6, n_burn_in=5, implicit=True, random_state=0)
+    model.fit(train)
+    assert len(model.sample_w0_) == 1
+    mse = model.evaluate(train)["mse"]
+    assert mse == pytest.approx(model.history_["train_mse"][-1], rel=1e-5)
+
+
+def test_implicit_model_saves_and_loads(fitted_implicit, dense, tmp_path):
+    _, valid, _ = dense
+    path = tmp_path / "implicit.npz"
+    fitted_implicit.save(path)
+    loaded = BayesianMF.load(path)
+    assert loaded.implicit is True
+    for a, b in zip(
+        loaded.predict(valid["user"], valid["item"], return_std=True),
+        fitted_implicit.predict(valid["user"], valid["item"], return_std=True),
+    ):
+        np.testing.assert_array_equal(a, b)
+    with np.load(path, allow_pickle=False) as npz:
+        contents = {k: v for k, v in npz.items() if "implicit_item_bias" not in k}
+    np.savez(path, **contents)
+    with pytest.raises(ModelFileError, match="sample_implicit_item_bias_"):
+        BayesianMF.load(path)
+
+
+def test_implicit_fold_in_of_a_training_user_predicts_as_the_model_does(fitted_implicit, dense):
+    # The folded-in user gets the same set as in training (the items they rated):
+    # their effective vector and bias must land where the model has them.
+    user, ratings = user_ratings(fitted_implicit, dense[0], code=3)
+    items = fitted_implicit.item_index_.decode(np.arange(len(fitted_implicit.item_index_)))
+    known = fitted_implicit.predict(np.full(len(items), user), items)
+    folded = fitted_implicit.predict_for(ratings, items)
+    assert np.max(np.abs(folded - known)) < 0.15
+    assert np.corrcoef(folded, known)[0, 1] > 0.99
+
+
+@two_threads
+def test_implicit_samples_do_not_depend_on_the_thread_count(monkeypatch, planted):
+    from latentfactors.models import bayesian
+
+    train, _, _ = planted
+    monkeypatch.setattr(bayesian, "PARALLEL_MIN_RATINGS", 1)
+    params = {"n_factors": 2, "n_samples": 6, "implicit": True, "random_state": 1}
+    one = BayesianMF(**params, n_threads=1).fit(train)
+    two = BayesianMF(**params, n_threads=2).fit(train)
+    for name in one._state_names():
+        np.testing.assert_array_equal(getattr(one, name), getattr(two, name))
+
+
+def test_implicit_sets_are_the_distinct_rated_items_and_raters():
+    from latentfactors.models.bayesian import _implicit_sets
+
+    users = np.array([0, 0, 1, 0, 2], dtype=np.int32)  # user 0 rated item 1 twice
+    items = np.array([1, 0, 1, 1, 2], dtype=np.int32)
+    (a0, n0, p0, m0, w0), (a1, n1, p1, m1, w1) = _implicit_sets(users, items, 3, 3)
+    assert (a0, n0, a1, n1) == (0, 3, 1, 3)
+    assert p0.tolist() == [0, 2, 3, 4] and m0.tolist() == [0, 1, 1, 2]
+    np.testing.assert_allclose(w0, [2**-0.5, 2**-0.5, 1.0, 1.0])
+    assert p1.tolist() == [0, 1, 3, 4] and m1.tolist() == [0, 0, 1, 2]
+    np.testing.assert_allclose(w1, [1.0, 2**-0.5, 2**-0.5, 1.0])

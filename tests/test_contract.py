@@ -41,3 +41,8 @@ class TestMLPMFSGDHead(ModelContract):
 class TestBayesianMF(ModelContract):
     model_class = BayesianMF
     params = {"n_factors": 4, "n_samples": 12}
+
+
+class TestBayesianMFImplicit(ModelContract):
+    model_class = BayesianMF
+    params = {"n_factors": 4, "n_samples": 12, "implicit": True}

@@ -433,17 +433,24 @@ def _draw_rows(data, params, cache, hyper, g, lo, hi, seed, sweep):
         _draw_row(j, g, data, params, cache, hyper, seed, sweep)
 
 
-#: Per-anchor running sums of :func:`_draw_implicit` (float64, indexed by one-hot
-#: feature): ``count`` the anchor's ratings; over them, ``E`` the residuals,
-#: ``EO`` residual times ``O``, ``P1`` and ``P2`` the sums of ``O`` and ``O**2``,
-#: where ``O`` is a rating's sum of the other features' vectors in the current
-#: dimension; ``dS`` and ``dQ`` what the dimension's draws added to the anchor's
-#: ``S`` and to its set's pairwise term.
-BlockSums = namedtuple("BlockSums", "count E EO P1P2 dS dQ")
+# Per-anchor running sums of :func:`_draw_implicit`: one row of ``sums`` per
+# one-hot feature, its columns packed so that an anchor's sums share a cache
+# line. Over the anchor's ratings: _N their count, _E the residuals, _EO
+# residual times O, _P1 and _P2 the sums of O and O**2, where O is a rating's
+# sum of the other features' vectors in the current dimension; _DS and _DQ what
+# the dimension's draws added to the anchor's S and to its set's pairwise term;
+# _S the anchor's S in the current dimension.
+_N, _E, _EO, _P1, _P2, _DS, _DQ, _S = range(8)
+N_SUMS = 8
+
+
+def new_block_sums(data) -> np.ndarray:
+    """Scratch for :func:`_draw_implicit`: (n_onehot_features, N_SUMS) float64."""
+    return np.zeros((int(data.offsets[data.rows.shape[0]]), N_SUMS))
 
 
 @numba.njit(**JIT)
-def _block_gather(j, a, f, data, cache, sums):
+def _block_gather(j, a, f, data, sums):
     """``(sum h e + a sum h^2, sum h^2)`` over the ratings implicit feature ``j``
     enters, ``h`` being d prediction / d ``V[j, f]`` (``f = -1``: the bias) and
     ``a`` its current value, from the anchors' running sums."""
@@ -451,49 +458,47 @@ def _block_gather(j, a, f, data, cache, sums):
     he = 0.0
     hh = 0.0
     for t in range(data.inv_indptr[row], data.inv_indptr[row + 1]):
-        u = data.inv_anchor[t]
         w = data.inv_w[t]
-        n = sums.count[u]
+        z = sums[data.inv_anchor[t]]
         if f < 0:
-            he += w * sums.E[u]
-            hh += w * w * n
+            he += w * z[_E]
+            hh += w * w * z[_N]
         else:
-            c = cache.S[u, f] - w * a  # the rest of the anchor's set
-            p1 = sums.P1P2[u, 0]
-            he += w * (sums.EO[u] + c * sums.E[u])
-            hh += w * w * (sums.P1P2[u, 1] + 2.0 * c * p1 + n * c * c)
+            c = z[_S] - w * a  # the rest of the anchor's set
+            he += w * (z[_EO] + c * z[_E])
+            hh += w * w * (z[_P2] + 2.0 * c * z[_P1] + z[_N] * c * c)
     return he + a * hh, hh
 
 
 @numba.njit(**JIT)
-def _block_conditional(j, a, f, data, cache, sums, mu, lam, alpha):
+def _block_conditional(j, a, f, data, sums, mu, lam, alpha):
     """``(mean, precision)`` of implicit feature ``j``'s bias (``f = -1``) or factor
     ``f``, now ``a``, under its group's prior ``N(mu, 1/lam)``."""
-    he, hh = _block_gather(j, a, f, data, cache, sums)
+    he, hh = _block_gather(j, a, f, data, sums)
     precision = lam + alpha * hh
     return (lam * mu + alpha * he) / precision, precision
 
 
 @numba.njit(**JIT)
-def _block_update(j, a, delta, f, data, cache, sums):
+def _block_update(j, a, delta, f, data, sums):
     """Bring the anchors' running sums up to date after ``V[j, f]`` (``f = -1``: the
     bias) moved from ``a`` by ``delta``."""
     row = j - data.offsets[data.rows.shape[0]]
     for t in range(data.inv_indptr[row], data.inv_indptr[row + 1]):
-        u = data.inv_anchor[t]
         w = data.inv_w[t]
-        n = sums.count[u]
+        z = sums[data.inv_anchor[t]]
+        step = delta * w
         if f < 0:
-            sums.E[u] -= delta * w * n
-            sums.dS[u] += delta * w
+            z[_E] -= step * z[_N]
+            z[_DS] += step
         else:
-            c = cache.S[u, f] - w * a
-            p1 = sums.P1P2[u, 0]
-            sums.E[u] -= delta * w * (p1 + n * c)
-            sums.EO[u] -= delta * w * (sums.P1P2[u, 1] + c * p1)
-            cache.S[u, f] += delta * w
-            sums.dS[u] += delta * w
-            sums.dQ[u] += delta * w * c
+            c = z[_S] - w * a
+            p1 = z[_P1]
+            z[_E] -= step * (p1 + z[_N] * c)
+            z[_EO] -= step * (z[_P2] + c * p1)
+            z[_S] += step
+            z[_DS] += step
+            z[_DQ] += step * c
 
 
 @numba.njit(**JIT)
@@ -505,28 +510,31 @@ def _block_start(g, f, data, params, cache, sums, O):
     n_onehot = data.rows.shape[0]
     for u in range(data.offsets[anchor], data.offsets[anchor + 1]):
         lo, hi = data.indptr[u], data.indptr[u + 1]
-        sums.count[u] = hi - lo
+        z = sums[u]
+        z[_N] = hi - lo
         total = 0.0
         eo = 0.0
         p1 = 0.0
         p2 = 0.0
+        s = cache.S[u, f] if f >= 0 else 0.0
         for t in range(lo, hi):
             r = data.members[t]
             total += e[r]
             if f >= 0:
-                o = -cache.S[u, f]
+                o = -s
                 for h in range(n_onehot):
                     o += cache.Veff[data.offsets[h] + data.rows[h, r], f]
                 O[r] = o
                 eo += e[r] * o
                 p1 += o
                 p2 += o * o
-        sums.E[u] = total
-        sums.EO[u] = eo
-        sums.P1P2[u, 0] = p1
-        sums.P1P2[u, 1] = p2
-        sums.dS[u] = 0.0
-        sums.dQ[u] = 0.0
+        z[_E] = total
+        z[_EO] = eo
+        z[_P1] = p1
+        z[_P2] = p2
+        z[_DS] = 0.0
+        z[_DQ] = 0.0
+        z[_S] = s
 
 
 @numba.njit(**JIT)
@@ -536,7 +544,8 @@ def _block_finish(g, f, data, params, cache, sums, O):
     anchor = data.anchor[g]
     e = params.e
     for u in range(data.offsets[anchor], data.offsets[anchor + 1]):
-        dS, dQ = sums.dS[u], sums.dQ[u]
+        z = sums[u]
+        dS, dQ = z[_DS], z[_DQ]
         for t in range(data.indptr[u], data.indptr[u + 1]):
             r = data.members[t]
             if f < 0:
@@ -546,6 +555,7 @@ def _block_finish(g, f, data, params, cache, sums, O):
         if f < 0:
             cache.B[u] += dS
         else:
+            cache.S[u, f] = z[_S]
             cache.Zs[u] += dQ  # each step moved it by delta * w * c
         _effective(u, params, cache)
 
@@ -567,14 +577,14 @@ def _draw_implicit(g, data, params, cache, hyper, sums, O, seed, sweep):
             mu, lam = hyper.mu_v[g, f], hyper.lam_v[g, f]
         for j in range(data.offsets[g], data.offsets[g + 1]):
             a = params.b[j] if f < 0 else params.V[j, f]
-            mean, precision = _block_conditional(j, a, f, data, cache, sums, mu, lam, alpha)
+            mean, precision = _block_conditional(j, a, f, data, sums, mu, lam, alpha)
             state = stream_key(seed, sweep, TAG_IMPLICIT, j * (k + 1) + f + 1)
             _, new = _gaussian(state, mean, precision)
             if f < 0:
                 params.b[j] = new
             else:
                 params.V[j, f] = new
-            _block_update(j, a, new - a, f, data, cache, sums)
+            _block_update(j, a, new - a, f, data, sums)
         _block_finish(g, f, data, params, cache, sums, O)
 
 
@@ -605,7 +615,7 @@ PARALLEL = SweepKernels(
 GIBBS_NS_PER_RATING_FACTOR = 4.0
 
 
-def gibbs_sweep(data, params, hyper, prior, seed, sweep, kernels=SERIAL):
+def gibbs_sweep(data, params, hyper, prior, seed, sweep, kernels=SERIAL, cache=None):
     """One Gibbs sweep over every parameter, in place; returns the residuals' sum of squares.
 
     Parameters
@@ -624,6 +634,11 @@ def gibbs_sweep(data, params, hyper, prior, seed, sweep, kernels=SERIAL):
     kernels : SweepKernels
         :data:`SERIAL` or :data:`PARALLEL` (run under
         :func:`~latentfactors.kernels._config.with_threads`).
+    cache : GibbsCache, optional
+        Where the sweep keeps the sets' sums and the effective vectors and
+        biases (from :func:`new_cache`); afterwards they match the new
+        parameters. Filled afresh at the start, so its contents on entry do
+        not matter.
 
     Returns
     -------
@@ -639,7 +654,8 @@ def gibbs_sweep(data, params, hyper, prior, seed, sweep, kernels=SERIAL):
     n_onehot = data.rows.shape[0]
     n_groups = len(data.offsets) - 1
     ns = GIBBS_NS_PER_RATING_FACTOR
-    cache = new_cache(data, k)
+    if cache is None:
+        cache = new_cache(data, k)
     n_anchors = int(data.offsets[n_onehot])
     per_call = units_per_call(n_anchors, ns * (k + 1) * (1 + len(data.set_feat) / n_anchors))
     for lo in range(0, n_anchors, per_call):
@@ -654,14 +670,7 @@ def gibbs_sweep(data, params, hyper, prior, seed, sweep, kernels=SERIAL):
         for lo in range(first, last, per_call):
             kernels.rows(data, params, cache, hyper, g, lo, min(last, lo + per_call), seed, sweep)
     if n_groups > n_onehot:
-        sums = BlockSums(
-            np.diff(data.indptr).astype(np.float64),
-            np.zeros(n_anchors),
-            np.zeros(n_anchors),
-            np.zeros((n_anchors, 2)),
-            np.zeros(n_anchors),
-            np.zeros(n_anchors),
-        )
+        sums = new_block_sums(data)
         O = np.zeros(n)
         for g in range(n_onehot, n_groups):
             kernels.implicit(g, data, params, cache, hyper, sums, O, seed, sweep)

@@ -22,8 +22,11 @@ from latentfactors.kernels.scoring import csr_by_user
 from latentfactors.models.base import FactorModel, _encode_valid
 from latentfactors.models.scaling import rating_scale
 
-# The feature groups of a rating, in the order the sampler draws them.
+# The feature groups of a rating, in the order the sampler draws them: the
+# one-hot groups, then with implicit=True the items each user rated and the
+# users who rated each item.
 GROUPS = ("user", "item")
+IMPLICIT_GROUPS = ("rated items", "raters")
 
 # The fixed constants of the priors, in training units (ratings centred and
 # divided by their span / 4.5, see models/scaling.py): vague but
@@ -52,6 +55,15 @@ class BayesianMF(FactorModel):
     regularisation to tune: the sampler draws them with the parameters.
     Predictions average the predictions of the kept samples.
 
+    With ``implicit=True`` the model is a factorization machine with SVD++'s
+    implicit feedback on both sides ("flipped", Rendle, Zhang & Koren 2019):
+    each rating also holds the items its user rated and the users who rated
+    its item, each set weighted ``1/sqrt(size)``, every member with a bias and
+    a vector of its own, all interacting pairwise. The sets come from the
+    training ratings and are sampled through relation blocks (see
+    :mod:`latentfactors.kernels.gibbs`), so a sweep costs O(k · (ratings +
+    total size of the sets)).
+
     Parameters
     ----------
     n_factors : int, default 10
@@ -64,6 +76,8 @@ class BayesianMF(FactorModel):
         At most this many samples are kept for prediction: every ``thin``-th
         sweep after the burn-in, ``thin = ceil((n_samples - n_burn_in) / max_kept)``,
         so memory stays bounded however long the chain.
+    implicit : bool, default False
+        Add the implicit groups described above.
     init_std : float, default 0.1
         Standard deviation of the initial factors (biases start at 0).
     clip : bool, default True
@@ -83,8 +97,12 @@ class BayesianMF(FactorModel):
     ----------
     user_factors_, item_factors_ : float32 arrays, (n_users, k) and (n_items, k)
         Posterior means of the vectors (what ``recommend`` and ``similar_items`` use).
+        With ``implicit``, the *effective* vectors: a user's own plus the
+        weighted sum of their set's, so that a prediction is still
+        ``w0 + bias_user + bias_item + user . item``.
     user_bias_, item_bias_ : float32 arrays
-        Posterior means of the biases.
+        Posterior means of the biases (effective ones with ``implicit``: the
+        set's biases and its members' pairwise interactions included).
     global_mean_ : float
         The mean the ratings were centred on; the intercepts are in ``sample_w0_``.
     sample_w0_, sample_noise_var_ : float32 arrays, (n_kept,)
@@ -96,6 +114,10 @@ class BayesianMF(FactorModel):
     sample_user_prior_ : float32 array, (n_kept, 2, k + 1)
         The user group's prior in each kept sample: means, then precisions, of
         the bias and each factor (what ``fold_in`` needs).
+    sample_implicit_item_bias_, sample_implicit_item_factors_ : float32 arrays
+        With ``implicit``: (n_kept, n_items) and (n_kept, n_items, k), each
+        item's bias and vector as a member of a user's set (what ``fold_in``
+        needs to form a new user's set).
     history_ : dict of lists
         Per sweep: ``train_mse`` and ``valid_mse`` of the posterior predictive
         mean so far (during the burn-in, of the current sample), ``seconds``.
@@ -124,6 +146,7 @@ class BayesianMF(FactorModel):
         n_samples=200,
         n_burn_in=None,
         max_kept=50,
+        implicit=False,
         init_std=0.1,
         clip=True,
         random_state=None,
@@ -135,6 +158,7 @@ class BayesianMF(FactorModel):
         self.n_samples = n_samples
         self.n_burn_in = n_burn_in
         self.max_kept = max_kept
+        self.implicit = implicit
         self.init_std = init_std
         self.clip = clip
         self.random_state = random_state
@@ -158,6 +182,7 @@ class BayesianMF(FactorModel):
                     f"is kept, got {self.n_burn_in}"
                 )
         check_int("max_kept", self.max_kept, 1)
+        check_bool("implicit", self.implicit)
         check_real("init_std", self.init_std, 0, low_open=True)
         check_bool("clip", self.clip)
         self._validate_run()
@@ -173,7 +198,7 @@ class BayesianMF(FactorModel):
         return math.ceil((self.n_samples - self.n_burn_in_) / self.max_kept)
 
     def _state_names(self):
-        return [
+        names = [
             "user_factors_",
             "item_factors_",
             "user_bias_",
@@ -186,6 +211,9 @@ class BayesianMF(FactorModel):
             "sample_item_factors_",
             "sample_user_prior_",
         ]
+        if self.implicit:
+            names += ["sample_implicit_item_bias_", "sample_implicit_item_factors_"]
+        return names
 
     # ---- fitting: a chain of sweeps, one per epoch
 
@@ -233,10 +261,14 @@ class BayesianMF(FactorModel):
         )
         # Sampled in units of the reference span around the mean, so the priors
         # mean the same on any rating scale (see DEFAULT_PRIOR).
+        sets = _implicit_sets(data.users, data.items, n_users, n_items) if self.implicit else ()
         chain = gibbs.gibbs_data(
-            [data.users, data.items], [n_users, n_items], (targets - self.global_mean_) / scale
+            [data.users, data.items],
+            [n_users, n_items],
+            (targets - self.global_mean_) / scale,
+            sets,
         )
-        n_features = n_users + n_items
+        n_features = int(chain.offsets[-1])
         params = gibbs.GibbsParams(
             np.zeros(1),
             np.zeros(n_features),
@@ -244,7 +276,8 @@ class BayesianMF(FactorModel):
             np.ones(1),
             np.empty(len(targets)),
         )
-        hyper = gibbs.initial_hyper(len(GROUPS), k)
+        hyper = gibbs.initial_hyper(len(chain.offsets) - 1, k)
+        cache = gibbs.new_cache(chain, k)
         prior = gibbs.GibbsPrior(**DEFAULT_PRIOR)
         seed = int(rng.integers(0, 2**63, dtype=np.uint64))
         del data
@@ -265,15 +298,26 @@ class BayesianMF(FactorModel):
             for sweep in range(1, self.n_samples + 1):
                 start = time.perf_counter()
                 sse = with_threads(
-                    threads, gibbs.gibbs_sweep, chain, params, hyper, prior, seed, sweep, kernels
+                    threads,
+                    gibbs.gibbs_sweep,
+                    chain,
+                    params,
+                    hyper,
+                    prior,
+                    seed,
+                    sweep,
+                    kernels,
+                    cache,
                 )
                 seconds = time.perf_counter() - start
                 if not (math.isfinite(sse) and np.isfinite(params.V).all()):
                     raise DivergenceError(
                         f"sampling diverged at sweep {sweep}: the parameters became NaN or infinite"
                     )
-                sample, noise_var, user_prior = self._sample(params, hyper, n_users, scale)
-                current = (*sample, noise_var, user_prior)
+                sample, noise_var, user_prior, extra = self._sample(
+                    chain, params, cache, hyper, scale
+                )
+                current = (*sample, noise_var, user_prior, *extra)
                 if sweep > burn_in:
                     n_averaged += 1
                     if (sweep - burn_in) % thin == 0:
@@ -306,31 +350,40 @@ class BayesianMF(FactorModel):
                 self._keep(kept or [current])
         return self
 
-    def _sample(self, params, hyper, n_users, scale):
+    def _sample(self, chain, params, cache, hyper, scale):
         """The current parameters in the ratings' own units: a one-sample float32
-        :class:`~latentfactors.kernels.gibbs.Samples`, the noise variance, and the
-        user group's prior (means, then precisions, of the bias and each factor)."""
+        :class:`~latentfactors.kernels.gibbs.Samples` of the effective vectors and
+        biases, the noise variance, the user group's prior (means, then
+        precisions, of the bias and each factor) and, with ``implicit``, the
+        items' biases and vectors as members of users' sets."""
         root = math.sqrt(scale)
+        bounds = [int(x) for x in chain.offsets]
+        users, items = slice(bounds[0], bounds[1]), slice(bounds[1], bounds[2])
+        rated = slice(bounds[2], bounds[3]) if self.implicit else None  # items as set members
 
         def f32(x):
             return np.asarray(x, dtype=np.float32)[None]
 
         sample = gibbs.Samples(
             f32(self.global_mean_ + scale * params.w0[0]),
-            f32(scale * params.b[:n_users]),
-            f32(scale * params.b[n_users:]),
-            f32(root * params.V[:n_users]),
-            f32(root * params.V[n_users:]),
+            f32(scale * cache.beff[users]),
+            f32(scale * cache.beff[items]),
+            f32(root * cache.Veff[users]),
+            f32(root * cache.Veff[items]),
         )
         user = GROUPS.index("user")
         prior = [
             [scale * hyper.mu_b[user], *(root * hyper.mu_v[user])],
             [hyper.lam_b[user] / scale**2, *(hyper.lam_v[user] / scale)],
         ]
-        return sample, f32(scale * scale / params.alpha[0]), f32(prior)
+        extra = ()
+        if self.implicit:
+            extra = (f32(scale * params.b[rated]), f32(root * params.V[rated]))
+        return sample, f32(scale * scale / params.alpha[0]), f32(prior), extra
 
     def _keep(self, kept):
         """Stack the kept samples into the model's arrays and their posterior means."""
+        parts = [np.concatenate(part) for part in zip(*kept)]
         (
             self.sample_w0_,
             self.sample_user_bias_,
@@ -339,7 +392,9 @@ class BayesianMF(FactorModel):
             self.sample_item_factors_,
             self.sample_noise_var_,
             self.sample_user_prior_,
-        ) = (np.concatenate(part) for part in zip(*kept))
+        ) = parts[:7]
+        if self.implicit:
+            self.sample_implicit_item_bias_, self.sample_implicit_item_factors_ = parts[7:]
         self._set_means()
 
     def _set_means(self):
@@ -419,24 +474,47 @@ class BayesianMF(FactorModel):
     def _fold_in(self, item_codes, ratings):
         """The new user's bias and vector: for each kept sample, their exact conditional
         mean given that sample's items, intercept, noise and user prior (a Gaussian in
-        the ``k + 1`` unknowns, solved as one block), averaged over the samples."""
+        the ``k + 1`` unknowns, solved as one block), averaged over the samples.
+
+        With ``implicit``, the user's set is the items they rated: its sums join
+        the vector and the bias the prediction uses (as in training), and the
+        user's own bias and vector are solved for with them held fixed.
+        """
         f64 = np.float64
         Q = self.sample_item_factors_[:, item_codes].astype(f64)  # (S, m, k)
-        X = np.concatenate([np.ones(Q.shape[:2] + (1,)), Q], axis=2)
+        n_kept = Q.shape[0]
+        S = np.zeros((n_kept, Q.shape[2]))
+        offset = np.zeros(n_kept)  # the set's bias and own pairwise term, per sample
+        if self.implicit:
+            members = np.unique(item_codes)
+            w = 1.0 / math.sqrt(len(members))
+            A = self.sample_implicit_item_factors_[:, members].astype(f64)
+            S = w * A.sum(axis=1)
+            squares = w * w * np.einsum("smf,smf->s", A, A)
+            offset = w * self.sample_implicit_item_bias_[:, members].astype(f64).sum(
+                axis=1
+            ) + 0.5 * (np.einsum("sf,sf->s", S, S) - squares)
+        X = np.concatenate([np.ones(Q.shape[:2] + (1,)), Q + S[:, None]], axis=2)
         target = (
             np.asarray(ratings, dtype=f64)[None]
             - self.sample_w0_.astype(f64)[:, None]
             - self.sample_item_bias_[:, item_codes].astype(f64)
+            - offset[:, None]
+            - np.einsum("smf,sf->sm", Q, S)
         )
         alpha = 1.0 / self.sample_noise_var_.astype(f64)
         mean0, precision0 = (self.sample_user_prior_[:, i].astype(f64) for i in (0, 1))
         A = alpha[:, None, None] * np.einsum("smi,smj->sij", X, X)
         A[:, np.arange(X.shape[2]), np.arange(X.shape[2])] += precision0
         rhs = precision0 * mean0 + alpha[:, None] * np.einsum("smi,sm->si", X, target)
-        solution = np.linalg.solve(A, rhs[..., None])[..., 0].mean(axis=0)
-        if not np.isfinite(solution).all():
+        solution = np.linalg.solve(A, rhs[..., None])[..., 0]  # (S, k + 1)
+        own = solution[:, 1:]
+        # The effective vector and bias, as the model's users have them.
+        vector = (own + S).mean(axis=0)
+        bias = (solution[:, 0] + offset + np.einsum("sf,sf->s", own, S)).mean()
+        if not (np.isfinite(vector).all() and math.isfinite(bias)):
             raise FloatingPointError("the folded-in vector is not finite")
-        return solution[1:].astype(np.float32), float(solution[0])
+        return vector.astype(np.float32), float(bias)
 
     def _for_user(self, vector, bias):
         """A copy of the model whose only user, code 0, has that vector and bias in
@@ -462,6 +540,9 @@ class BayesianMF(FactorModel):
             "sample_item_factors_": (n_kept, ni, k),
             "sample_user_prior_": (n_kept, 2, k + 1),
         }
+        if self.implicit:
+            expected["sample_implicit_item_bias_"] = (n_kept, ni)
+            expected["sample_implicit_item_factors_"] = (n_kept, ni, k)
         if n_kept == 0:
             raise ModelFileError("the model file holds no posterior samples")
         for name, shape in expected.items():
@@ -473,3 +554,24 @@ class BayesianMF(FactorModel):
             raise ModelFileError("sample_noise_var_ holds a variance that is not positive")
         if not (self.sample_user_prior_[:, 1] > 0).all():
             raise ModelFileError("sample_user_prior_ holds a precision that is not positive")
+
+
+def _implicit_sets(users, items, n_users, n_items):
+    """The implicit groups' sets from training codes: for each user the distinct
+    items they rated, for each item the distinct users who rated it, each set
+    weighted ``1/sqrt(size)``, as :func:`~latentfactors.kernels.gibbs.gibbs_data`
+    takes them (anchored on the user and the item group)."""
+    pairs = np.unique(users.astype(np.int64) * n_items + items)  # sorted by user, then item
+    pair_users, pair_items = pairs // n_items, pairs % n_items
+    groups = []
+    for anchor, size, owner, member in (
+        (0, n_items, pair_users, pair_items),
+        (1, n_users, pair_items, pair_users),
+    ):
+        order = np.argsort(owner, kind="stable")
+        counts = np.bincount(owner, minlength=n_users if anchor == 0 else n_items)
+        indptr = np.zeros(len(counts) + 1, dtype=np.int64)
+        np.cumsum(counts, out=indptr[1:])
+        weights = 1.0 / np.sqrt(counts[owner[order]])
+        groups.append((anchor, size, indptr, member[order], weights))
+    return groups
