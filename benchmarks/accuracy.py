@@ -82,15 +82,29 @@ def _ours():
     ]
     from latentfactors import BayesianMF
 
-    rows.append(
+    rows += [
         (
             "BayesianMF defaults (users + items)",
             "bayes",
             lambda s: BayesianMF(random_state=s),
             False,
             None,
-        )
-    )
+        ),
+        (
+            "BayesianMF implicit=True",
+            "bayes",
+            lambda s: BayesianMF(implicit=True, random_state=s),
+            False,
+            None,
+        ),
+        (
+            "BayesianMF implicit=True, 1 thread",
+            "bayes",
+            lambda s: BayesianMF(implicit=True, random_state=s, n_threads=1),
+            False,
+            None,
+        ),
+    ]
     return rows
 
 
@@ -117,9 +131,13 @@ def _peers():
         from surprise import SVD, BaselineOnly, SVDpp
 
         peers += [
-            ("Surprise SVD (defaults)", surprise_model(lambda s: SVD(random_state=s))),
-            ("Surprise SVD++ (defaults)", surprise_model(lambda s: SVDpp(random_state=s))),
-            ("Surprise BaselineOnly", surprise_model(lambda s: BaselineOnly(verbose=False))),
+            ("Surprise SVD (defaults)", surprise_model(lambda s: SVD(random_state=s)), None),
+            ("Surprise SVD++ (defaults)", surprise_model(lambda s: SVDpp(random_state=s)), None),
+            (
+                "Surprise BaselineOnly",
+                surprise_model(lambda s: BaselineOnly(verbose=False)),
+                None,
+            ),
         ]
     except ImportError:
         missing.append("scikit-surprise")
@@ -141,38 +159,69 @@ def _peers():
             pred[known] = engine.predict(pairs[known].astype(np.float64))
             return pred
 
-        peers.append(("LIBMF (k=32, 40 iters)", run_libmf))
+        peers.append(("LIBMF (k=32, 40 iters)", run_libmf, None))
     except ImportError:
         missing.append("libmf")
     try:
-        import myfm
+        import myfm  # noqa: F401
 
-        def run_myfm(train, test, seed):
-            from latentfactors.data import IdIndex
-
-            ui, ii = IdIndex(train["user"]), IdIndex(train["item"])
-            import scipy.sparse as sps
-
-            def design(frame):
-                u = ui.encode(frame["user"])
-                i = ii.encode(frame["item"])
-                rows = np.arange(len(frame))
-                cols_u = np.where(u >= 0, u, 0)
-                cols_i = len(ui) + np.where(i >= 0, i, 0)
-                vals = np.concatenate([(u >= 0), (i >= 0)]).astype(np.float64)
-                return sps.csr_matrix(
-                    (vals, (np.concatenate([rows, rows]), np.concatenate([cols_u, cols_i]))),
-                    shape=(len(frame), len(ui) + len(ii)),
-                )
-
-            fm = myfm.MyFMRegressor(rank=32, random_seed=seed)
-            fm.fit(design(train), train["rating"].to_numpy(), n_iter=200, n_kept_samples=195)
-            return fm.predict(design(test))
-
-        peers.append(("myFM Bayesian MF (rank 32)", run_myfm))
+        for implicit in (False, True):
+            name = "myFM Bayesian FM, users + items" + (" + implicit" if implicit else "")
+            peers.append((f"{name} (rank 10, 200 samples)", _myfm_runner(implicit), "bayes"))
     except ImportError:
         missing.append("myfm")
     return peers, missing
+
+
+def _myfm_runner(implicit):
+    """myFM's Gibbs sampler on the features BayesianMF uses: users and items, and with
+    ``implicit`` the items each user rated and the users who rated each item, each
+    weighted 1/sqrt(n), through myFM's relation blocks (one row per user or item)."""
+
+    def run(train, test, seed):
+        import myfm
+        import scipy.sparse as sps
+
+        from latentfactors.data import IdIndex
+
+        ui, ii = IdIndex(train["user"]), IdIndex(train["item"])
+        nu, ni = len(ui), len(ii)
+        tu, ti = ui.encode(train["user"]), ii.encode(train["item"])
+        pairs = np.unique(tu.astype(np.int64) * ni + ti)
+        pu, pi = pairs // ni, pairs % ni
+
+        def block(n_rows, n_other, owner, member):
+            # Row n_rows (all zeros) stands for an id the training data never saw.
+            eye = sps.eye(n_rows + 1, n_rows, format="csr")
+            if not implicit:
+                return eye, [n_rows]
+            counts = np.bincount(owner, minlength=n_rows)
+            sets = sps.csr_matrix(
+                (1 / np.sqrt(counts[owner]), (owner, member)), shape=(n_rows + 1, n_other)
+            )
+            return sps.hstack([eye, sets], format="csr"), [n_rows, n_other]
+
+        user_block, user_groups = block(nu, ni, pu, pi)
+        item_block, item_groups = block(ni, nu, pi, pu)
+
+        def relations(users, items):
+            return [
+                myfm.RelationBlock(np.where(users >= 0, users, nu), user_block),
+                myfm.RelationBlock(np.where(items >= 0, items, ni), item_block),
+            ]
+
+        fm = myfm.MyFMRegressor(rank=10, random_seed=seed)
+        fm.fit(
+            sps.csr_matrix((len(train), 0)),
+            train["rating"].to_numpy(np.float64),
+            X_rel=relations(tu, ti),
+            n_iter=200,
+            group_shapes=user_groups + item_groups,
+        )
+        test_u, test_i = ui.encode(test["user"]), ii.encode(test["item"])
+        return fm.predict(sps.csr_matrix((len(test), 0)), relations(test_u, test_i))
+
+    return run
 
 
 def _ml100k_u1(data_home, seeds):
@@ -251,9 +300,11 @@ def main(argv=None):
             published = None  # the notebook's figures are for the 2016 snapshot only
         results.append(_row(name, mses, secs, published))
         _print(results[-1])
-    if not args.no_peers and not args.only:
+    if not args.no_peers and args.only in (None, "bayes"):
         peers, missing = _peers()
-        for name, run in peers:
+        for name, run, group in peers:
+            if args.only and group != args.only:
+                continue
             mses, secs = [], []
             for seed, (train, _, test) in enumerate(splits):
                 start = time.perf_counter()

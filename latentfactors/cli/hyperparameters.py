@@ -44,7 +44,7 @@ FLAGS = [
     ("activation", "NAME", "mlp: relu, tanh or linear"),
     ("dropout", "P", "mlp: dropout probability of the hidden units"),
     ("n_samples", "N", "bayes: Gibbs sweeps, burn-in included"),
-    ("n_burn_in", "N", "bayes: sweeps discarded before any is kept (default: n_samples // 4)"),
+    ("n_burn_in", "N", "bayes: sweeps discarded before any is kept (default: n_samples // 40)"),
     ("max_kept", "N", "bayes: at most N thinned samples kept for prediction"),
     ("patience", "N", "epochs without a better valid MSE before stopping"),
     ("n_threads", "N", "threads, -1 for all cores (results do not depend on it)"),

@@ -46,7 +46,7 @@ O(k^3) per row). Rows of one one-hot group share no rating, so they are
 conditionally independent and are drawn in parallel.
 
 An implicit group is drawn after the one-hot groups, its biases and then one
-factor dimension at a time (:func:`_draw_implicit`). A feature ``j`` of the
+factor dimension at a time (:func:`draw_implicit`). A feature ``j`` of the
 group enters every rating of every anchor whose set holds it; its conditional
 needs, per anchor ``u``, sums over ``u``'s ratings of the residuals and of the
 other features' vectors (``E``, ``EO``, ``P1``, ``P2`` below), which change by
@@ -90,10 +90,23 @@ from latentfactors.kernels._config import JIT, serial_and_parallel, units_per_ca
 #: sets hold it. ``anchor`` (n_groups,) int64: each implicit group's anchor
 #: group, ``-1`` for the one-hot groups. Without implicit groups the tables are
 #: empty. (One flat tuple: Numba's parallel loops do not take nested tuples.)
+#: ``others`` (n_implicit_groups, n_onehot - 1, n) int32: for each implicit
+#: group, the global numbers of each rating's one-hot features outside the
+#: anchor's group, with the ratings in anchor order (``members``' order over
+#: the anchor group), so that a walk over the anchors reads them contiguously.
 GibbsData = namedtuple(
     "GibbsData",
-    "rows y indptr members offsets set_indptr set_feat set_w inv_indptr inv_anchor inv_w anchor",
+    "rows y indptr members offsets set_indptr set_feat set_w inv_indptr inv_anchor inv_w "
+    "anchor others",
 )
+
+#: An implicit group's walk over its anchors' ratings (see :func:`draw_implicit`),
+#: all in anchor order: ``ep`` the residuals and ``O`` the other features' sums
+#: (float64, one per rating), ``others`` the group's slice of ``GibbsData.others``,
+#: ``VT`` (k, n_onehot_features) the effective vectors transposed (those of the
+#: other groups stay fixed during the walk), ``base`` the position in
+#: ``members`` of the anchor group's first rating.
+Walk = namedtuple("Walk", "ep O others VT base")
 
 #: What the implicit groups add to each one-hot feature (float64; zeros without
 #: implicit groups): ``S`` (n_onehot, k) and ``B`` (n_onehot,) its set's weighted
@@ -433,7 +446,7 @@ def _draw_rows(data, params, cache, hyper, g, lo, hi, seed, sweep):
         _draw_row(j, g, data, params, cache, hyper, seed, sweep)
 
 
-# Per-anchor running sums of :func:`_draw_implicit`: one row of ``sums`` per
+# Per-anchor running sums of :func:`draw_implicit`: one row of ``sums`` per
 # one-hot feature, its columns packed so that an anchor's sums share a cache
 # line. Over the anchor's ratings: _N their count, _E the residuals, _EO
 # residual times O, _P1 and _P2 the sums of O and O**2, where O is a rating's
@@ -445,7 +458,7 @@ N_SUMS = 8
 
 
 def new_block_sums(data) -> np.ndarray:
-    """Scratch for :func:`_draw_implicit`: (n_onehot_features, N_SUMS) float64."""
+    """Scratch for :func:`draw_implicit`: (n_onehot_features, N_SUMS) float64."""
     return np.zeros((int(data.offsets[data.rows.shape[0]]), N_SUMS))
 
 
@@ -501,91 +514,87 @@ def _block_update(j, a, delta, f, data, sums):
             z[_DQ] += step * c
 
 
-@numba.njit(**JIT)
-def _block_start(g, f, data, params, cache, sums, O):
-    """Fill the running sums of implicit group ``g``'s anchors for dimension ``f``
-    (``f = -1``: the biases), and ``O`` per rating."""
-    anchor = data.anchor[g]
-    e = params.e
-    n_onehot = data.rows.shape[0]
-    for u in range(data.offsets[anchor], data.offsets[anchor + 1]):
-        lo, hi = data.indptr[u], data.indptr[u + 1]
-        z = sums[u]
-        z[_N] = hi - lo
-        total = 0.0
-        eo = 0.0
-        p1 = 0.0
-        p2 = 0.0
-        s = cache.S[u, f] if f >= 0 else 0.0
-        for t in range(lo, hi):
-            r = data.members[t]
-            total += e[r]
-            if f >= 0:
-                o = -s
-                for h in range(n_onehot):
-                    o += cache.Veff[data.offsets[h] + data.rows[h, r], f]
-                O[r] = o
-                eo += e[r] * o
-                p1 += o
-                p2 += o * o
-        z[_E] = total
-        z[_EO] = eo
-        z[_P1] = p1
-        z[_P2] = p2
-        z[_DS] = 0.0
-        z[_DQ] = 0.0
-        z[_S] = s
+#: ``f`` of :func:`_anchor_step` when there is no dimension to finish or to start.
+NO_DIM = -2
 
 
 @numba.njit(**JIT)
-def _block_finish(g, f, data, params, cache, sums, O):
-    """Apply dimension ``f``'s moves (``f = -1``: the biases') to the residuals and
-    to the anchors' effective vectors and biases."""
-    anchor = data.anchor[g]
-    e = params.e
-    for u in range(data.offsets[anchor], data.offsets[anchor + 1]):
-        z = sums[u]
-        dS, dQ = z[_DS], z[_DQ]
-        for t in range(data.indptr[u], data.indptr[u + 1]):
-            r = data.members[t]
-            if f < 0:
-                e[r] -= dS
-            else:
-                e[r] -= dS * O[r] + dQ
-        if f < 0:
-            cache.B[u] += dS
-        else:
-            cache.S[u, f] = z[_S]
-            cache.Zs[u] += dQ  # each step moved it by delta * w * c
+def _anchor_step(u, done, start, params, cache, sums, walk, lo, hi):
+    """One anchor's share of an implicit group's pass, in one walk over its ratings
+    (positions ``lo .. hi - 1`` of ``walk``): apply the moves of dimension ``done``
+    (``-1``: the biases; :data:`NO_DIM`: none) to the residuals and to the
+    anchor's effective vector and bias, then fill its running sums for
+    dimension ``start`` (or none)."""
+    z = sums[u]
+    ep, O, others, VT = walk.ep, walk.O, walk.others, walk.VT
+    dS, dQ = z[_DS], z[_DQ]
+    if done >= 0:
+        cache.S[u, done] = z[_S]
+    s = cache.S[u, start] if start >= 0 else 0.0
+    own = params.V[u, start] if start >= 0 else 0.0
+    total = 0.0
+    eo = 0.0
+    p1 = 0.0
+    p2 = 0.0
+    for t in range(lo, hi):
+        if done == -1:
+            ep[t] -= dS
+        elif done >= 0:
+            ep[t] -= dS * O[t] + dQ
+        if start >= 0:
+            o = own
+            for h in range(others.shape[0]):
+                o += VT[start, others[h, t]]
+            O[t] = o
+            eo += ep[t] * o
+            p1 += o
+            p2 += o * o
+        total += ep[t]
+    if done == -1:
+        cache.B[u] += dS
+    elif done >= 0:
+        cache.Zs[u] += dQ  # each step moved it by delta * w * c
+    if done != NO_DIM:
         _effective(u, params, cache)
+    z[_N] = hi - lo
+    z[_E] = total
+    z[_EO] = eo
+    z[_P1] = p1
+    z[_P2] = p2
+    z[_DS] = 0.0
+    z[_DQ] = 0.0
+    z[_S] = s
+
+
+def _anchor_steps(done, start, indptr, params, cache, sums, walk, lo, hi):
+    """:func:`_anchor_step` for the anchors ``lo <= u < hi`` (they share no rating);
+    ``indptr`` is ``GibbsData.indptr``."""
+    for u in numba.prange(lo, hi):
+        first, last = indptr[u] - walk.base, indptr[u + 1] - walk.base
+        _anchor_step(u, done, start, params, cache, sums, walk, first, last)
 
 
 @numba.njit(**JIT)
-def _draw_implicit(g, data, params, cache, hyper, sums, O, seed, sweep):
-    """Draw implicit group ``g``: every bias, then every factor, one dimension at a time.
-
-    Its features share anchors, so they are drawn one after another; each draw
-    reads and updates only the running sums of the anchors whose sets hold it.
-    """
+def _draw_block(g, f, data, params, hyper, sums, seed, sweep):
+    """Draw implicit group ``g``'s biases (``f = -1``) or factor ``f``, one feature
+    after another (they share anchors); each draw reads and updates only the
+    running sums of the anchors whose sets hold it."""
     alpha = params.alpha[0]
     k = params.V.shape[1]
-    for f in range(-1, k):
-        _block_start(g, f, data, params, cache, sums, O)
+    if f < 0:
+        mu, lam = hyper.mu_b[g], hyper.lam_b[g]
+    else:
+        mu, lam = hyper.mu_v[g, f], hyper.lam_v[g, f]
+    for j in range(data.offsets[g], data.offsets[g + 1]):
+        a = params.b[j] if f < 0 else params.V[j, f]
+        mean, precision = _block_conditional(j, a, f, data, sums, mu, lam, alpha)
+        state = stream_key(seed, sweep, TAG_IMPLICIT, j * (k + 1) + f + 1)
+        _, new = _gaussian(state, mean, precision)
         if f < 0:
-            mu, lam = hyper.mu_b[g], hyper.lam_b[g]
+            params.b[j] = new
         else:
-            mu, lam = hyper.mu_v[g, f], hyper.lam_v[g, f]
-        for j in range(data.offsets[g], data.offsets[g + 1]):
-            a = params.b[j] if f < 0 else params.V[j, f]
-            mean, precision = _block_conditional(j, a, f, data, sums, mu, lam, alpha)
-            state = stream_key(seed, sweep, TAG_IMPLICIT, j * (k + 1) + f + 1)
-            _, new = _gaussian(state, mean, precision)
-            if f < 0:
-                params.b[j] = new
-            else:
-                params.V[j, f] = new
-            _block_update(j, a, new - a, f, data, sums)
-        _block_finish(g, f, data, params, cache, sums, O)
+            params.V[j, f] = new
+        _block_update(j, a, new - a, f, data, sums)
 
 
 @numba.njit(**JIT)
@@ -599,15 +608,26 @@ def _sum_squares(e):
 _residuals_serial, _residuals_parallel = serial_and_parallel(_residuals)
 _aggregates_serial, _aggregates_parallel = serial_and_parallel(_aggregates)
 _draw_rows_serial, _draw_rows_parallel = serial_and_parallel(_draw_rows)
+_anchor_steps_serial, _anchor_steps_parallel = serial_and_parallel(_anchor_steps)
 
 #: The jitted steps of a sweep: ``aggregates``, ``residuals``, ``globals``,
-#: ``rows`` and ``implicit`` as above.
-SweepKernels = namedtuple("SweepKernels", "aggregates residuals globals rows implicit")
+#: ``rows``, ``anchors`` and ``block`` as above.
+SweepKernels = namedtuple("SweepKernels", "aggregates residuals globals rows anchors block")
 SERIAL = SweepKernels(
-    _aggregates_serial, _residuals_serial, _draw_globals, _draw_rows_serial, _draw_implicit
+    _aggregates_serial,
+    _residuals_serial,
+    _draw_globals,
+    _draw_rows_serial,
+    _anchor_steps_serial,
+    _draw_block,
 )
 PARALLEL = SweepKernels(
-    _aggregates_parallel, _residuals_parallel, _draw_globals, _draw_rows_parallel, _draw_implicit
+    _aggregates_parallel,
+    _residuals_parallel,
+    _draw_globals,
+    _draw_rows_parallel,
+    _anchor_steps_parallel,
+    _draw_block,
 )
 
 # Estimated nanoseconds of one core per rating and factor of a row update (a
@@ -673,8 +693,38 @@ def gibbs_sweep(data, params, hyper, prior, seed, sweep, kernels=SERIAL, cache=N
         sums = new_block_sums(data)
         O = np.zeros(n)
         for g in range(n_onehot, n_groups):
-            kernels.implicit(g, data, params, cache, hyper, sums, O, seed, sweep)
+            draw_implicit(g, data, params, cache, hyper, sums, O, seed, sweep, kernels)
     return _sum_squares(params.e)
+
+
+def draw_implicit(g, data, params, cache, hyper, sums, O, seed, sweep, kernels=SERIAL):
+    """Draw implicit group ``g``: its biases, then one factor dimension at a time.
+
+    Between two dimensions, one walk over the anchors' ratings (parallel over
+    anchors) applies the last dimension's moves and prepares the next one's
+    running sums; the residuals are kept in anchor order meanwhile, so that
+    the walk reads them contiguously. ``sums`` and ``O`` are scratch (see
+    :func:`new_block_sums`; ``O`` of one float64 per rating).
+    """
+    anchor = int(data.anchor[g])
+    first, last = int(data.offsets[anchor]), int(data.offsets[anchor + 1])
+    base, end = int(data.indptr[first]), int(data.indptr[last])
+    order = data.members[base:end]
+    others = data.others[g - data.rows.shape[0]]
+    walk = Walk(params.e[order], O, others, np.ascontiguousarray(cache.Veff.T), base)
+    k = params.V.shape[1]
+    per_call = units_per_call(
+        last - first, GIBBS_NS_PER_RATING_FACTOR * (end - base) / (last - first)
+    )
+    done = NO_DIM
+    for f in [*range(-1, k), NO_DIM]:
+        for lo in range(first, last, per_call):
+            hi = min(last, lo + per_call)
+            kernels.anchors(done, f, data.indptr, params, cache, sums, walk, lo, hi)
+        if f != NO_DIM:
+            kernels.block(g, f, data, params, hyper, sums, seed, sweep)
+        done = f
+    params.e[order] = walk.ep
 
 
 def new_cache(data, k: int) -> GibbsCache:
@@ -756,7 +806,14 @@ def gibbs_data(rows, sizes, y, implicit=()) -> GibbsData:
     indptr[1:] = np.cumsum(counts)
     sets = _implicit_sets(offsets, n_onehot, implicit)
     y = np.ascontiguousarray(y, dtype=np.float64)
-    return GibbsData(rows, y, indptr, members, offsets, *sets)
+    others = np.zeros((len(implicit), max(n_onehot - 1, 0), n), dtype=np.int32)
+    for h, group in enumerate(implicit):
+        anchor = group[0]
+        order = members[indptr[offsets[anchor]] : indptr[offsets[anchor + 1]]]
+        rest = [g for g in range(n_onehot) if g != anchor]
+        for slot, g in enumerate(rest):
+            others[h, slot] = offsets[g] + rows[g, order]
+    return GibbsData(rows, y, indptr, members, offsets, *sets, others)
 
 
 def _implicit_sets(offsets, n_onehot, implicit):
