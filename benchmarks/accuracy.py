@@ -16,6 +16,7 @@ to ``benchmarks/results/accuracy-<dataset>.{md,json}``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -211,13 +212,14 @@ def _myfm_runner(implicit):
             ]
 
         fm = myfm.MyFMRegressor(rank=10, random_seed=seed)
-        fm.fit(
-            sps.csr_matrix((len(train), 0)),
-            train["rating"].to_numpy(np.float64),
-            X_rel=relations(tu, ti),
-            n_iter=200,
-            group_shapes=user_groups + item_groups,
-        )
+        with open(os.devnull, "w") as quiet, contextlib.redirect_stderr(quiet):
+            fm.fit(  # its progress bar goes to stderr
+                sps.csr_matrix((len(train), 0)),
+                train["rating"].to_numpy(np.float64),
+                X_rel=relations(tu, ti),
+                n_iter=200,
+                group_shapes=user_groups + item_groups,
+            )
         test_u, test_i = ui.encode(test["user"]), ii.encode(test["item"])
         return fm.predict(sps.csr_matrix((len(test), 0)), relations(test_u, test_i))
 

@@ -360,13 +360,14 @@ def test_train_bayes_samples_saves_and_recommends(tmp_path, monkeypatch, capsys)
     monkeypatch.chdir(tmp_path)
     write_small_ratings(tmp_path / "r.csv")
     argv = ["train", "--ratings", "r.csv", "--model", "bayes", "--n-factors", "3",
-            "--n-samples", "12", "--n-burn-in", "4", "--max-kept", "4",
+            "--n-samples", "12", "--n-burn-in", "4", "--max-kept", "4", "--implicit",
             "--save", "m.npz"]  # fmt: skip
     assert cli.main(argv) == 0
     assert "trained BayesianMF" in capsys.readouterr().out
     model = load_model("m.npz")
     assert type(model).__name__ == "BayesianMF"
     assert (model.n_factors, model.n_samples, model.n_burn_in_, model.max_kept) == (3, 12, 4, 4)
+    assert model.implicit is True and model.sample_implicit_item_factors_.shape[0] == 4
     assert model.sample_w0_.shape == (4,)
     assert cli_files.read_sidecar("m.npz")["model_class"] == "BayesianMF"
     user = open("r.csv").read().splitlines()[1].split(",")[0]

@@ -46,6 +46,12 @@ FLAGS = [
     ("n_samples", "N", "bayes: Gibbs sweeps, burn-in included"),
     ("n_burn_in", "N", "bayes: sweeps discarded before any is kept (default: n_samples // 40)"),
     ("max_kept", "N", "bayes: at most N thinned samples kept for prediction"),
+    (
+        "implicit",
+        None,
+        "bayes: add the items each user rated and the users who rated each item (SVD++'s "
+        "implicit feedback)",
+    ),
     ("patience", "N", "epochs without a better valid MSE before stopping"),
     ("n_threads", "N", "threads, -1 for all cores (results do not depend on it)"),
     ("early_stopping", None, "stop when the valid MSE stops improving, keep the best epoch"),
