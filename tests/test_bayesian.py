@@ -597,8 +597,8 @@ def test_predictive_std_covers_the_nominal_share(fitted, dense):
 def test_history_has_one_entry_per_sweep(fitted):
     assert fitted.history_["epoch"] == list(range(1, 121))
     assert fitted.n_epochs_ == 120
-    assert fitted.n_burn_in_ == 30 and fitted.thin_ == 2  # ceil(90 / max_kept=50)
-    assert len(fitted.sample_w0_) == 45
+    assert fitted.n_burn_in_ == 3 and fitted.thin_ == 3  # 120 // 40; ceil(117 / max_kept=50)
+    assert len(fitted.sample_w0_) == 39
     assert np.isfinite(fitted.history_["train_mse"]).all()
 
 
