@@ -765,6 +765,7 @@ def test_not_fitted_model_says_so():
         ({"n_threads": 0}, "n_threads"),
         ({"clip": "yes"}, "clip"),
         ({"implicit": 1}, "implicit"),
+        ({"time": "week"}, "time must be one of"),
     ],
 )
 def test_bad_hyperparameters_are_refused(params, message, planted):
@@ -928,3 +929,111 @@ def test_implicit_sets_are_the_distinct_rated_items_and_raters():
     np.testing.assert_allclose(w0, [2**-0.5, 2**-0.5, 1.0, 1.0])
     assert p1.tolist() == [0, 1, 3, 4] and m1.tolist() == [0, 0, 1, 2]
     np.testing.assert_allclose(w1, [1.0, 2**-0.5, 2**-0.5, 1.0])
+
+
+# ---------------------------------------------------------------- the day group
+
+DAY = 86_400
+
+
+@pytest.fixture(scope="module")
+def daily():
+    """Planted ratings with a strong effect of the calendar day: 40 days, each
+    shifting its ratings by up to +-1, the test ratings on the same days."""
+    ratings, truth = make_synthetic_ratings(
+        120, 80, 9000, rank=2, noise=0.4, step=None, random_state=1
+    )
+    rng = np.random.default_rng(1)
+    day = rng.integers(0, 40, len(ratings))
+    shift = rng.uniform(-1, 1, 40)
+    ratings = ratings.assign(
+        rating=ratings["rating"] + shift[day], timestamp=(19_000 + day) * DAY + 3600
+    )
+    return ratings.iloc[:8000], ratings.iloc[8000:], truth
+
+
+def test_day_numbers_from_seconds_and_datetimes_agree():
+    from latentfactors.models.bayesian import _frame_days
+
+    seconds = np.array([0, DAY - 1, DAY, 1_000_000_000])
+    expected = [0, 0, 1, 1_000_000_000 // DAY]
+    stamps = pd.to_datetime(seconds, unit="s")
+    for column in (seconds, seconds.astype(float), stamps, stamps.tz_localize("UTC")):
+        assert _frame_days(pd.DataFrame({"timestamp": column}), "x").tolist() == expected
+    assert _frame_days(pd.DataFrame({"user": [1]}), "x") is None
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        _frame_days(pd.DataFrame({"timestamp": [1.0, np.nan]}), "x")
+    with pytest.raises(ValueError, match="seconds since the epoch or datetimes"):
+        _frame_days(pd.DataFrame({"timestamp": ["2020-01-01"]}), "x")
+
+
+def test_day_group_needs_timestamps(planted):
+    train, _, _ = planted
+    with pytest.raises(ValueError, match="timestamp column"):
+        BayesianMF(n_factors=2, n_samples=3, time="day").fit(train)
+    users, items, ratings = (train[c].to_numpy() for c in ("user", "item", "rating"))
+    with pytest.raises(ValueError, match="timestamp column"):
+        BayesianMF(n_factors=2, n_samples=3, time="day").fit((users, items, ratings))
+
+
+@pytest.fixture(scope="module")
+def fitted_daily(daily):
+    train, valid, _ = daily
+    model = BayesianMF(n_factors=2, n_samples=80, time="day", implicit=True, random_state=0)
+    return model.fit(train, valid=valid)
+
+
+def test_day_group_learns_a_day_effect(daily, fitted_daily):
+    train, valid, _ = daily
+    plain = BayesianMF(n_factors=2, n_samples=80, implicit=True, random_state=0).fit(train)
+    with_days, without = fitted_daily.evaluate(valid)["mse"], plain.evaluate(valid)["mse"]
+    assert with_days < 0.6 * without, (with_days, without)
+    # The running valid MSE of the fit (all sweeps after the burn-in) saw the days too.
+    assert fitted_daily.history_["valid_mse"][-1] == pytest.approx(with_days, rel=0.05)
+
+
+def test_a_day_not_seen_in_training_contributes_nothing(daily, fitted_daily):
+    _, valid, _ = daily
+    unseen = valid.assign(timestamp=valid["timestamp"] + 1000 * DAY)
+    none = fitted_daily.predict(valid["user"], valid["item"])
+    np.testing.assert_array_equal(fitted_daily.predict(unseen), none)
+    np.testing.assert_array_equal(fitted_daily.predict(valid.drop(columns="timestamp")), none)
+    assert not np.array_equal(fitted_daily.predict(valid), none)
+
+
+def test_day_samples_reproduce_the_chain_predictions(daily):
+    train, _, _ = daily
+    model = BayesianMF(n_factors=3, n_samples=6, n_burn_in=5, time="day", random_state=0)
+    model.fit(train)
+    assert model.evaluate(train)["mse"] == pytest.approx(model.history_["train_mse"][-1], rel=1e-5)
+
+
+def test_day_model_saves_and_loads(daily, fitted_daily, tmp_path):
+    _, valid, _ = daily
+    path = tmp_path / "days.npz"
+    fitted_daily.save(path)
+    loaded = BayesianMF.load(path)
+    assert loaded.time == "day"
+    for a, b in zip(
+        loaded.predict(valid, return_std=True), fitted_daily.predict(valid, return_std=True)
+    ):
+        np.testing.assert_array_equal(a, b)
+    with np.load(path, allow_pickle=False) as npz:
+        contents = dict(npz)
+    contents["state/days_"] = contents["state/days_"][::-1].copy()
+    np.savez(path, **contents)
+    with pytest.raises(ModelFileError, match="increasing day numbers"):
+        BayesianMF.load(path)
+
+
+@two_threads
+def test_day_samples_do_not_depend_on_the_thread_count(monkeypatch, daily):
+    from latentfactors.models import bayesian
+
+    train, _, _ = daily
+    monkeypatch.setattr(bayesian, "PARALLEL_MIN_RATINGS", 1)
+    params = {"n_factors": 2, "n_samples": 5, "time": "day", "implicit": True, "random_state": 2}
+    one = BayesianMF(**params, n_threads=1).fit(train)
+    two = BayesianMF(**params, n_threads=2).fit(train)
+    for name in one._state_names():
+        np.testing.assert_array_equal(getattr(one, name), getattr(two, name))

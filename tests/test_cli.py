@@ -375,6 +375,22 @@ def test_train_bayes_samples_saves_and_recommends(tmp_path, monkeypatch, capsys)
     assert f"top 2 for user {user}" in capsys.readouterr().out
 
 
+def test_train_bayes_with_the_day_group(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    rng = np.random.default_rng(2)
+    rows = [f"{u},{i},{rng.integers(1, 6)},{86_400 * (u % 4) + 7}"
+            for u in range(12) for i in range(8) if (u + i) % 3]  # fmt: skip
+    (tmp_path / "r.csv").write_text("user,item,rating,timestamp\n" + "\n".join(rows) + "\n")
+    argv = ["train", "--ratings", "r.csv", "--model", "bayes", "--n-factors", "2",
+            "--n-samples", "6", "--time", "day", "--save", "m.npz"]  # fmt: skip
+    assert cli.main(argv) == 0
+    model = load_model("m.npz")
+    assert model.time == "day" and model.days_.tolist() == [0, 1, 2, 3]
+    bad = ["train", "--ratings", "r.csv", "--model", "bayes", "--time", "week"]
+    assert cli.main(bad) == 2
+    assert "time must be one of" in capsys.readouterr().err
+
+
 def test_ctrl_c_after_training_saves_the_model_without_metrics(tmp_path, monkeypatch, capsys):
     from latentfactors.cli import training
 

@@ -52,6 +52,7 @@ FLAGS = [
         "bayes: add the items each user rated and the users who rated each item (SVD++'s "
         "implicit feedback)",
     ),
+    ("time", "day", "bayes: day adds each rating's calendar day (needs a timestamp column)"),
     ("patience", "N", "epochs without a better valid MSE before stopping"),
     ("n_threads", "N", "threads, -1 for all cores (results do not depend on it)"),
     ("early_stopping", None, "stop when the valid MSE stops improving, keep the best epoch"),
@@ -102,8 +103,10 @@ def _integers(text):
         ) from None
 
 
-# Parameters whose default is None (the model chooses) but whose values are counts.
+# Parameters whose default is None (the model chooses) but whose values are counts,
+# or words.
 COUNTS = {"n_burn_in"}
+WORDS = {"time"}
 
 
 def _converter(name, default):
@@ -114,6 +117,8 @@ def _converter(name, default):
     """
     if default is None and name in COUNTS:
         return _integer
+    if default is None and name in WORDS:
+        return str
     if isinstance(default, tuple):
         return _integers
     if isinstance(default, int):

@@ -736,20 +736,23 @@ def new_cache(data, k: int) -> GibbsCache:
 # ---------------------------------------------------------------- posterior prediction
 
 #: Kept posterior samples (any float dtype): ``w0`` (S,), ``bu`` (S, n_users),
-#: ``bi`` (S, n_items), ``P`` (S, n_users, k), ``Q`` (S, n_items, k).
-Samples = namedtuple("Samples", "w0 bu bi P Q")
+#: ``bi`` (S, n_items), ``P`` (S, n_users, k), ``Q`` (S, n_items, k), and the
+#: days' ``bd`` (S, n_days) and ``D`` (S, n_days, k) (``n_days = 0`` without a
+#: day group).
+Samples = namedtuple("Samples", "w0 bu bi P Q bd D")
 
 
-def _posterior_predict(users, items, samples, mean, var):
+def _posterior_predict(users, items, days, samples, mean, var):
     """Mean and variance over samples of each pair's prediction (float64 out).
 
-    Unknown codes (``-1``) contribute no bias and no interaction. Each output
-    depends only on its own pair, so threads cannot change results.
+    Unknown codes (``-1``) contribute no bias and no interaction; so does a
+    day the training data did not have. Each output depends only on its own
+    pair, so threads cannot change results.
     """
-    w0, bu, bi, P, Q = samples
+    w0, bu, bi, P, Q, bd, D = samples
     n_samples, k = P.shape[0], P.shape[2]
     for t in numba.prange(len(users)):
-        u, i = users[t], items[t]
+        u, i, d = users[t], items[t], days[t]
         s1 = 0.0
         s2 = 0.0
         for s in range(n_samples):
@@ -761,6 +764,15 @@ def _posterior_predict(users, items, samples, mean, var):
             if u >= 0 and i >= 0:
                 for f in range(k):
                     x += np.float64(P[s, u, f]) * Q[s, i, f]
+            if d >= 0:
+                x += bd[s, d]
+                for f in range(k):
+                    side = 0.0
+                    if u >= 0:
+                        side += P[s, u, f]
+                    if i >= 0:
+                        side += Q[s, i, f]
+                    x += np.float64(D[s, d, f]) * side
             s1 += x
             s2 += x * x
         m = s1 / n_samples

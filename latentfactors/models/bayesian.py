@@ -12,13 +12,15 @@ import math
 import time
 
 import numpy as np
+import pandas as pd
 
-from latentfactors._validation import check_bool, check_int, check_real
-from latentfactors.data.coerce import encode_train
+from latentfactors._validation import check_bool, check_choice, check_int, check_real
+from latentfactors.data.coerce import encode_train, rating_arrays
 from latentfactors.errors import DivergenceError, ModelFileError
 from latentfactors.kernels import gibbs
 from latentfactors.kernels._config import resolve_threads, with_threads
 from latentfactors.kernels.scoring import csr_by_user
+from latentfactors.metrics import error_metrics
 from latentfactors.models.base import FactorModel, _encode_valid
 from latentfactors.models.scaling import rating_scale
 
@@ -82,6 +84,14 @@ class BayesianMF(FactorModel):
         so memory stays bounded however long the chain.
     implicit : bool, default False
         Add the implicit groups described above.
+    time : {None, "day"}, default None
+        ``"day"`` adds the calendar day (UTC) of each rating as a group of its
+        own, a bias and a vector per day interacting with everything else (as
+        in "timeSVD++ flipped", Rendle, Zhang & Koren 2019). ``fit`` then
+        needs a frame with a ``timestamp`` column (seconds since the epoch,
+        or datetimes); ``predict`` and ``evaluate`` use the column when their
+        frame has it. A day the training data did not have, or no timestamp,
+        contributes nothing, nor does it to ``recommend``.
     init_std : float, default 0.1
         Standard deviation of the initial factors (biases start at 0).
     clip : bool, default True
@@ -151,6 +161,7 @@ class BayesianMF(FactorModel):
         n_burn_in=None,
         max_kept=50,
         implicit=False,
+        time=None,
         init_std=0.1,
         clip=True,
         random_state=None,
@@ -163,12 +174,16 @@ class BayesianMF(FactorModel):
         self.n_burn_in = n_burn_in
         self.max_kept = max_kept
         self.implicit = implicit
+        self.time = time
         self.init_std = init_std
         self.clip = clip
         self.random_state = random_state
         self.n_threads = n_threads
         self.verbose = verbose
         self.callback = callback
+
+    # State arrays that hold day numbers rather than parameters (see persistence).
+    _integer_state = ("days_",)
 
     @property
     def n_epochs(self) -> int:
@@ -187,6 +202,8 @@ class BayesianMF(FactorModel):
                 )
         check_int("max_kept", self.max_kept, 1)
         check_bool("implicit", self.implicit)
+        if self.time is not None:
+            check_choice("time", self.time, ("day",))
         check_real("init_std", self.init_std, 0, low_open=True)
         check_bool("clip", self.clip)
         self._validate_run()
@@ -215,6 +232,8 @@ class BayesianMF(FactorModel):
             "sample_item_factors_",
             "sample_user_prior_",
         ]
+        if self.time is not None:
+            names += ["days_", "sample_day_bias_", "sample_day_factors_"]
         if self.implicit:
             names += ["sample_implicit_item_bias_", "sample_implicit_item_factors_"]
         return names
@@ -252,6 +271,11 @@ class BayesianMF(FactorModel):
     def _fit(self, ratings, valid):
         data = encode_train(ratings)
         valid_codes = _encode_valid(data, valid)
+        days = _frame_days(ratings, "ratings") if self.time is not None else None
+        if self.time is not None and days is None:
+            raise ValueError(
+                "time='day' needs the ratings as a pandas.DataFrame with a timestamp column"
+            )
         rng = np.random.default_rng(self.random_state)
         self._threads = resolve_threads(self.n_threads)
         self.user_index_, self.item_index_ = data.user_index, data.item_index
@@ -266,12 +290,15 @@ class BayesianMF(FactorModel):
         # Sampled in units of the reference span around the mean, so the priors
         # mean the same on any rating scale (see DEFAULT_PRIOR).
         sets = _implicit_sets(data.users, data.items, n_users, n_items) if self.implicit else ()
-        chain = gibbs.gibbs_data(
-            [data.users, data.items],
-            [n_users, n_items],
-            (targets - self.global_mean_) / scale,
-            sets,
-        )
+        rows, sizes = [data.users, data.items], [n_users, n_items]
+        valid_days = None
+        if days is not None:
+            self.days_ = np.unique(days)
+            rows.append(np.searchsorted(self.days_, days).astype(np.int32))
+            sizes.append(len(self.days_))
+            if valid_codes is not None:
+                valid_days = self._day_codes(_frame_days(valid, "valid"), len(valid_codes[0]))
+        chain = gibbs.gibbs_data(rows, sizes, (targets - self.global_mean_) / scale, sets)
         n_features = int(chain.offsets[-1])
         params = gibbs.GibbsParams(
             np.zeros(1),
@@ -336,7 +363,7 @@ class BayesianMF(FactorModel):
                     "seconds": seconds,
                 }
                 if valid_codes is not None:
-                    mean, _ = self._posterior(valid_codes[0], valid_codes[1], sample, 1)
+                    mean, _ = self._posterior(valid_codes[0], valid_codes[1], sample, 1, valid_days)
                     valid_sum = valid_sum * weight + mean
                     valid_pred = np.clip(valid_sum / max(n_averaged, 1), lo, hi)
                     logs["valid_mse"] = float(np.mean((valid_pred - valid_codes[2]) ** 2))
@@ -362,8 +389,12 @@ class BayesianMF(FactorModel):
         items' biases and vectors as members of users' sets."""
         root = math.sqrt(scale)
         bounds = [int(x) for x in chain.offsets]
-        users, items = slice(bounds[0], bounds[1]), slice(bounds[1], bounds[2])
-        rated = slice(bounds[2], bounds[3]) if self.implicit else None  # items as set members
+        # The groups in order: users, items, days (with time), then the implicit
+        # groups, the first of which holds the items as members of users' sets.
+        group = [slice(lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:])]
+        users, items = group[0], group[1]
+        days = group[2] if self.time is not None else slice(0, 0)
+        rated = group[chain.rows.shape[0]] if self.implicit else None
 
         def f32(x):
             return np.asarray(x, dtype=np.float32)[None]
@@ -374,6 +405,8 @@ class BayesianMF(FactorModel):
             f32(scale * cache.beff[items]),
             f32(root * cache.Veff[users]),
             f32(root * cache.Veff[items]),
+            f32(scale * cache.beff[days]),
+            f32(root * cache.Veff[days]),
         )
         user = GROUPS.index("user")
         prior = [
@@ -394,11 +427,15 @@ class BayesianMF(FactorModel):
             self.sample_item_bias_,
             self.sample_user_factors_,
             self.sample_item_factors_,
+            day_bias,
+            day_factors,
             self.sample_noise_var_,
             self.sample_user_prior_,
-        ) = parts[:7]
+        ) = parts[:9]
+        if self.time is not None:
+            self.sample_day_bias_, self.sample_day_factors_ = day_bias, day_factors
         if self.implicit:
-            self.sample_implicit_item_bias_, self.sample_implicit_item_factors_ = parts[7:]
+            self.sample_implicit_item_bias_, self.sample_implicit_item_factors_ = parts[9:]
         self._set_means()
 
     def _set_means(self):
@@ -409,32 +446,65 @@ class BayesianMF(FactorModel):
     # ---- prediction
 
     def _samples(self) -> gibbs.Samples:
+        if self.time is not None:
+            day_bias, day_factors = self.sample_day_bias_, self.sample_day_factors_
+        else:
+            n_kept, k = len(self.sample_w0_), self.sample_user_factors_.shape[2]
+            day_bias = np.zeros((n_kept, 0), dtype=np.float32)
+            day_factors = np.zeros((n_kept, 0, k), dtype=np.float32)
         return gibbs.Samples(
             self.sample_w0_,
             self.sample_user_bias_,
             self.sample_item_bias_,
             self.sample_user_factors_,
             self.sample_item_factors_,
+            day_bias,
+            day_factors,
         )
 
-    def _posterior(self, users, items, samples, n_threads):
-        """Mean and variance over ``samples`` of the predictions for pairs of codes."""
+    def _day_codes(self, days, n):
+        """Codes of day numbers in ``days_`` (``-1`` for a day not seen in training,
+        and for all ``n`` pairs when ``days`` is None or the model has no day group)."""
+        if days is None or self.time is None:
+            return np.full(n, -1, dtype=np.int32)
+        codes = np.searchsorted(self.days_, days)
+        found = codes < len(self.days_)
+        found[found] = self.days_[codes[found]] == days[found]
+        return np.where(found, codes, -1).astype(np.int32)
+
+    def _posterior(self, users, items, samples, n_threads, days=None):
+        """Mean and variance over ``samples`` of the predictions for pairs of codes
+        (``days``: day codes, or None for no day)."""
         mean = np.empty(len(users))
         var = np.empty(len(users))
         users = np.ascontiguousarray(users, dtype=np.int32)
         items = np.ascontiguousarray(items, dtype=np.int32)
+        if days is None:
+            days = np.full(len(users), -1, dtype=np.int32)
+        args = (users, items, np.ascontiguousarray(days, dtype=np.int32), samples, mean, var)
         if n_threads > 1 and len(users) * len(samples.w0) >= PARALLEL_MIN_RATINGS:
-            with_threads(
-                n_threads, gibbs._posterior_predict_parallel, users, items, samples, mean, var
-            )
+            with_threads(n_threads, gibbs._posterior_predict_parallel, *args)
         else:
-            gibbs._posterior_predict_serial(users, items, samples, mean, var)
+            gibbs._posterior_predict_serial(*args)
         return mean, var
 
-    def _predict_codes(self, users, items):
+    def _predict_codes(self, users, items, days=None):
         lo, hi = self._clip_range()
-        mean, _ = self._posterior(users, items, self._samples(), resolve_threads(self.n_threads))
+        threads = resolve_threads(self.n_threads)
+        mean, _ = self._posterior(users, items, self._samples(), threads, days)
         return np.clip(mean, lo, hi)
+
+    def evaluate(self, ratings) -> dict:
+        """``{"mse", "rmse", "mae"}`` on held-out ratings (their days too, with ``time``)."""
+        if self.time is None:
+            return super().evaluate(ratings)
+        self._check_fitted()
+        u, i, r = rating_arrays(ratings, need_rating=True, what="ratings")
+        if len(u) == 0:
+            raise ValueError("ratings is empty: there is nothing to evaluate")
+        days = self._day_codes(_frame_days(ratings, "ratings"), len(u))
+        pred = self._predict_codes(self.user_index_.encode(u), self.item_index_.encode(i), days)
+        return error_metrics(r, pred)
 
     def predict(self, users, items=None, *, return_std=False):
         """Posterior predictive mean (and standard deviation) for (user, item) pairs.
@@ -442,7 +512,8 @@ class BayesianMF(FactorModel):
         Parameters
         ----------
         users, items
-            As :meth:`FactorModel.predict`.
+            As :meth:`FactorModel.predict`; with ``time``, a frame's
+            ``timestamp`` column gives each pair's day.
         return_std : bool, default False
             Also return the predictive standard deviation: the spread of the
             kept samples' predictions plus their mean noise variance.
@@ -456,11 +527,14 @@ class BayesianMF(FactorModel):
         """
         self._check_fitted()
         check_bool("return_std", return_std)
+        frame_days = _frame_days(users, "predict") if isinstance(users, pd.DataFrame) else None
         users, items = self._pair_codes(users, items)
+        days = self._day_codes(frame_days, len(users))
         if not return_std:
-            return self._predict_codes(users, items)
+            return self._predict_codes(users, items, days)
         lo, hi = self._clip_range()
-        mean, var = self._posterior(users, items, self._samples(), resolve_threads(self.n_threads))
+        threads = resolve_threads(self.n_threads)
+        mean, var = self._posterior(users, items, self._samples(), threads, days)
         noise = float(np.mean(self.sample_noise_var_, dtype=np.float64))
         return np.clip(mean, lo, hi), np.sqrt(var + noise)
 
@@ -547,6 +621,12 @@ class BayesianMF(FactorModel):
         if self.implicit:
             expected["sample_implicit_item_bias_"] = (n_kept, ni)
             expected["sample_implicit_item_factors_"] = (n_kept, ni, k)
+        if self.time is not None:
+            days = self.days_
+            if days.ndim != 1 or days.dtype.kind not in "iu" or np.any(np.diff(days) <= 0):
+                raise ModelFileError("days_ must hold increasing day numbers")
+            expected["sample_day_bias_"] = (n_kept, len(days))
+            expected["sample_day_factors_"] = (n_kept, len(days), k)
         if n_kept == 0:
             raise ModelFileError("the model file holds no posterior samples")
         for name, shape in expected.items():
@@ -579,3 +659,29 @@ def _implicit_sets(users, items, n_users, n_items):
         weights = 1.0 / np.sqrt(counts[owner[order]])
         groups.append((anchor, size, indptr, member[order], weights))
     return groups
+
+
+def _frame_days(data, what):
+    """The calendar day (UTC) of each row of a frame's ``timestamp`` column, as
+    int64 day numbers since 1970-01-01, or None without such a column.
+
+    Numbers are read as seconds since the epoch (MovieLens's timestamps);
+    datetimes as they are (time-zone aware ones in UTC).
+    """
+    if not isinstance(data, pd.DataFrame) or "timestamp" not in data.columns:
+        return None
+    column = data["timestamp"]
+    if isinstance(column.dtype, pd.DatetimeTZDtype):
+        column = column.dt.tz_convert("UTC").dt.tz_localize(None)
+    if pd.api.types.is_datetime64_dtype(column.dtype):
+        if column.isna().any():
+            raise ValueError(f"{what}: the timestamp column has missing values")
+        return column.to_numpy("datetime64[D]").astype(np.int64)
+    values = column.to_numpy()
+    if not pd.api.types.is_numeric_dtype(column.dtype) or values.dtype.kind not in "iuf":
+        raise ValueError(
+            f"{what}: timestamps must be seconds since the epoch or datetimes, got {column.dtype}"
+        )
+    if values.dtype.kind == "f" and not np.isfinite(values).all():
+        raise ValueError(f"{what}: the timestamp column has NaN or infinite values")
+    return np.floor_divide(values, 86_400).astype(np.int64)

@@ -449,8 +449,12 @@ def check_state_shapes(model) -> None:
         raise ModelFileError(f"item arrays do not match the {ni} item ids")
     if P.shape[1] != model.n_factors:
         raise ModelFileError(f"factors have {P.shape[1]} columns, n_factors={model.n_factors}")
+    integer = getattr(model, "_integer_state", ())  # ids and counts, not parameters
     for name, arr in model._get_state().items():
-        if arr.dtype != np.float32:
+        if name in integer:
+            if arr.dtype != np.int64:
+                raise ModelFileError(f"{name} has dtype {arr.dtype}, expected int64")
+        elif arr.dtype != np.float32:
             raise ModelFileError(f"{name} has dtype {arr.dtype}, expected float32")
         if not np.isfinite(arr).all():
             raise ModelFileError(f"{name} holds NaN or infinite values")
