@@ -105,6 +105,20 @@ def _ours():
             False,
             None,
         ),
+        (
+            "BayesianMF implicit=True, time='day'",
+            "bayes",
+            lambda s: BayesianMF(implicit=True, time="day", random_state=s),
+            False,
+            None,
+        ),
+        (
+            "BayesianMF implicit=True, time='day', 1 thread",
+            "bayes",
+            lambda s: BayesianMF(implicit=True, time="day", random_state=s, n_threads=1),
+            False,
+            None,
+        ),
     ]
     return rows
 
@@ -166,18 +180,20 @@ def _peers():
     try:
         import myfm  # noqa: F401
 
-        for implicit in (False, True):
+        for implicit, day in ((False, False), (True, False), (True, True)):
             name = "myFM Bayesian FM, users + items" + (" + implicit" if implicit else "")
-            peers.append((f"{name} (rank 10, 200 samples)", _myfm_runner(implicit), "bayes"))
+            name += " + day" if day else ""
+            peers.append((f"{name} (rank 10, 200 samples)", _myfm_runner(implicit, day), "bayes"))
     except ImportError:
         missing.append("myfm")
     return peers, missing
 
 
-def _myfm_runner(implicit):
+def _myfm_runner(implicit, day=False):
     """myFM's Gibbs sampler on the features BayesianMF uses: users and items, and with
     ``implicit`` the items each user rated and the users who rated each item, each
-    weighted 1/sqrt(n), through myFM's relation blocks (one row per user or item)."""
+    weighted 1/sqrt(n), through myFM's relation blocks (one row per user or item);
+    with ``day`` the rating's calendar day as a one-hot group (unseen days: none)."""
 
     def run(train, test, seed):
         import myfm
@@ -211,17 +227,30 @@ def _myfm_runner(implicit):
                 myfm.RelationBlock(np.where(items >= 0, items, ni), item_block),
             ]
 
+        days = np.unique(train["timestamp"].to_numpy() // 86_400) if day else np.zeros(0)
+
+        def day_matrix(frame):
+            if not day:
+                return sps.csr_matrix((len(frame), 0))
+            d = frame["timestamp"].to_numpy() // 86_400
+            code = np.minimum(np.searchsorted(days, d), len(days) - 1)
+            seen = days[code] == d
+            rows = np.flatnonzero(seen)
+            return sps.csr_matrix(
+                (np.ones(len(rows)), (rows, code[seen])), shape=(len(frame), len(days))
+            )
+
         fm = myfm.MyFMRegressor(rank=10, random_seed=seed)
         with open(os.devnull, "w") as quiet, contextlib.redirect_stderr(quiet):
             fm.fit(  # its progress bar goes to stderr
-                sps.csr_matrix((len(train), 0)),
+                day_matrix(train),
                 train["rating"].to_numpy(np.float64),
                 X_rel=relations(tu, ti),
                 n_iter=200,
-                group_shapes=user_groups + item_groups,
+                group_shapes=([len(days)] if day else []) + user_groups + item_groups,
             )
         test_u, test_i = ui.encode(test["user"]), ii.encode(test["item"])
-        return fm.predict(sps.csr_matrix((len(test), 0)), relations(test_u, test_i))
+        return fm.predict(day_matrix(test), relations(test_u, test_i))
 
     return run
 
