@@ -24,6 +24,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
+from _results import append_report  # noqa: E402
 from accuracy import _myfm_runner  # noqa: E402
 
 from latentfactors import BayesianMF  # noqa: E402
@@ -79,10 +80,7 @@ def main(argv=None) -> None:
         print(row, flush=True)
     if not have_myfm:
         lines.append("myFM not installed: pip install myfm")
-    out = HERE / "results" / "bayes-ml-100k-u1.txt"
-    with out.open("a") as fh:
-        fh.write("\n".join(lines) + "\n\n")
-    print(f"appended to {out}")
+    append_report("bayes-ml-100k-u1.txt", lines)
 
 
 if __name__ == "__main__":
