@@ -1037,3 +1037,14 @@ def test_day_samples_do_not_depend_on_the_thread_count(monkeypatch, daily):
     two = BayesianMF(**params, n_threads=2).fit(train)
     for name in one._state_names():
         np.testing.assert_array_equal(getattr(one, name), getattr(two, name))
+
+
+def test_sampled_precisions_of_every_group_are_kept(fitted_daily, fitted):
+    assert fitted.group_names_ == ("user", "item")
+    assert fitted_daily.group_names_ == ("user", "item", "day", "rated items", "raters")
+    n_kept, k = len(fitted_daily.sample_w0_), fitted_daily.n_factors
+    assert fitted_daily.sample_precision_.shape == (n_kept, 5, k + 1)
+    for model in (fitted, fitted_daily):
+        # The user group's are the ones fold-in uses.
+        np.testing.assert_array_equal(model.sample_precision_[:, 0], model.sample_user_prior_[:, 1])
+        assert (model.sample_precision_ > 0).all()

@@ -128,6 +128,10 @@ class BayesianMF(FactorModel):
     sample_user_factors_, sample_item_factors_ : float32 arrays, (n_kept, n_users / n_items, k)
         The kept samples, in the ratings' own units (the sampler works in float64;
         samples are stored in float32 to halve their memory).
+    sample_precision_ : float32 array, (n_kept, n_groups, k + 1)
+        Each group's sampled prior precisions (of the bias, then of each
+        factor), in the ratings' units: the regularisation the sampler learned,
+        group by group (named by ``group_names_``).
     sample_user_prior_ : float32 array, (n_kept, 2, k + 1)
         The user group's prior in each kept sample: means, then precisions, of
         the bias and each factor (what ``fold_in`` needs).
@@ -212,6 +216,15 @@ class BayesianMF(FactorModel):
         self._validate_run()
 
     @property
+    def group_names_(self) -> tuple:
+        """The feature groups in the sampler's order (see ``sample_precision_``)."""
+        return (
+            *GROUPS,
+            *(("day",) if self.time is not None else ()),
+            *(IMPLICIT_GROUPS if self.implicit else ()),
+        )
+
+    @property
     def n_burn_in_(self) -> int:
         """The burn-in in use (``n_burn_in``, or ``n_samples // 40``)."""
         return self.n_samples // 40 if self.n_burn_in is None else int(self.n_burn_in)
@@ -234,6 +247,7 @@ class BayesianMF(FactorModel):
             "sample_user_factors_",
             "sample_item_factors_",
             "sample_user_prior_",
+            "sample_precision_",
         ]
         if self.time is not None:
             names += ["days_", "sample_day_bias_", "sample_day_factors_"]
@@ -348,10 +362,10 @@ class BayesianMF(FactorModel):
                     raise DivergenceError(
                         f"sampling diverged at sweep {sweep}: the parameters became NaN or infinite"
                     )
-                sample, noise_var, user_prior, extra = self._sample(
+                sample, noise_var, user_prior, precision, extra = self._sample(
                     chain, params, cache, hyper, scale
                 )
-                current = (*sample, noise_var, user_prior, *extra)
+                current = (*sample, noise_var, user_prior, precision, *extra)
                 if sweep > burn_in:
                     n_averaged += 1
                     if (sweep - burn_in) % thin == 0:
@@ -416,10 +430,12 @@ class BayesianMF(FactorModel):
             [scale * hyper.mu_b[user], *(root * hyper.mu_v[user])],
             [hyper.lam_b[user] / scale**2, *(hyper.lam_v[user] / scale)],
         ]
+        # Every group's precisions, of the bias and of each factor, in ratings' units.
+        precision = np.column_stack([hyper.lam_b / scale**2, hyper.lam_v / scale])
         extra = ()
         if self.implicit:
             extra = (f32(scale * params.b[rated]), f32(root * params.V[rated]))
-        return sample, f32(scale * scale / params.alpha[0]), f32(prior), extra
+        return sample, f32(scale * scale / params.alpha[0]), f32(prior), f32(precision), extra
 
     def _keep(self, kept):
         """Stack the kept samples into the model's arrays and their posterior means."""
@@ -434,11 +450,12 @@ class BayesianMF(FactorModel):
             day_factors,
             self.sample_noise_var_,
             self.sample_user_prior_,
-        ) = parts[:9]
+            self.sample_precision_,
+        ) = parts[:10]
         if self.time is not None:
             self.sample_day_bias_, self.sample_day_factors_ = day_bias, day_factors
         if self.implicit:
-            self.sample_implicit_item_bias_, self.sample_implicit_item_factors_ = parts[9:]
+            self.sample_implicit_item_bias_, self.sample_implicit_item_factors_ = parts[10:]
         self._set_means()
 
     def _set_means(self):
@@ -620,6 +637,7 @@ class BayesianMF(FactorModel):
             "sample_user_factors_": (n_kept, nu, k),
             "sample_item_factors_": (n_kept, ni, k),
             "sample_user_prior_": (n_kept, 2, k + 1),
+            "sample_precision_": (n_kept, len(self.group_names_), k + 1),
         }
         if self.implicit:
             expected["sample_implicit_item_bias_"] = (n_kept, ni)
@@ -639,6 +657,8 @@ class BayesianMF(FactorModel):
                 )
         if not (self.sample_noise_var_ > 0).all():
             raise ModelFileError("sample_noise_var_ holds a variance that is not positive")
+        if not (self.sample_precision_ > 0).all():
+            raise ModelFileError("sample_precision_ holds a precision that is not positive")
         if not (self.sample_user_prior_[:, 1] > 0).all():
             raise ModelFileError("sample_user_prior_ holds a precision that is not positive")
 
