@@ -642,6 +642,138 @@ ax.set_title("400 most-rated movies, first two principal components of their vec
 ]
 
 
+NOTEBOOKS["05_bayesian"] = [
+    (
+        "md",
+        """\
+# Sampling instead of SGD: `BayesianMF`
+
+`BiasedMF` finds *one* set of factors by SGD, and how well that set
+generalises rests on hand-set knobs: the L2 penalty, the learning rate, the
+number of epochs. Tuned on one dataset, they do not carry to the next.
+
+`BayesianMF` treats the factors as unknowns with a distribution. A Gibbs
+sampler draws, sweep after sweep, every bias and every factor from its
+distribution given all the others and the ratings, and it draws the
+regularisation too: each group (users, items, ...) has a prior whose mean and
+precision are themselves sampled from hyperpriors. The prediction averages
+the predictions of many draws. Nothing is left to tune but the rank and the
+number of sweeps, and every prediction comes with its uncertainty.""",
+    ),
+    ("code", SETUP),
+    (
+        "code",
+        """\
+name, ratings = load_notebook_data()
+train, valid, test = lf.random_split(ratings, random_state=0)
+sgd = lf.BiasedMF(random_state=0).fit(train, valid=valid)
+bayes = lf.BayesianMF(random_state=0).fit(train)
+pd.DataFrame(
+    {"test MSE": [sgd.evaluate(test)["mse"], bayes.evaluate(test)["mse"]],
+     "needs": ["valid set for early stopping, tuned reg and lr", "nothing"]},
+    index=["BiasedMF (SGD)", "BayesianMF (200 Gibbs sweeps)"],
+)""",
+    ),
+    (
+        "md",
+        """\
+## More features: what the user rated, and when
+
+A factorization machine can take more than a user and an item. With
+`implicit=True` each rating also holds *the set of items its user rated*
+and *the set of users who rated its item*, each member with a vector of its
+own (SVD++'s idea: which movies you chose to rate says something about you,
+whatever the ratings). With `time="day"` the calendar day of the rating is a
+feature too: people rate in sessions, and a session has a mood.""",
+    ),
+    (
+        "code",
+        """\
+import time
+
+rows = {}
+for label, params in [("users + items", {}), ("+ implicit", {"implicit": True}),
+                      ("+ implicit + day", {"implicit": True, "time": "day"})]:
+    start = time.perf_counter()
+    model = lf.BayesianMF(random_state=0, **params).fit(train)
+    rows[label] = {"test MSE": model.evaluate(test)["mse"],
+                   "fit s": time.perf_counter() - start}
+full = model  # the implicit + day model, used below
+pd.DataFrame(rows).T""",
+    ),
+    (
+        "md",
+        """\
+## What the hyperpriors learned
+
+Each sweep draws every group's prior precision (the inverse variance its
+biases and each factor dimension are pulled towards the group mean with):
+the regularisation, learned from the data. `sample_precision_` keeps them
+for the kept sweeps, per group, for the bias and each factor. A large
+precision means a tight prior: the data say little about that group's
+members, so they stay close together.""",
+    ),
+    (
+        "code",
+        """\
+precision = full.sample_precision_  # (kept sweeps, groups, 1 + factors)
+fig, axes = plt.subplots(1, 2, sharey=True)
+where = np.arange(len(full.group_names_))
+for ax, part, title in [(axes[0], precision[:, :, 0], "biases"),
+                        (axes[1], precision[:, :, 1:].mean(axis=2), "factors (mean over dims)")]:
+    low, mid, high = np.percentile(part, [10, 50, 90], axis=0)
+    ax.errorbar(mid, where, xerr=[mid - low, high - mid], fmt="o", capsize=3)
+    ax.set_xscale("log")
+    ax.set_title(f"prior precision, {title}", fontsize=10)
+axes[0].set_yticks(where, full.group_names_)
+fig.tight_layout()""",
+    ),
+    (
+        "md",
+        """\
+## How sure is a prediction?
+
+`predict(..., return_std=True)` gives the predictive standard deviation: the
+spread of the kept samples' predictions plus the noise the model learned. If
+it is calibrated, about 90% of the test ratings fall within 1.645 standard
+deviations of the predicted mean, and items with fewer ratings get wider
+intervals. The exception is an item the training data never had: it is
+scored without a vector of its own, so nothing of it varies between samples
+and its spread is only the noise and the user's part. The model does not
+know how little it knows there; a prior draw for unseen items would.""",
+    ),
+    (
+        "code",
+        """\
+mean, std = full.predict(test, return_std=True)
+error = test.rating.to_numpy() - mean
+print(f"share of test ratings within 1.645 sd: {np.mean(np.abs(error) < 1.645 * std):.3f}")
+counts = train.item.value_counts()
+n_item = test.item.map(counts).fillna(0).to_numpy()
+bins = pd.cut(n_item, [-1, 0, 5, 20, 80, 400], labels=["0", "1-5", "6-20", "21-80", "81+"])
+fig, ax = plt.subplots()
+pd.Series(std).groupby(bins, observed=True).mean().plot.bar(ax=ax, rot=0)
+ax.set_xlabel("training ratings of the item"); ax.set_ylabel("mean predictive sd");""",
+    ),
+    (
+        "md",
+        """\
+A few recommendations with their uncertainty: for a user, the top movies by
+the posterior mean, and how sure the model is of each score (the noise of
+a single rating is most of it).""",
+    ),
+    (
+        "code",
+        """\
+movies = lf.load_movielens_items(name)
+user = 15
+top = full.recommend(user, 6, titles=movies)
+_, sd = full.predict(np.full(len(top), user), top.item.to_numpy(), return_std=True)
+top.assign(sd=sd)""",
+    ),
+]
+
+
 def build(name, cells):
     nb = new_notebook()
     nb.metadata["kernelspec"] = {
