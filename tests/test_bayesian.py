@@ -1048,3 +1048,11 @@ def test_sampled_precisions_of_every_group_are_kept(fitted_daily, fitted):
         # The user group's are the ones fold-in uses.
         np.testing.assert_array_equal(model.sample_precision_[:, 0], model.sample_user_prior_[:, 1])
         assert (model.sample_precision_ > 0).all()
+
+
+def test_preset_is_the_implicit_and_day_model(daily):
+    from latentfactors import presets
+
+    model = presets.bayes_timesvdpp(n_factors=2, n_samples=4, random_state=0)
+    assert isinstance(model, BayesianMF) and (model.implicit, model.time) == (True, "day")
+    assert model.fit(daily[0]).n_epochs_ == 4
