@@ -362,6 +362,7 @@ print("after predicting", len(mlp._predict_serial.signatures))
 """
 
 
+@pytest.mark.jit("counts the signatures Numba compiled")
 def test_compile_prediction_compiles_what_a_fitted_model_predicts_with(tmp_path):
     # A fresh process: the dispatcher starts without signatures, whatever the disk cache holds.
     run = subprocess.run(
