@@ -992,13 +992,50 @@ def test_day_group_learns_a_day_effect(daily, fitted_daily):
     assert fitted_daily.history_["valid_mse"][-1] == pytest.approx(with_days, rel=0.05)
 
 
-def test_a_day_not_seen_in_training_contributes_nothing(daily, fitted_daily):
+def test_a_day_not_seen_in_training_is_the_day_groups_mean(daily, fitted_daily):
     _, valid, _ = daily
+    m = fitted_daily
     unseen = valid.assign(timestamp=valid["timestamp"] + 1000 * DAY)
-    none = fitted_daily.predict(valid["user"], valid["item"])
-    np.testing.assert_array_equal(fitted_daily.predict(unseen), none)
-    np.testing.assert_array_equal(fitted_daily.predict(valid.drop(columns="timestamp")), none)
-    assert not np.array_equal(fitted_daily.predict(valid), none)
+    none = m.predict(valid["user"], valid["item"])
+    np.testing.assert_array_equal(m.predict(unseen), none)
+    np.testing.assert_array_equal(m.predict(valid.drop(columns="timestamp")), none)
+    assert not np.array_equal(m.predict(valid), none)
+    # Each sample's prediction with its day group's mean bias and vector.
+    u = m.user_index_.encode(valid["user"].to_numpy()[:20])
+    i = m.item_index_.encode(valid["item"].to_numpy()[:20])
+    f64 = np.float64
+    P, Q = m.sample_user_factors_[:, u].astype(f64), m.sample_item_factors_[:, i].astype(f64)
+    day = m.sample_day_mean_.astype(f64)
+    per_sample = (
+        m.sample_w0_[:, None] + m.sample_user_bias_[:, u] + m.sample_item_bias_[:, i]
+        + np.einsum("spf,spf->sp", P, Q) + day[:, :1]
+        + np.einsum("spf,sf->sp", P + Q, day[:, 1:])
+    )  # fmt: skip
+    lo, hi = m.rating_range_
+    np.testing.assert_allclose(none[:20], np.clip(per_sample.mean(axis=0), lo, hi), rtol=1e-6)
+
+
+def test_a_model_without_days_ignores_a_timestamp_column(fitted, dense):
+    _, valid, _ = dense
+    stamped = valid.assign(timestamp="2020-01-01")
+    np.testing.assert_array_equal(fitted.predict(stamped), fitted.predict(valid))
+
+
+def test_timestamps_far_beyond_seconds_are_refused():
+    from latentfactors.models.bayesian import _frame_days
+
+    with pytest.raises(ValueError, match="milliseconds"):
+        _frame_days(pd.DataFrame({"timestamp": [1_500_000_000_000_000]}), "ratings")
+
+
+def test_implicit_sets_with_a_repeated_member_are_refused():
+    rows = [np.array([0, 1]), np.array([0, 1])]
+    repeated = (0, 2, np.array([0, 2, 3]), np.array([1, 1, 0]), np.ones(3))
+    with pytest.raises(ValueError, match="lists a feature twice"):
+        gibbs.gibbs_data(rows, [2, 2], np.zeros(2), [repeated])
+    bad_pointers = (0, 2, np.array([1, 2, 3]), np.array([1, 0, 0]), np.ones(3))
+    with pytest.raises(ValueError, match="bad set pointers"):
+        gibbs.gibbs_data(rows, [2, 2], np.zeros(2), [bad_pointers])
 
 
 def test_day_samples_reproduce_the_chain_predictions(daily):
@@ -1056,3 +1093,47 @@ def test_preset_is_the_implicit_and_day_model(daily):
     model = presets.bayes_timesvdpp(n_factors=2, n_samples=4, random_state=0)
     assert isinstance(model, BayesianMF) and (model.implicit, model.time) == (True, "day")
     assert model.fit(daily[0]).n_epochs_ == 4
+
+
+@pytest.mark.parametrize("model_name", ["fitted_implicit", "fitted_daily"])
+def test_fold_in_with_sets_and_days_solves_each_samples_conditional(request, model_name):
+    """Against an independent solution per sample: the rating without a day is
+    w0 + bi + (b + B + Zs) + (v + S) . q + mb + mv . (v + S + q) for the user's set
+    sums S, B, Zs and the day group's mean (mb, mv); solve for (b, v) by lstsq
+    with the prior as extra rows, then compare the effective vector and bias.
+    A user with few ratings, so that the prior and the set both matter."""
+    model = request.getfixturevalue(model_name)
+    data = request.getfixturevalue("daily" if model_name == "fitted_daily" else "dense")
+    train = data[0]
+    user = train["user"].iloc[0]
+    ratings = train[train["user"] == user].head(4)
+    codes = model.item_index_.encode(ratings["item"].to_numpy())
+    r = ratings["rating"].to_numpy(np.float64)
+    members = np.unique(codes)
+    w = 1 / math.sqrt(len(members))
+    vectors, biases = [], []
+    for s in range(len(model.sample_w0_)):
+        A = model.sample_implicit_item_factors_[s, members].astype(np.float64)
+        S = w * A.sum(axis=0)
+        B = w * model.sample_implicit_item_bias_[s, members].astype(np.float64).sum()
+        Zs = 0.5 * (S @ S - w * w * np.sum(A * A))
+        mb, mv = 0.0, np.zeros_like(S)
+        if model.time is not None:
+            mb, mv = float(model.sample_day_mean_[s, 0]), model.sample_day_mean_[s, 1:]
+        Q = model.sample_item_factors_[s, codes].astype(np.float64)
+        X = np.hstack([np.ones((len(codes), 1)), Q + S + mv])
+        t = (
+            r - model.sample_w0_[s] - model.sample_item_bias_[s, codes] - B - Zs - Q @ S
+            - mb - (S + Q) @ mv
+        )  # fmt: skip
+        root_alpha = 1 / math.sqrt(model.sample_noise_var_[s])
+        mean0, precision0 = model.sample_user_prior_[s].astype(np.float64)
+        design = np.vstack([root_alpha * X, np.diag(np.sqrt(precision0))])
+        y = np.concatenate([root_alpha * t, np.sqrt(precision0) * mean0])
+        b, *v = np.linalg.lstsq(design, y, rcond=None)[0]
+        v = np.array(v)
+        vectors.append(v + S)
+        biases.append(b + B + Zs + v @ S)
+    vector, bias = model.fold_in(ratings)
+    np.testing.assert_allclose(vector, np.mean(vectors, axis=0), rtol=1e-4, atol=1e-5)
+    assert bias == pytest.approx(np.mean(biases), rel=1e-5, abs=1e-6)

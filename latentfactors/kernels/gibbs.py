@@ -79,7 +79,7 @@ import numpy as np
 from latentfactors.kernels._config import JIT, serial_and_parallel, units_per_call
 
 #: The ratings as the sampler sees them.
-#: ``rows`` (n_groups, n) int32: the row within its group of each rating's feature;
+#: ``rows`` (n_onehot_groups, n) int32: the row within its group of each rating's feature;
 #: ``y`` (n,) float64 targets; ``indptr`` (n_features + 1,) int64 and ``members``
 #: int64: the ratings of feature ``j`` are ``members[indptr[j]:indptr[j+1]]``;
 #: ``offsets`` (n_groups + 1,) int64: the first feature of each group.
@@ -737,19 +737,21 @@ def new_cache(data, k: int) -> GibbsCache:
 
 #: Kept posterior samples (any float dtype): ``w0`` (S,), ``bu`` (S, n_users),
 #: ``bi`` (S, n_items), ``P`` (S, n_users, k), ``Q`` (S, n_items, k), and the
-#: days' ``bd`` (S, n_days) and ``D`` (S, n_days, k) (``n_days = 0`` without a
-#: day group).
-Samples = namedtuple("Samples", "w0 bu bi P Q bd D")
+#: days' ``bd`` (S, n_days), ``D`` (S, n_days, k) and ``dmu`` (S, k + 1), the
+#: day group's mean bias and vector, for pairs without a known day (``n_days =
+#: 0`` and ``dmu`` of shape (S, 0) without a day group).
+Samples = namedtuple("Samples", "w0 bu bi P Q bd D dmu")
 
 
 def _posterior_predict(users, items, days, samples, mean, var):
     """Mean and variance over samples of each pair's prediction (float64 out).
 
-    Unknown codes (``-1``) contribute no bias and no interaction; so does a
-    day the training data did not have. Each output depends only on its own
-    pair, so threads cannot change results.
+    Unknown user or item codes (``-1``) contribute no bias and no interaction.
+    A day code of ``-1`` (a day the training data did not have, or none given)
+    stands for the day group's mean, ``dmu``, when the model has a day group.
+    Each output depends only on its own pair, so threads cannot change results.
     """
-    w0, bu, bi, P, Q, bd, D = samples
+    w0, bu, bi, P, Q, bd, D, dmu = samples
     n_samples, k = P.shape[0], P.shape[2]
     for t in numba.prange(len(users)):
         u, i, d = users[t], items[t], days[t]
@@ -764,15 +766,16 @@ def _posterior_predict(users, items, days, samples, mean, var):
             if u >= 0 and i >= 0:
                 for f in range(k):
                     x += np.float64(P[s, u, f]) * Q[s, i, f]
-            if d >= 0:
-                x += bd[s, d]
+            if d >= 0 or dmu.shape[1] > 0:
+                x += bd[s, d] if d >= 0 else dmu[s, 0]
                 for f in range(k):
                     side = 0.0
                     if u >= 0:
                         side += P[s, u, f]
                     if i >= 0:
                         side += Q[s, i, f]
-                    x += np.float64(D[s, d, f]) * side
+                    day_f = D[s, d, f] if d >= 0 else dmu[s, 1 + f]
+                    x += np.float64(day_f) * side
             s1 += x
             s2 += x * x
         m = s1 / n_samples
@@ -846,6 +849,13 @@ def _implicit_sets(offsets, n_onehot, implicit):
             raise ValueError(f"implicit group {h}: the sets do not match the anchor's rows")
         if len(mem) and (mem.min() < 0 or mem.max() >= size):
             raise ValueError(f"implicit group {h}: a set holds a feature out of range")
+        if ptr[0] != 0 or np.any(np.diff(ptr) < 0) or not np.isfinite(w).all():
+            raise ValueError(f"implicit group {h}: bad set pointers or weights")
+        # The running sums assume distinct members (a repeat would need its weights summed).
+        owner_rows = np.repeat(np.arange(n_rows), np.diff(ptr))
+        keys = owner_rows * np.int64(size) + mem
+        if len(np.unique(keys)) != len(keys):
+            raise ValueError(f"implicit group {h}: a set lists a feature twice")
         owner.append(np.repeat(offsets[anchor] + np.arange(n_rows), np.diff(ptr)))
         feat.append(mem + offsets[g])
         weight.append(w)

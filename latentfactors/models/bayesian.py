@@ -43,6 +43,9 @@ DEFAULT_PRIOR = {
     "mu_strength": 1.0,
 }
 
+# Day numbers (days since 1970-01-01) beyond this are refused as timestamps.
+MAX_DAYS = 3_652_425
+
 # Threads pay off for a sweep only from this many ratings.
 PARALLEL_MIN_RATINGS = 20_000
 
@@ -90,8 +93,9 @@ class BayesianMF(FactorModel):
         in "timeSVD++ flipped", Rendle, Zhang & Koren 2019). ``fit`` then
         needs a frame with a ``timestamp`` column (seconds since the epoch,
         or datetimes); ``predict`` and ``evaluate`` use the column when their
-        frame has it. A day the training data did not have, or no timestamp,
-        contributes nothing, nor does it to ``recommend``.
+        frame has it. A day the training data did not have, or no timestamp
+        (as in ``recommend`` and ``fold_in``), contributes the day group's
+        sampled mean: what a new day is expected to add.
     init_std : float, default 0.01
         Standard deviation of the initial factors (biases start at 0). A small
         start, averaged over from the early sweeps on, helped on the notebook's
@@ -250,7 +254,7 @@ class BayesianMF(FactorModel):
             "sample_precision_",
         ]
         if self.time is not None:
-            names += ["days_", "sample_day_bias_", "sample_day_factors_"]
+            names += ["days_", "sample_day_bias_", "sample_day_factors_", "sample_day_mean_"]
         if self.implicit:
             names += ["sample_implicit_item_bias_", "sample_implicit_item_factors_"]
         return names
@@ -424,6 +428,7 @@ class BayesianMF(FactorModel):
             f32(root * cache.Veff[items]),
             f32(scale * cache.beff[days]),
             f32(root * cache.Veff[days]),
+            f32(self._day_mean(hyper, scale, root, len(chain.offsets) - 1)),
         )
         user = GROUPS.index("user")
         prior = [
@@ -437,6 +442,14 @@ class BayesianMF(FactorModel):
             extra = (f32(scale * params.b[rated]), f32(root * params.V[rated]))
         return sample, f32(scale * scale / params.alpha[0]), f32(prior), f32(precision), extra
 
+    def _day_mean(self, hyper, scale, root, n_groups):
+        """The day group's prior mean, bias then vector, in ratings' units: what a day
+        without training ratings is expected to add (empty without the day group)."""
+        if self.time is None:
+            return np.zeros(0)
+        day = GROUPS.index("item") + 1
+        return np.concatenate([[scale * hyper.mu_b[day]], root * hyper.mu_v[day]])
+
     def _keep(self, kept):
         """Stack the kept samples into the model's arrays and their posterior means."""
         parts = [np.concatenate(part) for part in zip(*kept)]
@@ -448,14 +461,16 @@ class BayesianMF(FactorModel):
             self.sample_item_factors_,
             day_bias,
             day_factors,
+            day_mean,
             self.sample_noise_var_,
             self.sample_user_prior_,
             self.sample_precision_,
-        ) = parts[:10]
+        ) = parts[:11]
         if self.time is not None:
             self.sample_day_bias_, self.sample_day_factors_ = day_bias, day_factors
+            self.sample_day_mean_ = day_mean
         if self.implicit:
-            self.sample_implicit_item_bias_, self.sample_implicit_item_factors_ = parts[10:]
+            self.sample_implicit_item_bias_, self.sample_implicit_item_factors_ = parts[11:]
         self._set_means()
 
     def _set_means(self):
@@ -468,10 +483,12 @@ class BayesianMF(FactorModel):
     def _samples(self) -> gibbs.Samples:
         if self.time is not None:
             day_bias, day_factors = self.sample_day_bias_, self.sample_day_factors_
+            day_mean = self.sample_day_mean_
         else:
             n_kept, k = len(self.sample_w0_), self.sample_user_factors_.shape[2]
             day_bias = np.zeros((n_kept, 0), dtype=np.float32)
             day_factors = np.zeros((n_kept, 0, k), dtype=np.float32)
+            day_mean = np.zeros((n_kept, 0), dtype=np.float32)
         return gibbs.Samples(
             self.sample_w0_,
             self.sample_user_bias_,
@@ -480,6 +497,7 @@ class BayesianMF(FactorModel):
             self.sample_item_factors_,
             day_bias,
             day_factors,
+            day_mean,
         )
 
     def _day_codes(self, days, n):
@@ -547,7 +565,9 @@ class BayesianMF(FactorModel):
         """
         self._check_fitted()
         check_bool("return_std", return_std)
-        frame_days = _frame_days(users, "predict") if isinstance(users, pd.DataFrame) else None
+        frame_days = None
+        if self.time is not None and isinstance(users, pd.DataFrame):
+            frame_days = _frame_days(users, "predict")
         users, items = self._pair_codes(users, items)
         days = self._day_codes(frame_days, len(users))
         if not return_std:
@@ -561,13 +581,17 @@ class BayesianMF(FactorModel):
     # ---- recommending: hooks of RecommenderMixin (see models/recommend.py)
 
     def _dot_parts(self):
-        return (
-            self.user_factors_,
-            self.item_factors_,
-            self.user_bias_,
-            self.item_bias_,
-            float(np.mean(self.sample_w0_, dtype=np.float64)),
-        )
+        P, Q = self.user_factors_, self.item_factors_
+        bu, bi = self.user_bias_, self.item_bias_
+        mu = float(np.mean(self.sample_w0_, dtype=np.float64))
+        if self.time is not None:
+            # No day is given: add the day group's expected bias and vector (posterior
+            # means), which reach the score as mb + mv . p + mv . q.
+            day = self.sample_day_mean_.mean(axis=0, dtype=np.float64)
+            mu += float(day[0])
+            bu = (bu + P.astype(np.float64) @ day[1:]).astype(np.float32)
+            bi = (bi + Q.astype(np.float64) @ day[1:]).astype(np.float32)
+        return P, Q, bu, bi, mu
 
     def _fold_in(self, item_codes, ratings):
         """The new user's bias and vector: for each kept sample, their exact conditional
@@ -592,13 +616,18 @@ class BayesianMF(FactorModel):
             offset = w * self.sample_implicit_item_bias_[:, members].astype(f64).sum(
                 axis=1
             ) + 0.5 * (np.einsum("sf,sf->s", S, S) - squares)
-        X = np.concatenate([np.ones(Q.shape[:2] + (1,)), Q + S[:, None]], axis=2)
+        # The ratings come without days: each sample's expected day (its prior mean,
+        # bias mb and vector mv) meets the user's vector and each item's.
+        mb, mv = np.zeros(n_kept), np.zeros_like(S)
+        if self.time is not None:
+            mb, mv = self.sample_day_mean_[:, 0].astype(f64), self.sample_day_mean_[:, 1:]
+        X = np.concatenate([np.ones(Q.shape[:2] + (1,)), Q + (S + mv)[:, None]], axis=2)
         target = (
             np.asarray(ratings, dtype=f64)[None]
             - self.sample_w0_.astype(f64)[:, None]
             - self.sample_item_bias_[:, item_codes].astype(f64)
-            - offset[:, None]
-            - np.einsum("smf,sf->sm", Q, S)
+            - (offset + mb + np.einsum("sf,sf->s", S, mv))[:, None]
+            - np.einsum("smf,sf->sm", Q, S + mv)
         )
         alpha = 1.0 / self.sample_noise_var_.astype(f64)
         mean0, precision0 = (self.sample_user_prior_[:, i].astype(f64) for i in (0, 1))
@@ -644,10 +673,11 @@ class BayesianMF(FactorModel):
             expected["sample_implicit_item_factors_"] = (n_kept, ni, k)
         if self.time is not None:
             days = self.days_
-            if days.ndim != 1 or days.dtype.kind not in "iu" or np.any(np.diff(days) <= 0):
+            if days.ndim != 1 or np.any(np.diff(days) <= 0):
                 raise ModelFileError("days_ must hold increasing day numbers")
             expected["sample_day_bias_"] = (n_kept, len(days))
             expected["sample_day_factors_"] = (n_kept, len(days), k)
+            expected["sample_day_mean_"] = (n_kept, k + 1)
         if n_kept == 0:
             raise ModelFileError("the model file holds no posterior samples")
         for name, shape in expected.items():
@@ -707,4 +737,10 @@ def _frame_days(data, what):
         )
     if values.dtype.kind == "f" and not np.isfinite(values).all():
         raise ValueError(f"{what}: the timestamp column has NaN or infinite values")
-    return np.floor_divide(values, 86_400).astype(np.int64)
+    days = np.floor_divide(values, 86_400)
+    if len(days) and (days.min() < -MAX_DAYS or days.max() > MAX_DAYS):
+        raise ValueError(
+            f"{what}: timestamps reach {values.max() if days.max() > MAX_DAYS else values.min()}, "
+            "beyond +-10,000 years of seconds since 1970: are they in milliseconds?"
+        )
+    return days.astype(np.int64)
