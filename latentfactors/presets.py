@@ -78,7 +78,7 @@ def notebook_mlp(**overrides):
 
 
 #: BayesianMF with SVD++'s implicit feedback and the calendar day: test MSE
-#: 0.7135 on the notebook's protocol (median of seeds 0-2; README, and
+#: 0.7134 on the notebook's protocol (median of seeds 0-2; README, and
 #: benchmarks/results/accuracy-ml-latest-small-2016-bayes.md).
 BAYES_TIMESVDPP = {"implicit": True, "time": "day"}
 
