@@ -9,6 +9,7 @@ of its predictive spread, reproducibility and its contract.
 
 from __future__ import annotations
 
+import inspect
 import io
 import math
 import pickle
@@ -1137,3 +1138,14 @@ def test_fold_in_with_sets_and_days_solves_each_samples_conditional(request, mod
     vector, bias = model.fold_in(ratings)
     np.testing.assert_allclose(vector, np.mean(vectors, axis=0), rtol=1e-4, atol=1e-5)
     assert bias == pytest.approx(np.mean(biases), rel=1e-5, abs=1e-6)
+
+
+# Chains of many sweeps on thousands of ratings take hours as plain Python: the
+# tests that run them (through these fixtures, or calibration by simulation) are
+# left out where the kernels are not compiled (see the `jit` marker).
+_CHAINS = {"planted", "dense", "fitted", "fitted_implicit", "fitted_daily", "daily"}
+for _name, _test in list(globals().items()):
+    if _name.startswith("test_") and callable(_test):
+        _uses = set(inspect.signature(_test).parameters)
+        if _uses & _CHAINS or "sbc" in _name or "model_name" in _uses:
+            globals()[_name] = pytest.mark.jit("runs Gibbs chains on thousands of ratings")(_test)
