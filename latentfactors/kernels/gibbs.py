@@ -852,10 +852,11 @@ def _implicit_sets(offsets, n_onehot, implicit):
         if ptr[0] != 0 or np.any(np.diff(ptr) < 0) or not np.isfinite(w).all():
             raise ValueError(f"implicit group {h}: bad set pointers or weights")
         # The running sums assume distinct members (a repeat would need its weights summed).
-        owner_rows = np.repeat(np.arange(n_rows), np.diff(ptr))
-        keys = owner_rows * np.int64(size) + mem
-        if len(np.unique(keys)) != len(keys):
-            raise ValueError(f"implicit group {h}: a set lists a feature twice")
+        keys = np.repeat(np.arange(n_rows, dtype=np.int64), np.diff(ptr)) * np.int64(size) + mem
+        if np.any(np.diff(keys) <= 0):  # not in increasing order: sort before looking
+            keys = np.sort(keys)
+            if np.any(np.diff(keys) == 0):
+                raise ValueError(f"implicit group {h}: a set lists a feature twice")
         owner.append(np.repeat(offsets[anchor] + np.arange(n_rows), np.diff(ptr)))
         feat.append(mem + offsets[g])
         weight.append(w)

@@ -698,7 +698,8 @@ def _implicit_sets(users, items, n_users, n_items):
     items they rated, for each item the distinct users who rated it, each set
     weighted ``1/sqrt(size)``, as :func:`~latentfactors.kernels.gibbs.gibbs_data`
     takes them (anchored on the user and the item group)."""
-    pairs = np.unique(users.astype(np.int64) * n_items + items)  # sorted by user, then item
+    pairs = np.sort(users.astype(np.int64) * n_items + items)  # by user, then item
+    pairs = pairs[np.concatenate([[True], pairs[1:] != pairs[:-1]])]  # each pair once
     pair_users, pair_items = pairs // n_items, pairs % n_items
     groups = []
     for anchor, size, owner, member in (
