@@ -735,11 +735,15 @@ def test_fold_in_solves_each_samples_conditional_mean(fitted, dense):
     assert bias == pytest.approx(expected[0], rel=1e-6, abs=1e-7)
 
 
-def test_a_folded_in_training_user_predicts_as_the_model_does(fitted, dense):
-    user, ratings = user_ratings(fitted, dense[0], code=3)
-    items = fitted.item_index_.decode(np.arange(len(fitted.item_index_)))
-    known = fitted.predict(np.full(len(items), user), items)
-    folded = fitted.predict_for(ratings, items)
+@pytest.mark.parametrize("model_name", ["fitted", "fitted_implicit"])
+def test_a_folded_in_training_user_predicts_as_the_model_does(request, model_name, dense):
+    # With implicit sets the folded-in user gets the set they had in training (the
+    # items they rated): their effective vector and bias must land where the model has them.
+    model = request.getfixturevalue(model_name)
+    user, ratings = user_ratings(model, dense[0], code=3)
+    items = model.item_index_.decode(np.arange(len(model.item_index_)))
+    known = model.predict(np.full(len(items), user), items)
+    folded = model.predict_for(ratings, items)
     assert np.max(np.abs(folded - known)) < 0.15
     assert np.corrcoef(folded, known)[0, 1] > 0.99
 
@@ -893,17 +897,6 @@ def test_implicit_model_saves_and_loads(fitted_implicit, dense, tmp_path):
     np.savez(path, **contents)
     with pytest.raises(ModelFileError, match="sample_implicit_item_bias_"):
         BayesianMF.load(path)
-
-
-def test_implicit_fold_in_of_a_training_user_predicts_as_the_model_does(fitted_implicit, dense):
-    # The folded-in user gets the same set as in training (the items they rated):
-    # their effective vector and bias must land where the model has them.
-    user, ratings = user_ratings(fitted_implicit, dense[0], code=3)
-    items = fitted_implicit.item_index_.decode(np.arange(len(fitted_implicit.item_index_)))
-    known = fitted_implicit.predict(np.full(len(items), user), items)
-    folded = fitted_implicit.predict_for(ratings, items)
-    assert np.max(np.abs(folded - known)) < 0.15
-    assert np.corrcoef(folded, known)[0, 1] > 0.99
 
 
 @two_threads

@@ -306,17 +306,22 @@ print("second", compile_ahead([model], (20, 15, 300, 40, 30)))
 """
 
 
-@pytest.mark.skipif(_config.available_cores() < 2, reason="compiling ahead needs two cores")
-def test_compile_ahead_fills_the_cache_a_later_fit_loads(tmp_path):
+def run_with_cache(script, cache_dir):
+    """Run ``script`` in a fresh Python with Numba's cache in ``cache_dir``; its output lines."""
     run = subprocess.run(
-        [sys.executable, "-c", COMPILE_AHEAD_SCRIPT],
-        env={**os.environ, "PYTHONPATH": str(PACKAGE.parent), "NUMBA_CACHE_DIR": str(tmp_path)},
+        [sys.executable, "-c", script],
+        env={**os.environ, "PYTHONPATH": str(PACKAGE.parent), "NUMBA_CACHE_DIR": str(cache_dir)},
         capture_output=True,
         text=True,
         timeout=900,
     )
     assert run.returncode == 0, run.stderr
-    assert run.stdout.splitlines() == [
+    return run.stdout.splitlines()
+
+
+@pytest.mark.skipif(_config.available_cores() < 2, reason="compiling ahead needs two cores")
+def test_compile_ahead_fills_the_cache_a_later_fit_loads(tmp_path):
+    assert run_with_cache(COMPILE_AHEAD_SCRIPT, tmp_path) == [
         "cached before False",
         "helper True",
         "finished True",
@@ -365,15 +370,8 @@ print("after predicting", len(mlp._predict_serial.signatures))
 @pytest.mark.jit("counts the signatures Numba compiled")
 def test_compile_prediction_compiles_what_a_fitted_model_predicts_with(tmp_path):
     # A fresh process: the dispatcher starts without signatures, whatever the disk cache holds.
-    run = subprocess.run(
-        [sys.executable, "-c", COMPILE_PREDICTION_SCRIPT],
-        env={**os.environ, "PYTHONPATH": str(PACKAGE.parent), "NUMBA_CACHE_DIR": str(tmp_path)},
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert run.returncode == 0, run.stderr
-    assert run.stdout.splitlines() == ["before 0", "compiled 1", "after predicting 1"]
+    lines = run_with_cache(COMPILE_PREDICTION_SCRIPT, tmp_path)
+    assert lines == ["before 0", "compiled 1", "after predicting 1"]
 
 
 def test_demo_fits_biasedmf_on_one_thread_until_its_parallel_build_is_compiled(monkeypatch):

@@ -428,7 +428,7 @@ class BayesianMF(FactorModel):
             f32(root * cache.Veff[items]),
             f32(scale * cache.beff[days]),
             f32(root * cache.Veff[days]),
-            f32(self._day_mean(hyper, scale, root, len(chain.offsets) - 1)),
+            f32(self._day_mean(hyper, scale, root)),
         )
         user = GROUPS.index("user")
         prior = [
@@ -442,7 +442,7 @@ class BayesianMF(FactorModel):
             extra = (f32(scale * params.b[rated]), f32(root * params.V[rated]))
         return sample, f32(scale * scale / params.alpha[0]), f32(prior), f32(precision), extra
 
-    def _day_mean(self, hyper, scale, root, n_groups):
+    def _day_mean(self, hyper, scale, root):
         """The day group's prior mean, bias then vector, in ratings' units: what a day
         without training ratings is expected to add (empty without the day group)."""
         if self.time is None:
