@@ -467,19 +467,20 @@ def _block_gather(j, a, f, data, sums):
     """``(sum h e + a sum h^2, sum h^2)`` over the ratings implicit feature ``j``
     enters, ``h`` being d prediction / d ``V[j, f]`` (``f = -1``: the bias) and
     ``a`` its current value, from the anchors' running sums."""
+    # sums[u, col] rather than a row view: a view per member costs reference counting.
     row = j - data.offsets[data.rows.shape[0]]
     he = 0.0
     hh = 0.0
     for t in range(data.inv_indptr[row], data.inv_indptr[row + 1]):
         w = data.inv_w[t]
-        z = sums[data.inv_anchor[t]]
+        u = data.inv_anchor[t]
         if f < 0:
-            he += w * z[_E]
-            hh += w * w * z[_N]
+            he += w * sums[u, _E]
+            hh += w * w * sums[u, _N]
         else:
-            c = z[_S] - w * a  # the rest of the anchor's set
-            he += w * (z[_EO] + c * z[_E])
-            hh += w * w * (z[_P2] + 2.0 * c * z[_P1] + z[_N] * c * c)
+            c = sums[u, _S] - w * a  # the rest of the anchor's set
+            he += w * (sums[u, _EO] + c * sums[u, _E])
+            hh += w * w * (sums[u, _P2] + 2.0 * c * sums[u, _P1] + sums[u, _N] * c * c)
     return he + a * hh, hh
 
 
@@ -499,19 +500,19 @@ def _block_update(j, a, delta, f, data, sums):
     row = j - data.offsets[data.rows.shape[0]]
     for t in range(data.inv_indptr[row], data.inv_indptr[row + 1]):
         w = data.inv_w[t]
-        z = sums[data.inv_anchor[t]]
+        u = data.inv_anchor[t]
         step = delta * w
         if f < 0:
-            z[_E] -= step * z[_N]
-            z[_DS] += step
+            sums[u, _E] -= step * sums[u, _N]
+            sums[u, _DS] += step
         else:
-            c = z[_S] - w * a
-            p1 = z[_P1]
-            z[_E] -= step * (p1 + z[_N] * c)
-            z[_EO] -= step * (z[_P2] + c * p1)
-            z[_S] += step
-            z[_DS] += step
-            z[_DQ] += step * c
+            c = sums[u, _S] - w * a
+            p1 = sums[u, _P1]
+            sums[u, _E] -= step * (p1 + sums[u, _N] * c)
+            sums[u, _EO] -= step * (sums[u, _P2] + c * p1)
+            sums[u, _S] += step
+            sums[u, _DS] += step
+            sums[u, _DQ] += step * c
 
 
 #: ``f`` of :func:`_anchor_step` when there is no dimension to finish or to start.
@@ -529,7 +530,10 @@ def _anchor_step(u, done, start, params, cache, sums, walk, lo, hi):
     ep, O, others, VT = walk.ep, walk.O, walk.others, walk.VT
     dS, dQ = z[_DS], z[_DQ]
     if done >= 0:
+        # Only dimension ``done`` of S moved: update Veff and beff in O(1), not O(k).
+        cache.beff[u] += params.V[u, done] * (z[_S] - cache.S[u, done]) + dQ
         cache.S[u, done] = z[_S]
+        cache.Veff[u, done] = params.V[u, done] + z[_S]
     s = cache.S[u, start] if start >= 0 else 0.0
     own = params.V[u, start] if start >= 0 else 0.0
     total = 0.0
@@ -552,10 +556,9 @@ def _anchor_step(u, done, start, params, cache, sums, walk, lo, hi):
         total += ep[t]
     if done == -1:
         cache.B[u] += dS
+        cache.beff[u] += dS
     elif done >= 0:
         cache.Zs[u] += dQ  # each step moved it by delta * w * c
-    if done != NO_DIM:
-        _effective(u, params, cache)
     z[_N] = hi - lo
     z[_E] = total
     z[_EO] = eo
