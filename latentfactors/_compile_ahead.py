@@ -31,6 +31,7 @@ __all__ = ["CompileAhead", "compile_ahead", "compile_prediction", "compiled"]
 _ENTRY_KERNELS = {
     "BiasedMF": ("latentfactors.kernels.sgd", "_sgd_rounds", "_sgd_rounds_serial"),
     "MLPMF": ("latentfactors.kernels.mlp", "_mlp_batches", "_mlp_batches_serial"),
+    "BayesianMF": ("latentfactors.kernels.gibbs", "_draw_rows_parallel", "_draw_rows_serial"),
 }
 # How much lower the helper's scheduling priority is.
 _NICENESS = 10
@@ -116,7 +117,8 @@ def compile_ahead(
     Parameters
     ----------
     models : list of unfitted models
-        Their classes and hyperparameters (``n_epochs`` is ignored).
+        Their classes and hyperparameters (``n_epochs`` and ``n_samples``
+        are ignored), in the order the helper compiles them.
     shape : (n_users, n_items, n_train, n_valid, n_test)
         The sizes of the data the fits will see; ``n_valid`` or ``n_test`` of
         0 leaves that step out. Some kernels switch between serial and
@@ -221,7 +223,9 @@ def _run(request: dict) -> None:
     for job in request["jobs"]:
         cls = MODEL_CLASSES[job["class"]]
         params = cls._saved_hyperparams(job["params"])
-        model = cls(**{**params, "n_epochs": 1, "verbose": False})
+        # One epoch, or one Gibbs sweep, compiles every kernel the fit runs.
+        length = "n_samples" if "n_samples" in params else "n_epochs"
+        model = cls(**{**params, length: 1, "verbose": False})
         model.fit(train, valid=valid)
         if test is not None and valid is None:  # a fit with valid has predicted already
             model.evaluate(test)

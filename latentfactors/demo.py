@@ -1,6 +1,6 @@
 """The demo behind ``make demo`` / ``python -m latentfactors demo``.
 
-It trains four models on one seeded ``random_split`` (80/12/8) of a MovieLens
+It trains five models on one seeded ``random_split`` (80/12/8) of a MovieLens
 release and compares their test error:
 
 * the original Keras notebook's two configurations, dot product
@@ -9,7 +9,9 @@ release and compares their test error:
   data as the notebook did, beside the figures the notebook published (test MSE
   1.008 and 0.842, on the 2016 snapshot of ``ml-latest-small``);
 * our defaults, :class:`~latentfactors.BiasedMF` and
-  :class:`~latentfactors.MLPMF`, fitted with ``valid=`` (early stopping).
+  :class:`~latentfactors.MLPMF`, fitted with ``valid=`` (early stopping), and
+  :class:`~latentfactors.BayesianMF` (Gibbs sampling, 200 samples; ``valid``
+  only feeds its history).
 
 It then prints three recommendations, with titles, for one user.
 
@@ -51,7 +53,7 @@ class DemoRow:
     name : str
         What the row is, e.g. ``"notebook: dot product"``.
     model : str
-        Class name (``"BiasedMF"`` or ``"MLPMF"``).
+        Class name (``"BiasedMF"``, ``"MLPMF"`` or ``"BayesianMF"``).
     config : str
         A short description of the configuration.
     uses_valid : bool
@@ -63,7 +65,8 @@ class DemoRow:
     fit_seconds : float or None
         Wall time of ``fit`` (includes Numba compilation on a first run).
     epochs : int or None
-        Epochs run; ``best_epoch`` is the epoch whose parameters were kept.
+        Epochs (or Gibbs sweeps) run; ``best_epoch`` is the epoch whose
+        parameters early stopping kept (``None`` without early stopping).
     best_epoch : int or None
     note : str
         Why a row was skipped, or anything else worth a footnote.
@@ -127,6 +130,13 @@ def describe_model(model, uses_valid: bool) -> str:
     """A one-line summary of a model's configuration, e.g. ``256 factors, SGD lr 0.015, ...``."""
     p = model.get_params()
     k = p["n_factors"]
+    if "n_samples" in p:
+        kept = -(-(p["n_samples"] - model.n_burn_in_) // model.thin_)
+        groups = " + ".join(model.group_names_)
+        return (
+            f"{k} factors, {groups}; Gibbs sampling, {p['n_samples']} samples "
+            f"({model.n_burn_in_} burn-in, {kept} kept)"
+        )
     if "hidden" in p:
         head = "-".join(str(h) for h in p["hidden"])
         parts = [f"{k}+{k} factors -> MLP {head} {p['activation']}"]
@@ -152,9 +162,9 @@ def describe_model(model, uses_valid: bool) -> str:
 
 
 def _configurations(seed: int, quick: bool, n_threads: int):
-    """``(row, factory or None)`` for the four rows; a missing preset gives ``None``."""
+    """``(row, factory or None)`` for the five rows; a missing preset gives ``None``."""
     from latentfactors import presets
-    from latentfactors.models import MLPMF, BiasedMF
+    from latentfactors.models import MLPMF, BayesianMF, BiasedMF
 
     cap = {"n_epochs": QUICK_EPOCHS} if quick else {}
     common = {"random_state": seed, "n_threads": n_threads, **cap}
@@ -170,6 +180,14 @@ def _configurations(seed: int, quick: bool, n_threads: int):
         ),
         (DemoRow("ours: BiasedMF defaults", "BiasedMF", "", True), lambda: BiasedMF(**common)),
         (DemoRow("ours: MLPMF defaults", "MLPMF", "", True), lambda: MLPMF(**common)),
+        (
+            DemoRow("ours: BayesianMF defaults", "BayesianMF", "", True),
+            lambda: BayesianMF(
+                random_state=seed,
+                n_threads=n_threads,
+                **({"n_samples": QUICK_EPOCHS} if quick else {}),
+            ),
+        ),
     ]
     return rows
 
@@ -224,26 +242,29 @@ HELPER_TIMEOUT = 600
 # BiasedMF fits on training sets up to this size run on one thread while the
 # parallel SGD build is not compiled: on ml-latest-small a second thread saves
 # about 0.06 s a fit, and compiling its build costs 5-6 s
-# (benchmarks/results/cold-start.txt). MLPMF's second thread saves more than
-# a second a fit, so its parallel build is compiled (by the helper).
+# (benchmarks/results/cold-start.txt). MLPMF's and BayesianMF's second thread
+# saves more than a second a fit, so their parallel builds are compiled (by the
+# helper).
 FIRST_RUN_SERIAL_MAX = 200_000
 FIRST_RUN_SERIAL = ("BiasedMF",)
 
 
-def _serial_where_uncompiled(models) -> bool:
+def _serial_where_uncompiled(models) -> list:
     """Set ``n_threads=1`` on the models whose parallel training build is not
-    compiled yet (all cores are asked for); whether any was set."""
+    compiled yet (all cores are asked for); the names of their classes."""
     from latentfactors._compile_ahead import compiled
     from latentfactors.kernels._config import resolve_threads
 
     threads = resolve_threads(-1)
-    changed = False
+    changed = []
     for model in models:
-        if type(model).__name__ not in FIRST_RUN_SERIAL:
+        name = type(model).__name__
+        if name not in FIRST_RUN_SERIAL:
             continue
-        if threads > 1 and compiled(type(model).__name__, threads) is False:
+        if threads > 1 and compiled(name, threads) is False:
             model.set_params(n_threads=1)
-            changed = True
+            if name not in changed:
+                changed.append(name)
     return changed
 
 
@@ -262,7 +283,7 @@ def _fit_row(row, model, step, train, valid, test, progress) -> None:
     row.config = describe_model(model, row.uses_valid)
     tracker = None
     if progress is not None:
-        stops_early = row.uses_valid and bool(model.early_stopping)
+        stops_early = row.uses_valid and bool(getattr(model, "early_stopping", False))
         tracker = progress(f"{step} {row.name}", model.n_epochs, stops_early)
     if tracker is not None:
         model.set_params(callback=tracker)
@@ -277,7 +298,9 @@ def _fit_row(row, model, step, train, valid, test, progress) -> None:
     model.set_params(callback=None)
     metrics = model.evaluate(test)
     row.mse, row.rmse = metrics["mse"], metrics["rmse"]
-    row.epochs, row.best_epoch = int(model.n_epochs_), int(model.best_epoch_)
+    row.epochs = int(model.n_epochs_)
+    if getattr(model, "early_stopping", False):
+        row.best_epoch = int(model.best_epoch_)
 
 
 def run_demo(
@@ -380,20 +403,24 @@ def run_demo(
         if factory is not None:
             models[row.name] = factory()
     if n_threads == -1 and len(train) <= FIRST_RUN_SERIAL_MAX:
-        if _serial_where_uncompiled(models.values()):
+        serial = _serial_where_uncompiled(models.values())
+        if serial:
             result.notes.append(
-                "BiasedMF rows fitted on one thread: their multi-threaded kernels are not "
+                f"{' and '.join(serial)} rows fitted on one thread: their multi-threaded "
+                "kernels are not "
                 "compiled on this machine yet, and on data this size they would take "
                 "longer to compile than they save (results do not depend on the thread "
                 "count; --n-threads chooses)."
             )
-    # A first run spends most of its time compiling: the MLP's training kernels are
-    # compiled by a helper on the second core while the dot-product rows fit here,
-    # and its prediction kernels here while the helper finishes.
+    # A first run spends most of its time compiling: BayesianMF's and the MLP's
+    # training kernels are compiled by a helper on the second core while the
+    # dot-product rows fit here, and the MLP's prediction kernels here while the
+    # helper finishes. BayesianMF's go first, as its row fits before the MLP's.
     from latentfactors._compile_ahead import compile_ahead, compile_prediction
-    from latentfactors.models import MLPMF
+    from latentfactors.models import MLPMF, BayesianMF
 
-    ahead = [m for m in models.values() if isinstance(m, MLPMF)]
+    ahead = [m for m in models.values() if isinstance(m, BayesianMF)]
+    ahead += [m for m in models.values() if isinstance(m, MLPMF)]
     shape = (train["user"].nunique(), train["item"].nunique(), len(train), len(valid), len(test))
     helper = compile_ahead(ahead, shape, random_state=seed, predict=False) if ahead else None
     user = _demo_user(train, seed)
@@ -418,8 +445,9 @@ def run_demo(
                     if ready and helper.running():
                         recommend(done.name)
                 for mlp in ahead:
-                    for n_pairs in {len(valid), len(test)}:
-                        compile_prediction(mlp, n_pairs)
+                    if isinstance(mlp, MLPMF):
+                        for n_pairs in {len(valid), len(test)}:
+                            compile_prediction(mlp, n_pairs)
                 helper.wait(timeout=HELPER_TIMEOUT)
                 helper = None
             _fit_row(row, model, f"[{k}/{len(order)}]", train, valid, test, progress)
@@ -493,7 +521,7 @@ def format_demo(result: DemoResult, width: int = 88) -> str:
         epochs = "-"
         if r.epochs is not None:
             epochs = str(r.epochs)
-            if r.uses_valid:
+            if r.uses_valid and r.best_epoch is not None:
                 epochs += f" (best {r.best_epoch})"
         table.append(
             [

@@ -679,6 +679,8 @@ def test_demo_quick_on_real_data(shared_data, tmp_path):
     assert rows["notebook: MLP head"]["published_mse"] == 0.842
     assert not rows["notebook: dot product"]["uses_valid"]
     assert rows["ours: BiasedMF defaults"]["uses_valid"]
+    bayes = rows["ours: BayesianMF defaults"]
+    assert bayes["best_epoch"] is None and "Gibbs sampling, 2 samples" in bayes["config"]
     for row in got["rows"]:
         assert 0.5 < row["mse"] < 1.5 and row["epochs"] == 2 and row["fit_seconds"] > 0
         assert row["rmse"] == pytest.approx(row["mse"] ** 0.5)
@@ -686,7 +688,7 @@ def test_demo_quick_on_real_data(shared_data, tmp_path):
     assert all(r["title"] for r in got["recommendations"])
     assert "2016 snapshot" in " ".join(got["notes"])
     # Per-epoch progress went to stderr, labelled by model.
-    assert "[2/4] ours: BiasedMF defaults: epoch 2/2" in proc.stderr  # fitted second
+    assert "[2/5] ours: BiasedMF defaults: epoch 2/2" in proc.stderr  # fitted second
 
 
 def test_format_demo_renders_rows_notes_and_recommendations():
@@ -705,6 +707,8 @@ def test_format_demo_renders_rows_notes_and_recommendations():
                     1.25, 5, 5),
             DemoRow("ours: BiasedMF defaults", "BiasedMF", "256 factors", True, None, 0.73, 0.85,
                     0.8, 28, 23),
+            DemoRow("ours: BayesianMF defaults", "BayesianMF", "10 factors", True, None, 0.72,
+                    0.85, 3.1, 200, None),
         ],
         user=516,
         recommender="ours: BiasedMF defaults",
@@ -713,16 +717,18 @@ def test_format_demo_renders_rows_notes_and_recommendations():
     )  # fmt: skip
     text = format_demo(result)
     lines = text.splitlines()
-    row = next(line for line in lines if line.startswith("notebook: dot product    no"))
+    row = next(line for line in lines if line.startswith("notebook: dot product      no"))
     assert row.split()[-5:] == ["0.950", "0.970", "1.008", "1.2", "5"]
-    assert any(line.startswith("ours: BiasedMF defaults  yes") and "28 (best 23)" in line
+    assert any(line.startswith("ours: BiasedMF defaults    yes") and "28 (best 23)" in line
                for line in lines)  # fmt: skip
+    bayes = next(line for line in lines if line.startswith("ours: BayesianMF defaults  yes"))
+    assert bayes.endswith(" 200")  # sampling has no best epoch
     assert "2016 snapshot" in text and "1. Shawshank Redemption, The (1994)" in text
     assert result.to_dict()["rows"][0]["published_mse"] == 1.008
 
 
 def test_describe_model_names_each_optimizer_and_rate():
-    from latentfactors import MLPMF, BiasedMF, presets
+    from latentfactors import MLPMF, BayesianMF, BiasedMF, presets
     from latentfactors.demo import describe_model
 
     assert describe_model(BiasedMF(), True) == (
@@ -730,6 +736,13 @@ def test_describe_model_names_each_optimizer_and_rate():
     )
     assert "embeddings SGD lr 1.536, head Adam lr 0.0001, batch 256" in describe_model(
         MLPMF(), True
+    )
+    assert describe_model(BayesianMF(), True) == (
+        "10 factors, user + item; Gibbs sampling, 200 samples (5 burn-in, 49 kept)"
+    )
+    assert describe_model(BayesianMF(n_samples=30, implicit=True, time="day"), True) == (
+        "10 factors, user + item + day + rated items + raters; Gibbs sampling, 30 samples "
+        "(0 burn-in, 30 kept)"
     )
     # one optimizer and one rate for everything: said once
     assert "Keras Adam lr 0.01, batch 64, no reg, 5 epochs" in describe_model(

@@ -283,33 +283,40 @@ def test_all_cores_respects_cpu_affinity_and_numba_num_threads(monkeypatch):
 
 
 COMPILE_AHEAD_SCRIPT = """
+import sys
 import numpy as np, pandas as pd
-from latentfactors import MLPMF
+from latentfactors import MLPMF, BayesianMF
 from latentfactors._compile_ahead import _cached, compile_ahead
-from latentfactors.kernels import mlp
+from latentfactors.kernels import gibbs, mlp
 from latentfactors.kernels._config import resolve_threads
 
-model = MLPMF(n_factors=4, hidden=(4,), n_epochs=2, n_threads=2, random_state=0)
-threads = resolve_threads(2)
-print("cached before", _cached("MLPMF", threads))
+if sys.argv[1] == "MLPMF":
+    model = MLPMF(n_factors=4, hidden=(4,), n_epochs=2, n_threads=2, random_state=0)
+    threads = resolve_threads(2)
+    kernel = mlp._mlp_batches if threads > 1 else mlp._mlp_batches_serial
+else:
+    model = BayesianMF(n_factors=3, n_samples=4, implicit=True, n_threads=1, random_state=0)
+    threads = 1
+    kernel = gibbs._draw_block
+name = type(model).__name__
+print("cached before", _cached(name, threads))
 helper = compile_ahead([model], (20, 15, 300, 40, 30))
 print("helper", helper is not None)
 print("finished", helper.wait(600))
-print("cached after", _cached("MLPMF", threads))
+print("cached after", _cached(name, threads))
 rng = np.random.default_rng(1)
 frame = lambda n: pd.DataFrame({"user": rng.integers(0, 20, n), "item": rng.integers(0, 15, n),
                                 "rating": rng.integers(1, 11, n) / 2})
 model.fit(frame(300), valid=frame(40))
-kernel = mlp._mlp_batches if threads > 1 else mlp._mlp_batches_serial
 print("compiled here", kernel.stats.cache_misses.most_common())
 print("second", compile_ahead([model], (20, 15, 300, 40, 30)))
 """
 
 
-def run_with_cache(script, cache_dir):
+def run_with_cache(script, cache_dir, *args):
     """Run ``script`` in a fresh Python with Numba's cache in ``cache_dir``; its output lines."""
     run = subprocess.run(
-        [sys.executable, "-c", script],
+        [sys.executable, "-c", script, *args],
         env={**os.environ, "PYTHONPATH": str(PACKAGE.parent), "NUMBA_CACHE_DIR": str(cache_dir)},
         capture_output=True,
         text=True,
@@ -320,8 +327,9 @@ def run_with_cache(script, cache_dir):
 
 
 @pytest.mark.skipif(_config.available_cores() < 2, reason="compiling ahead needs two cores")
-def test_compile_ahead_fills_the_cache_a_later_fit_loads(tmp_path):
-    assert run_with_cache(COMPILE_AHEAD_SCRIPT, tmp_path) == [
+@pytest.mark.parametrize("model", ["MLPMF", "BayesianMF"])
+def test_compile_ahead_fills_the_cache_a_later_fit_loads(model, tmp_path):
+    assert run_with_cache(COMPILE_AHEAD_SCRIPT, tmp_path, model) == [
         "cached before False",
         "helper True",
         "finished True",
@@ -375,15 +383,24 @@ def test_compile_prediction_compiles_what_a_fitted_model_predicts_with(tmp_path)
 
 
 def test_demo_fits_biasedmf_on_one_thread_until_its_parallel_build_is_compiled(monkeypatch):
-    from latentfactors import MLPMF, BiasedMF, _compile_ahead, demo
+    from latentfactors import MLPMF, BayesianMF, BiasedMF, _compile_ahead, demo
 
     monkeypatch.setattr(_config, "resolve_threads", lambda n_threads: 2)
     for parallel_compiled in (False, True):
         monkeypatch.setattr(_compile_ahead, "_cached", lambda name, threads, c=parallel_compiled: c)
-        models = [BiasedMF(), MLPMF()]
-        assert demo._serial_where_uncompiled(models) is not parallel_compiled
-        assert models[0].n_threads == (-1 if parallel_compiled else 1)
-        assert models[1].n_threads == -1  # its second thread saves more than it costs
+        models = [BiasedMF(), MLPMF(), BiasedMF(), BayesianMF()]
+        serial = demo._serial_where_uncompiled(models)
+        assert serial == ([] if parallel_compiled else ["BiasedMF"])
+        assert [m.n_threads for m in models] == (
+            [-1, -1, -1, -1] if parallel_compiled else [1, -1, 1, -1]
+        )  # the MLP's and the sampler's second thread save more than it costs
+
+
+def test_compile_ahead_knows_the_bayesian_entry_kernel():
+    from latentfactors import _compile_ahead
+
+    assert _compile_ahead.compiled("BayesianMF", 1) in (True, False)
+    assert _compile_ahead.compiled("NoSuchModel", 1) is None
 
 
 def test_compile_ahead_only_where_it_can_help(monkeypatch):
@@ -451,9 +468,15 @@ def test_demo_fits_the_mlp_rows_once_their_helper_has_finished(monkeypatch, tmp_
     split = result.split
     assert events == [
         # The helper compiles the training kernels, this process the prediction ones.
-        ("helper", ["MLPMF", "MLPMF"], (split["train"], split["valid"], split["test"]), False),
+        (
+            "helper",
+            ["BayesianMF", "MLPMF", "MLPMF"],
+            (split["train"], split["valid"], split["test"]),
+            False,
+        ),
         "BiasedMF",
         "BiasedMF",
+        "BayesianMF",
         *[("prediction", "MLPMF")] * (2 if split["valid"] != split["test"] else 1) * 2,
         "wait",
         "MLPMF",
@@ -464,4 +487,5 @@ def test_demo_fits_the_mlp_rows_once_their_helper_has_finished(monkeypatch, tmp_
         "notebook: MLP head",
         "ours: BiasedMF defaults",
         "ours: MLPMF defaults",
+        "ours: BayesianMF defaults",
     ]
