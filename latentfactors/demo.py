@@ -239,14 +239,15 @@ def _load(dataset, data_home, download, verify, fallback):
 
 # Seconds to wait for the compiling helper before compiling here instead.
 HELPER_TIMEOUT = 600
-# BiasedMF fits on training sets up to this size run on one thread while the
-# parallel SGD build is not compiled: on ml-latest-small a second thread saves
-# about 0.06 s a fit, and compiling its build costs 5-6 s
-# (benchmarks/results/cold-start.txt). MLPMF's and BayesianMF's second thread
-# saves more than a second a fit, so their parallel builds are compiled (by the
-# helper).
+# BiasedMF and BayesianMF fits on training sets up to this size run on one
+# thread while their parallel build is not compiled. On ml-latest-small a second
+# thread saves about 0.06 s a BiasedMF fit, and compiling its build costs 5-6 s;
+# it saves 1.5-2 s of a BayesianMF fit, but the helper's compiling the parallel
+# Gibbs build made the cold demo take 40-41 s instead of 30-32 s
+# (benchmarks/results/cold-start.txt). MLPMF's second thread saves more than a
+# second a fit, so its parallel build is compiled (by the helper).
 FIRST_RUN_SERIAL_MAX = 200_000
-FIRST_RUN_SERIAL = ("BiasedMF",)
+FIRST_RUN_SERIAL = ("BiasedMF", "BayesianMF")
 
 
 def _serial_where_uncompiled(models) -> list:
