@@ -29,6 +29,7 @@ _PUBLIC = {
     "user_holdout_split": "latentfactors.data",
     "BayesianMF": "latentfactors.models",
     "BiasedMF": "latentfactors.models",
+    "ImplicitMF": "latentfactors.models",
     "MLPMF": "latentfactors.models",
     "DivergenceError": "latentfactors.errors",
     "ModelFileError": "latentfactors.errors",
