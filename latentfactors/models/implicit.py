@@ -131,7 +131,7 @@ class ImplicitMF(FactorModel):
     def _validate(self):
         check_int("n_factors", self.n_factors, 1, 4096)
         check_int("n_epochs", self.n_epochs, 1)
-        check_real("reg", self.reg, 0, low_open=True)
+        check_real("reg", self.reg, 0)
         check_real("alpha", self.alpha, 0)
         check_choice("confidence", self.confidence, CONFIDENCES)
         check_real("power", self.power, 0, 100)
