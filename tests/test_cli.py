@@ -375,6 +375,25 @@ def test_train_bayes_samples_saves_and_recommends(tmp_path, monkeypatch, capsys)
     assert f"top 2 for user {user}" in capsys.readouterr().out
 
 
+def test_train_implicit_saves_and_recommends(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    write_small_ratings(tmp_path / "r.csv")
+    argv = ["train", "--ratings", "r.csv", "--model", "implicit", "--n-factors", "3",
+            "--n-epochs", "4", "--alpha", "5", "--confidence", "binary", "--solver", "cholesky",
+            "--save", "m.npz"]  # fmt: skip
+    assert cli.main(argv) == 0
+    assert "trained ImplicitMF" in capsys.readouterr().out
+    model = load_model("m.npz")
+    assert type(model).__name__ == "ImplicitMF"
+    assert (model.n_factors, model.n_epochs_, model.alpha, model.solver) == (3, 4, 5.0, "cholesky")
+    user = open("r.csv").read().splitlines()[1].split(",")[0]
+    assert cli.main(["recommend", "m.npz", "--user", user, "-n", "2"]) == 0
+    assert f"top 2 for user {user}" in capsys.readouterr().out
+    bad = ["train", "--ratings", "r.csv", "--model", "implicit", "--solver", "lu"]
+    assert cli.main(bad) == 2
+    assert "solver must be one of" in capsys.readouterr().err
+
+
 def test_train_bayes_with_the_day_group(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     rng = np.random.default_rng(2)
@@ -551,7 +570,7 @@ def test_usage_errors_exit_2_with_one_line(argv, message, capsys, tmp_path, monk
         (["train", "--ratings", "r.csv", "--model", "mlp", "--embedding-optimizer", "lbfgs"], 2,
          "bad hyperparameter: embedding_optimizer must be one of"),
         (["train", "--ratings", "r.csv", "--model", "bayes", "--reg", "0.1"], 2,
-         "--reg does not apply to --model bayes (only to --model biased-mf, mlp)"),
+         "--reg does not apply to --model bayes (only to --model biased-mf, mlp, implicit)"),
         (["train", "--ratings", "r.csv", "--model", "bayes", "--n-samples", "40",
           "--n-burn-in", "40"], 2, "bad hyperparameter: n_burn_in must be below n_samples (40)"),
         (["train", "--ratings", "r.csv", "--model", "bayes", "--n-burn-in", "2.5"], 2,

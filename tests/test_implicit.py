@@ -206,3 +206,15 @@ class TestImplicitMF(ModelContract):
         user, item = fitted.user_index_.ids[0], fitted.item_index_.ids[0]
         pred = fitted.predict([user, UNKNOWN, UNKNOWN], [UNKNOWN, item, UNKNOWN])
         np.testing.assert_array_equal(pred, 0.0)
+
+
+def test_the_binary_preset_uses_only_the_pairs():
+    from latentfactors import presets
+
+    frame, _ = make_synthetic_ratings(20, 15, 150, rank=2, random_state=5)
+    model = presets.implicit_binary(n_factors=3, n_epochs=2, random_state=0)
+    assert model.confidence == "binary" and model.alpha == presets.IMPLICIT_BINARY["alpha"]
+    same = presets.implicit_binary(n_factors=3, n_epochs=2, random_state=0)
+    model.fit(frame)
+    same.fit(frame.assign(rating=1.0))  # the values do not count
+    np.testing.assert_array_equal(model.user_factors_, same.user_factors_)

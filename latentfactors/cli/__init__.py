@@ -4,7 +4,7 @@ Commands::
 
     latentfactors demo [--dataset NAME] [--seed N] [--quick] [--n-threads N]
     latentfactors train (--dataset NAME | --ratings FILE [--columns ...])
-                        [--model biased-mf|mlp|bayes] [hyperparameters]
+                        [--model biased-mf|mlp|bayes|implicit] [hyperparameters]
                         [--split random|user|time] [--valid-fraction F] [--test-fraction F]
                         [--seed N] [--items FILE] [--save model.npz]
     latentfactors evaluate model.npz (--ratings FILE | --dataset NAME) [--k 10 [--threshold 4]]

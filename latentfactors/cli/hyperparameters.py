@@ -15,7 +15,12 @@ from latentfactors.cli.errors import CLIError, UsageError
 
 __all__ = ["MODEL_NAMES", "add_model_flags", "build_model"]
 
-MODEL_NAMES = {"biased-mf": "BiasedMF", "mlp": "MLPMF", "bayes": "BayesianMF"}
+MODEL_NAMES = {
+    "biased-mf": "BiasedMF",
+    "mlp": "MLPMF",
+    "bayes": "BayesianMF",
+    "implicit": "ImplicitMF",
+}
 
 # (model parameter name, metavar, help); the order of ``train --help``.
 FLAGS = [
@@ -53,6 +58,12 @@ FLAGS = [
         "implicit feedback)",
     ),
     ("time", "day", "bayes: day adds each rating's calendar day (needs a timestamp column)"),
+    ("alpha", "A", "implicit: confidence of an observed pair is 1 + A * f(rating)"),
+    ("confidence", "NAME", "implicit: f is rating ((r / r_max) ** power), binary (1) or log"),
+    ("power", "P", "implicit: the exponent of confidence rating"),
+    ("reg_exponent", "NU", "implicit: a row's penalty is reg * (its total weight) ** NU"),
+    ("solver", "NAME", "implicit: cg (conjugate gradient) or cholesky (exact) row solves"),
+    ("cg_steps", "N", "implicit: conjugate-gradient steps per row and sweep"),
     ("patience", "N", "epochs without a better valid MSE before stopping"),
     ("n_threads", "N", "threads, -1 for all cores (results do not depend on it)"),
     ("early_stopping", None, "stop when the valid MSE stops improving, keep the best epoch"),
@@ -143,7 +154,8 @@ def add_model_flags(group) -> None:
         "--model",
         choices=list(MODEL_NAMES),
         default="biased-mf",
-        help="biased-mf (BiasedMF, default), mlp (MLPMF) or bayes (BayesianMF)",
+        help="biased-mf (BiasedMF, default), mlp (MLPMF), bayes (BayesianMF) or implicit "
+        "(ImplicitMF: which items people choose, for top-N)",
     )
     for name, metavar, help_text in FLAGS:
         values = {model: params[name] for model, params in defaults.items() if name in params}
