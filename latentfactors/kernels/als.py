@@ -218,7 +218,7 @@ def _solve_rows(side, X, Y, G, steps, lo, hi, failed):
     is set where a system was not positive definite."""
     k = Y.shape[1]
     for u in numba.prange(lo, hi):
-        A = np.empty((k, k))
+        A = np.empty((k, k) if steps == SOLVE_CHOLESKY else (1, 1))  # CG never forms it
         vectors = np.empty((5, k))
         ok = _solve_row(
             u, side, X, Y, G, steps, A, vectors[0], vectors[1], vectors[2], vectors[3], vectors[4]
