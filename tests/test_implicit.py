@@ -77,8 +77,11 @@ def test_gram_is_summed_in_fixed_chunks():
 
 def test_loss_matches_the_dense_objective(small):
     _, by_user, by_item, X, Y = small
-    got = als.loss(by_user, X, Y, als.gram(X), als.gram(Y), by_item.lam)
-    assert got == pytest.approx(naive_als.objective(by_user, by_item, X, Y), rel=1e-12)
+    error, penalty = als.objective(by_user, X, Y, als.gram(X), als.gram(Y), by_item.lam)
+    assert error + penalty == pytest.approx(naive_als.objective(by_user, by_item, X, Y), rel=1e-12)
+    assert penalty == pytest.approx(
+        by_user.lam @ np.sum(X * X, axis=1) + by_item.lam @ np.sum(Y * Y, axis=1), rel=1e-12
+    )
 
 
 @pytest.mark.parametrize("steps", [als.SOLVE_CHOLESKY, 2])

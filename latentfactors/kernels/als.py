@@ -246,12 +246,13 @@ def _observed_loss(side, X, Y):
     return fit, squares
 
 
-def loss(side, X, Y, Gx, Gy, lam_y):
-    """The objective of the module docstring (float64), ``side`` by rows of ``X``;
-    ``Gx``, ``Gy`` are the two Gram matrices and ``lam_y`` the columns' penalties."""
+def objective(side, X, Y, Gx, Gy, lam_y):
+    """``(error, penalty)``: the two terms of the module docstring's objective (float64),
+    ``side`` by rows of ``X``; ``Gx``, ``Gy`` are the two Gram matrices and ``lam_y``
+    the columns' penalties."""
     fit, squares = _observed_loss(side, X, Y)
     everything = float(np.sum(Gx * Gy))  # sum over all pairs of (x . y)^2
     penalty = float(side.lam @ np.einsum("ij,ij->i", X, X)) + float(
         lam_y @ np.einsum("ij,ij->i", Y, Y)
     )
-    return fit + (everything - squares) + penalty
+    return fit + (everything - squares), penalty

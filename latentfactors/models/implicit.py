@@ -15,11 +15,12 @@ import time
 import numpy as np
 
 from latentfactors._validation import check_choice, check_int, check_real
-from latentfactors.data.coerce import encode_train
-from latentfactors.errors import DivergenceError, ModelFileError
+from latentfactors.data.coerce import encode_train, rating_arrays
+from latentfactors.errors import DivergenceError
 from latentfactors.kernels import als
 from latentfactors.kernels._config import resolve_threads, units_per_call, with_threads
 from latentfactors.kernels.scoring import csr_by_user
+from latentfactors.metrics import error_metrics
 from latentfactors.models.base import FactorModel, _encode_valid
 
 CONFIDENCES = ("rating", "binary", "log")
@@ -238,20 +239,18 @@ class ImplicitMF(FactorModel):
             for epoch in range(1, self.n_epochs + 1):
                 start = time.perf_counter()
                 self._half_sweep(by_user, X, Y, steps, "user")
-                self._half_sweep(by_item, Y, X, steps, "item")
+                Gx = self._half_sweep(by_item, Y, X, steps, "item")
                 seconds = time.perf_counter() - start
                 if not (np.isfinite(X).all() and np.isfinite(Y).all()):
                     raise DivergenceError(
                         f"ALS diverged at sweep {epoch}: the factors became NaN or infinite"
                     )
-                Gx, Gy = als.gram(X), als.gram(Y)
-                objective = als.loss(by_user, X, Y, Gx, Gy, by_item.lam)
-                penalty = float(by_user.lam @ np.einsum("ij,ij->i", X, X)) + float(
-                    by_item.lam @ np.einsum("ij,ij->i", Y, Y)
-                )
-                logs = {"train_mse": (objective - penalty) / total_weight, "seconds": seconds}
+                error, _ = als.objective(by_user, X, Y, Gx, als.gram(Y), by_item.lam)
+                logs = {"train_mse": error / total_weight, "seconds": seconds}
                 if valid_codes is not None:
-                    logs["valid_mse"] = _valid_mse(X, Y, valid_codes)
+                    users, items, _ = valid_codes
+                    scores = _scores(X, Y, users, items)
+                    logs["valid_mse"] = float(np.mean((1.0 - scores) ** 2))
                 finished = (X.astype(np.float32), Y.astype(np.float32))
                 self.n_epochs_ = self.best_epoch_ = epoch
                 for key in ("train_mse", "valid_mse", "seconds"):
@@ -266,7 +265,8 @@ class ImplicitMF(FactorModel):
         return self
 
     def _half_sweep(self, side, X, Y, steps, what):
-        """Solve every row of ``X`` against the fixed ``Y``, in calls of bounded work."""
+        """Solve every row of ``X`` against the fixed ``Y``, in calls of bounded work;
+        returns ``Y``'s Gram matrix."""
         n, k = X.shape
         per_row = ALS_NS_PER_RATING_FACTOR2 * k * k * (1 + len(side.indices) / max(n, 1) + k)
         parallel = self._threads > 1 and n * k * k >= PARALLEL_MIN_WORK
@@ -286,25 +286,16 @@ class ImplicitMF(FactorModel):
                     f"ALS failed: the system of {what} code {lo + int(np.argmax(failed))} is "
                     "not positive definite; use a larger reg"
                 )
+        return G
 
     # ---- predicting and recommending
 
     def _predict_codes(self, users, items):
-        users = np.asarray(users, dtype=np.int64)
-        items = np.asarray(items, dtype=np.int64)
-        known = (users >= 0) & (items >= 0)
-        out = np.zeros(len(users))
-        P = self.user_factors_[users[known]].astype(np.float64)
-        Q = self.item_factors_[items[known]].astype(np.float64)
-        out[known] = np.einsum("ij,ij->i", P, Q)
-        return out
+        return _scores(self.user_factors_, self.item_factors_, users, items)
 
     def evaluate(self, ratings) -> dict:
         """``{"mse", "rmse", "mae"}`` of the scores against 1 on held-out pairs
         (how strongly the model expects them to be chosen; the values are not used)."""
-        from latentfactors.data.coerce import rating_arrays
-        from latentfactors.metrics import error_metrics
-
         self._check_fitted()
         u, i, _ = rating_arrays(ratings, need_rating=False, what="ratings")
         if len(u) == 0:
@@ -341,18 +332,14 @@ class ImplicitMF(FactorModel):
             raise FloatingPointError("the folded-in vector is not finite")
         return X[0].astype(np.float32), 0.0
 
-    # ---- persistence
 
-    def _check_state_shapes(self):
-        super()._check_state_shapes()
-        if self.user_factors_.shape[1] != self.item_factors_.shape[1]:
-            raise ModelFileError("user and item factors differ in width")
-
-
-def _valid_mse(X, Y, valid_codes):
-    """Mean of ``(1 - score)^2`` over held-out pairs (unknown ids score 0)."""
-    users, items, _ = valid_codes
+def _scores(P, Q, users, items):
+    """float64 ``P[u] . Q[i]`` for pairs of codes; 0 where either is unknown (-1)."""
+    users = np.asarray(users, dtype=np.int64)
+    items = np.asarray(items, dtype=np.int64)
     known = (users >= 0) & (items >= 0)
-    scores = np.zeros(len(users))
-    scores[known] = np.einsum("ij,ij->i", X[users[known]], Y[items[known]])
-    return float(np.mean((1.0 - scores) ** 2))
+    out = np.zeros(len(users))
+    out[known] = np.einsum(
+        "ij,ij->i", P[users[known]].astype(np.float64), Q[items[known]].astype(np.float64)
+    )
+    return out
